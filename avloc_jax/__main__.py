@@ -1,0 +1,7 @@
+"""`python -m avloc_jax` is the same as the `avloc` console script."""
+import sys
+
+from avloc_jax.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

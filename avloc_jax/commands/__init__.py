@@ -1,0 +1,1 @@
+"""One module per `avloc` subcommand; each defines `main(argv: list[str]) -> int`."""

@@ -1,0 +1,34 @@
+"""avloc-jax: cross-attentional audio-visual fusion for weakly-supervised action localization."""
+from setuptools import find_packages, setup
+
+setup(
+    name="avloc-jax",
+    version="0.1.0",
+    description=(
+        "JAX/Flax reference implementation of cross-attentional audio-visual fusion "
+        "for weakly-supervised temporal action localization (Lee et al., ICLR 2021)."
+    ),
+    python_requires=">=3.10",
+    packages=find_packages(include=["avloc_jax", "avloc_jax.*", "tfds_builders", "tfds_builders.*", "configs"]),
+    package_data={"tfds_builders": ["*/*.txt", "*/*.md"]},
+    install_requires=[
+        "jax>=0.4.35",
+        "flax>=0.10.0",
+        "optax>=0.2.4",
+        "orbax-checkpoint>=0.11.0",
+        "tensorflow-datasets>=4.9.7",
+        "array_record>=0.5.1",
+        "grain>=0.2.6",
+        "numpy>=1.26",
+        "ml-collections>=0.1.1",
+        "absl-py>=2.1.0",
+        "h5py>=3.10",
+        "tqdm>=4.66",
+        "tensorboardX>=2.6.2",
+        "matplotlib>=3.8",
+    ],
+    extras_require={
+        "test": ["pytest>=8.0", "pytest-xdist>=3.5"],
+    },
+    entry_points={"console_scripts": ["avloc=avloc_jax.cli:main"]},
+)
