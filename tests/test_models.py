@@ -1,0 +1,215 @@
+"""Behaviour of the Flax modules: shapes, masking, equivariance, modality purity."""
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from avloc_jax import models
+
+B, T, DV, DA, C, D = 2, 12, 20, 8, 5, 16
+
+
+def _inputs(seed=0, length=T):
+    rng = np.random.default_rng(seed)
+    visual = rng.normal(size=(B, length, DV)).astype(np.float32)
+    audio = rng.normal(size=(B, length, DA)).astype(np.float32)
+    mask = np.ones((B, length), bool)
+    mask[1, length - 3 :] = False
+    return visual, audio, mask
+
+
+def _model(**kwargs):
+    defaults = dict(num_classes=C, embed_dim=D, dropout_rate=0.0)
+    defaults.update(kwargs)
+    return models.AVLocModel(**defaults)
+
+
+@pytest.mark.parametrize("fusion,head", list(itertools.product(models.FUSIONS, models.HEADS)))
+def test_output_shapes_for_every_fusion_and_head(fusion, head):
+    visual, audio, mask = _inputs()
+    model = _model(fusion=fusion, head=head)
+    params = model.init(jax.random.key(0), visual, audio, mask)
+    out = model.apply(params, visual, audio, mask)
+    assert out["class_logits"].shape == (B, T, C)
+    assert out["reliability_logits"].shape == (B, T)
+    assert out["reliability"].shape == (B, T)
+    assert out["posterior"].shape == (B, T, C + 1)
+    for value in out.values():
+        assert value.dtype == jnp.float32
+        assert np.isfinite(np.asarray(value)).all()
+        # padded snippets are zero
+        assert np.all(np.asarray(value)[1, T - 3 :] == 0)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(),
+        dict(attention_window=2),
+        dict(distance_bias=True, num_heads=2),
+        dict(skip="residual", merge="tanh", num_stages=3),
+        dict(skip="none", conv_kernel=0),
+        dict(fusion="concat"),
+        dict(head="softmax_bg"),
+    ],
+)
+def test_padding_invariance(kwargs):
+    """Appending padded snippets (with garbage features) leaves valid outputs unchanged."""
+    visual, audio, mask = _inputs()
+    model = _model(**kwargs)
+    params = model.init(jax.random.key(1), visual, audio, mask)
+    out = model.apply(params, visual, audio, mask)
+    extra = 7
+    rng = np.random.default_rng(5)
+    visual_long = np.concatenate([visual, 100 * rng.normal(size=(B, extra, DV)).astype(np.float32)], axis=1)
+    audio_long = np.concatenate([audio, 100 * rng.normal(size=(B, extra, DA)).astype(np.float32)], axis=1)
+    mask_long = np.concatenate([mask, np.zeros((B, extra), bool)], axis=1)
+    # garbage inside the already-padded tail of video 1 too
+    visual_long[1, T - 3 : T] = 1e3
+    out_long = model.apply(params, visual_long, audio_long, mask_long)
+    for key in out:
+        np.testing.assert_allclose(
+            np.asarray(out_long[key])[:, :T][mask], np.asarray(out[key])[mask], rtol=1e-5, atol=1e-5, err_msg=key
+        )
+
+
+def test_cross_attention_stage_is_equivariant_to_joint_time_permutation():
+    rng = np.random.default_rng(0)
+    audio = rng.normal(size=(B, T, D)).astype(np.float32)
+    visual = rng.normal(size=(B, T, D)).astype(np.float32)
+    mask = np.ones((B, T), bool)
+    stage = models.CrossAttentionStage(num_heads=2)
+    params = stage.init(jax.random.key(0), audio, visual, mask)
+    audio_out, visual_out, _ = stage.apply(params, audio, visual, mask)
+    perm = rng.permutation(T)
+    audio_p, visual_p, _ = stage.apply(params, audio[:, perm], visual[:, perm], mask[:, perm])
+    np.testing.assert_allclose(np.asarray(audio_p), np.asarray(audio_out)[:, perm], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(visual_p), np.asarray(visual_out)[:, perm], rtol=1e-5, atol=1e-6)
+    # The whole multi-stage fusion (no positional input) is equivariant too.
+    fusion = models.MultiStageCrossAttention(num_stages=3, window=0)
+    fparams = fusion.init(jax.random.key(1), audio, visual, mask)
+    fa, fv = fusion.apply(fparams, audio, visual, mask)
+    fa_p, fv_p = fusion.apply(fparams, audio[:, perm], visual[:, perm], mask[:, perm])
+    np.testing.assert_allclose(np.asarray(fa_p), np.asarray(fa)[:, perm], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(fv_p), np.asarray(fv)[:, perm], rtol=1e-5, atol=1e-5)
+
+
+def test_each_modality_values_come_only_from_that_modality():
+    """The other modality only sets attention weights, never the values.
+
+    1. Each output row of a stage is a convex combination of its own modality's input rows:
+       with visual input constant over time, the visual output equals that constant row
+       whatever the audio is (audio cannot inject content into the visual stream).
+    2. Zeroing the audio changes the visual output only through the weights: the visual
+       output is then the plain mean of the valid visual rows (uniform weights).
+    3. The visual output's Jacobian w.r.t. audio vanishes when the weights cannot change
+       anything (constant visual rows).
+    """
+    rng = np.random.default_rng(3)
+    audio = rng.normal(size=(B, T, D)).astype(np.float32)
+    visual_row = rng.normal(size=(B, 1, D)).astype(np.float32)
+    visual_const = np.repeat(visual_row, T, axis=1)
+    mask = np.ones((B, T), bool)
+    mask[1, -4:] = False
+    stage = models.CrossAttentionStage(num_heads=2)
+    params = stage.init(jax.random.key(0), audio, visual_const, mask)
+
+    _, visual_out, _ = stage.apply(params, audio, visual_const, mask)
+    np.testing.assert_allclose(np.asarray(visual_out), visual_const, rtol=1e-5, atol=1e-5)
+    _, visual_out_other_audio, _ = stage.apply(params, 50 * audio[:, ::-1], visual_const, mask)
+    np.testing.assert_allclose(np.asarray(visual_out_other_audio), visual_const, rtol=1e-5, atol=1e-5)
+
+    visual = rng.normal(size=(B, T, D)).astype(np.float32)
+    _, visual_zero_audio, logits = stage.apply(params, np.zeros_like(audio), visual, mask)
+    for b in range(B):
+        expected = visual[b][mask[b]].mean(axis=0)
+        np.testing.assert_allclose(np.asarray(visual_zero_audio)[b][mask[b]], np.broadcast_to(expected, (mask[b].sum(), D)), rtol=1e-5, atol=1e-5)
+    _, visual_with_audio, _ = stage.apply(params, audio, visual, mask)
+    assert not np.allclose(np.asarray(visual_with_audio), np.asarray(visual_zero_audio), atol=1e-3)
+
+    jac = jax.jacobian(lambda a: stage.apply(params, a, visual_const, mask)[1])(audio)
+    assert np.abs(np.asarray(jac)).max() < 1e-5
+    jac_nonconst = jax.jacobian(lambda a: stage.apply(params, a, visual, mask)[1])(audio)
+    assert np.abs(np.asarray(jac_nonconst)).max() > 1e-4
+
+
+def test_open_set_posterior_is_a_distribution():
+    visual, audio, mask = _inputs()
+    for head in models.HEADS:
+        model = _model(head=head)
+        params = model.init(jax.random.key(2), visual, audio, mask)
+        posterior = np.asarray(model.apply(params, visual, audio, mask)["posterior"])
+        assert (posterior >= 0).all()
+        np.testing.assert_allclose(posterior.sum(-1)[mask], 1.0, rtol=1e-5)
+        out = model.apply(params, visual, audio, mask)
+        # background probability is 1 - μ
+        np.testing.assert_allclose(posterior[..., -1][mask], 1 - np.asarray(out["reliability"])[mask], rtol=1e-5, atol=1e-6)
+
+
+def test_window_restricts_attention():
+    rng = np.random.default_rng(0)
+    audio = rng.normal(size=(1, T, D)).astype(np.float32)
+    visual = rng.normal(size=(1, T, D)).astype(np.float32)
+    mask = np.ones((1, T), bool)
+    stage = models.CrossAttentionStage(window=2)
+    params = stage.init(jax.random.key(0), audio, visual, mask)
+    # Changing the visual snippet far from t=0 leaves the visual output at t=0 unchanged.
+    _, out, _ = stage.apply(params, audio, visual, mask)
+    visual2 = visual.copy()
+    visual2[0, 8] += 10
+    _, out2, _ = stage.apply(params, audio, visual2, mask)
+    np.testing.assert_allclose(np.asarray(out2)[0, :5], np.asarray(out)[0, :5], rtol=1e-6, atol=1e-6)
+    assert not np.allclose(np.asarray(out2)[0, 8], np.asarray(out)[0, 8])
+
+
+def test_bfloat16_compute_agrees_with_float32():
+    """bf16 compute (float32 params) matches float32 to a stated tolerance:
+    posterior probabilities within 0.03 absolute; parameters stay float32."""
+    visual, audio, mask = _inputs()
+    model32 = _model()
+    model16 = _model(dtype=jnp.bfloat16)
+    params = model32.init(jax.random.key(0), visual, audio, mask)
+    params16 = model16.init(jax.random.key(0), visual, audio, mask)
+    assert all(p.dtype == jnp.float32 for p in jax.tree_util.tree_leaves(params16))
+    out32 = model32.apply(params, visual, audio, mask)
+    out16 = model16.apply(params, visual, audio, mask)
+    assert out16["posterior"].dtype == jnp.float32
+    diff = np.abs(np.asarray(out16["posterior"]) - np.asarray(out32["posterior"])).max()
+    assert diff < 0.03, diff
+
+
+def test_jitted_forward_compiles_once_per_shape():
+    visual, audio, mask = _inputs()
+    model = _model()
+    params = model.init(jax.random.key(0), visual, audio, mask)
+    traces = []
+
+    @jax.jit
+    def forward(params, visual, audio, mask):
+        traces.append(visual.shape)
+        return model.apply(params, visual, audio, mask)
+
+    for seed in range(3):
+        v, a, m = _inputs(seed)
+        forward(params, v, a, m)
+    assert len(traces) == 1
+    v, a, m = _inputs(0, length=T + 4)
+    forward(params, v, a, m)
+    forward(params, *_inputs(1, length=T + 4))
+    assert len(traces) == 2
+
+
+def test_build_model_from_config_rejects_unknown_choices():
+    from configs import default
+
+    config = default.get_config()
+    model = models.build_model(config.model, num_classes=C)
+    assert model.fusion == "cross_attention" and model.num_classes == C
+    config.model.dtype = "float16"
+    with pytest.raises(ValueError, match="model.dtype"):
+        models.build_model(config.model, num_classes=C)
+    visual, audio, mask = _inputs()
+    with pytest.raises(ValueError, match="model.fusion"):
+        _model(fusion="late").init(jax.random.key(0), visual, audio, mask)
