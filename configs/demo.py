@@ -1,0 +1,28 @@
+"""The built-in demo: untrimmed audio-visual localization that needs both modalities.
+
+Runs to completion on a 2-core CPU in a few minutes:
+  avloc train --config=configs/demo.py --workdir=/tmp/avloc_demo
+"""
+from avloc_jax import demo_data
+from configs import default
+
+
+def get_config():
+    config = default.get_config()
+    config.data.name = "demo"
+    config.data.demo = demo_data.default_config()
+    config.data.num_snippets = 64
+    config.data.eval_buckets = (64, 96)
+
+    config.model.embed_dim = 64
+    config.model.dropout_rate = 0.2
+
+    config.train.num_steps = 1000
+    config.train.batch_size = 16
+    config.train.warmup_steps = 50
+    config.train.log_every_steps = 50
+    config.train.checkpoint_every_steps = 250
+    config.loss.consistency_warmup_steps = 200
+    config.eval.every_steps = 250
+    config.eval.batch_size = 32
+    return config
