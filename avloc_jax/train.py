@@ -29,7 +29,7 @@ import numpy as np
 import optax
 import orbax.checkpoint as ocp
 
-from avloc_jax import demo_data, evaluation, input_pipeline, losses, models, parallel
+from avloc_jax import demo_data, device_data, evaluation, input_pipeline, losses, models, parallel
 from avloc_jax.data_types import Dataset
 from avloc_jax.metric_logging import MetricLogger
 
@@ -128,7 +128,38 @@ def make_train_step(model: models.AVLocModel, tx: optax.GradientTransformation, 
         out_shardings=(parallel.replicated(mesh), parallel.replicated(mesh)),
         donate_argnums=(0,),
     )
-    return jitted, trace_count
+    return train_step, jitted, trace_count
+
+
+def make_device_resident_chunk(train_step: Any, data_config: Any, batch_size: int, seed: int, mesh: Any):
+    """`num_steps` fused updates over device-resident data: one `lax.scan`, no host
+    traffic. Each step builds its batch on device from (seed, step), shards it over the
+    mesh, and applies `train_step`. Compiled once per distinct chunk length."""
+    sharding = parallel.batch_sharded(mesh)
+
+    def chunk(state: TrainState, data: dict[str, jax.Array], num_steps: int):
+        def body(state, _):
+            batch = device_data.sample_batch(
+                data,
+                state.step,
+                batch_size=batch_size,
+                num_snippets=data_config.num_snippets,
+                sampling=data_config.sampling,
+                seed=seed,
+            )
+            batch = jax.lax.with_sharding_constraint(batch, sharding)
+            return train_step(state, batch)
+
+        state, metrics = jax.lax.scan(body, state, length=num_steps)
+        return state, jax.tree.map(lambda x: x[-1], metrics)
+
+    return jax.jit(
+        chunk,
+        static_argnums=(2,),
+        in_shardings=(parallel.replicated(mesh), parallel.replicated(mesh)),
+        out_shardings=(parallel.replicated(mesh), parallel.replicated(mesh)),
+        donate_argnums=(0,),
+    )
 
 
 # ----------------------------------------------------------------------------- checkpoints
@@ -275,30 +306,42 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
         logging.info("resumed from step %d", int(state.step))
     start_step = int(state.step)
 
-    # --- Steps.
-    train_step, train_traces = make_train_step(model, tx, config.loss, schedule, mesh)
+    # --- Steps and data.
+    num_steps = config.train.num_steps
+    train_step, jitted_train_step, train_traces = make_train_step(model, tx, config.loss, schedule, mesh)
     eval_step = evaluation.make_eval_step(model, config.loss.topk_ratio, mesh)
-    batches = input_pipeline.train_batches(
-        dataset.split(meta.train_split),
-        batch_size=local_batch,
-        seed=config.seed,
-        num_snippets=config.data.num_snippets,
-        sampling=config.data.sampling,
-        start_step=start_step,
-        process_index=jax.process_index(),
-        process_count=jax.process_count(),
-    )
-    data_sharding = parallel.batch_sharded(mesh)
+    train_source = dataset.split(meta.train_split)
+    if config.data.device_resident:
+        # The whole split on the devices; runs of steps between events fuse into one scan.
+        device_split = jax.device_put(device_data.stack_split(train_source), parallel.replicated(mesh))
+        chunk_fn = make_device_resident_chunk(train_step, config.data, config.train.batch_size, config.seed, mesh)
+        run_steps = lambda state, count: chunk_fn(state, device_split, count)  # noqa: E731
+    else:
+        batches = input_pipeline.train_batches(
+            train_source,
+            batch_size=local_batch,
+            seed=config.seed,
+            num_snippets=config.data.num_snippets,
+            sampling=config.data.sampling,
+            start_step=start_step,
+            process_index=jax.process_index(),
+            process_count=jax.process_count(),
+        )
+        data_sharding = parallel.batch_sharded(mesh)
+        run_steps = lambda state, count: jitted_train_step(state, parallel.to_global(next(batches), data_sharding))  # noqa: E731
+    event_every = (config.train.log_every_steps, config.eval.every_steps, config.train.checkpoint_every_steps)
 
     # --- Train loop.
-    num_steps = config.train.num_steps
     outcome: dict[str, Any] = {"start_step": start_step}
     window_start, window_steps = time.perf_counter(), 0
+    step = start_step
     with PreemptionFlag() as preemption:
-        for step in range(start_step + 1, num_steps + 1):
-            batch = next(batches)
-            state, metrics = train_step(state, parallel.to_global(batch, data_sharding))
-            window_steps += 1
+        while step < num_steps:
+            # Host-fed data: one step at a time. Device-resident: every step up to the next event.
+            count = _steps_to_next_event(step, num_steps, event_every) if config.data.device_resident else 1
+            state, metrics = run_steps(state, count)
+            step += count
+            window_steps += count
 
             if parallel.any_process(preemption.requested):
                 checkpoints.save_last(state, force=True)
@@ -338,6 +381,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
         logger.write("final", int(final_state.step), {"split": split, **split_metrics})
         outcome[role] = split_metrics
     return outcome
+
+
+def _steps_to_next_event(step: int, num_steps: int, intervals: tuple[int, ...]) -> int:
+    """Steps from `step` to the next multiple of any interval (or to the end)."""
+    targets = [num_steps] + [(step // every + 1) * every for every in intervals if every > 0]
+    return min(targets) - step
 
 
 def evaluate_workdir(

@@ -1,0 +1,169 @@
+"""Train-step throughput: step time, videos/s, compile time, memory, FLOPs, utilisation.
+
+  python bench/train_throughput.py [--shapes ave,activitynet] [--batch-sizes 32,128]
+                                   [--dtypes float32,bfloat16] [--steps 20] [--out FILE]
+
+Prints one JSON object per configuration (and writes them all to --out), each with the
+machine and the command. FLOPs per step come from XLA's cost analysis of the compiled
+train step; utilisation is reported against the device's peak where it is known.
+Dispatch overhead is measured as the time of a trivial jitted call, for comparison with
+the step time (a step dominated by its matmuls has overhead << step time).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+from avloc_jax import models, parallel, train  # noqa: E402
+from avloc_jax.data_types import Dataset, DatasetMetadata  # noqa: E402
+from configs import default  # noqa: E402
+
+SHAPES = {
+    "ave": dict(snippets=10, visual_dim=512, audio_dim=128, num_classes=28),
+    "activitynet": dict(snippets=128, visual_dim=2048, audio_dim=128, num_classes=100),
+}
+# Dense peak FLOP/s by device kind and compute dtype (vendor figures), for utilisation.
+PEAK_FLOPS = {
+    ("NVIDIA H200", "bfloat16"): 989e12,
+    ("NVIDIA H200", "float32"): 67e12,
+    ("NVIDIA H100 80GB HBM3", "bfloat16"): 989e12,
+    ("NVIDIA H100 80GB HBM3", "float32"): 67e12,
+    ("NVIDIA A100-SXM4-80GB", "bfloat16"): 312e12,
+    ("NVIDIA A100-SXM4-80GB", "float32"): 19.5e12,
+    ("TPU v4", "bfloat16"): 275e12,
+    ("TPU v5 lite", "bfloat16"): 197e12,
+}
+
+
+def machine_info() -> dict:
+    device = jax.devices()[0]
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "jax": jax.__version__,
+        "backend": jax.default_backend(),
+        "device_kind": device.device_kind,
+        "device_count": jax.device_count(),
+    }
+
+
+def peak_memory_bytes() -> dict:
+    stats = jax.devices()[0].memory_stats() or {}
+    if "peak_bytes_in_use" in stats:
+        return {"device_peak_bytes": int(stats["peak_bytes_in_use"])}
+    # CPU backend: no device allocator stats; the process's peak RSS bounds it.
+    return {"host_peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
+
+
+def dispatch_overhead_seconds(repeats: int = 200) -> float:
+    tiny = jax.jit(lambda x: x + 1)
+    x = jnp.zeros(())
+    tiny(x).block_until_ready()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        tiny(x).block_until_ready()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def bench_one(shape_name: str, batch_size: int, dtype: str, steps: int) -> dict:
+    shape = SHAPES[shape_name]
+    config = default.get_config()
+    config.model.dtype = dtype
+    config.model.embed_dim = 256 if shape_name == "activitynet" else 128
+    config.train.batch_size = batch_size
+    meta = DatasetMetadata(
+        name=shape_name, task="detection", class_names=tuple(f"c{i}" for i in range(shape["num_classes"])),
+        visual_dim=shape["visual_dim"], audio_dim=shape["audio_dim"],
+    )
+    dataset = Dataset(metadata=meta, splits={})
+    mesh = parallel.make_mesh()
+    model = models.build_model(config.model, meta.num_classes)
+    tx, schedule = train.make_optimizer(config.train)
+    state = train.create_train_state(model, tx, dataset, config.seed, parallel.replicated(mesh))
+    _, step_fn, _ = train.make_train_step(model, tx, config.loss, schedule, mesh)
+
+    rng = np.random.default_rng(0)
+    t = shape["snippets"]
+    batch = {
+        "visual": rng.random((batch_size, t, shape["visual_dim"]), np.float32),
+        "audio": rng.random((batch_size, t, shape["audio_dim"]), np.float32),
+        "mask": np.ones((batch_size, t), bool),
+        "labels": np.eye(shape["num_classes"], dtype=np.float32)[rng.integers(shape["num_classes"], size=batch_size)],
+    }
+    batch = parallel.to_global(batch, parallel.batch_sharded(mesh))
+
+    start = time.perf_counter()
+    compiled = step_fn.lower(state, batch).compile()
+    compile_seconds = time.perf_counter() - start
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    flops = float(cost.get("flops", float("nan"))) if cost else float("nan")
+
+    state, metrics = compiled(state, batch)  # warm-up
+    jax.block_until_ready(metrics)
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        state, metrics = compiled(state, batch)
+        jax.block_until_ready(metrics)
+        times.append(time.perf_counter() - start)
+    median = statistics.median(times)
+    peak = PEAK_FLOPS.get((jax.devices()[0].device_kind, dtype))
+    result = {
+        "shape": shape_name, **shape, "batch_size": batch_size, "dtype": dtype,
+        "embed_dim": config.model.embed_dim,
+        "params": parallel.tree_size(state.params),
+        "compile_seconds": round(compile_seconds, 3),
+        "step_seconds_median": median,
+        "step_seconds_min": min(times),
+        "videos_per_second": batch_size / median,
+        "flops_per_step": flops,
+        "achieved_flops_per_second": flops / median,
+        "utilisation_of_peak": (flops / median / peak) if peak else None,
+        **peak_memory_bytes(),
+    }
+    return result
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--shapes", default="ave,activitynet")
+    parser.add_argument("--batch-sizes", default="32,128")
+    parser.add_argument("--dtypes", default="float32,bfloat16")
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--out", default="")
+    args = parser.parse_args(argv)
+    header = {"machine": machine_info(), "command": " ".join([os.path.basename(sys.executable)] + sys.argv)}
+    header["dispatch_overhead_seconds"] = dispatch_overhead_seconds()
+    results = []
+    for shape_name in args.shapes.split(","):
+        for batch_size in map(int, args.batch_sizes.split(",")):
+            for dtype in args.dtypes.split(","):
+                result = {**header, **bench_one(shape_name, batch_size, dtype, args.steps)}
+                print(json.dumps(result), flush=True)
+                results.append(result)
+    if args.out:
+        with open(args.out + ".tmp", "w") as f:
+            json.dump(results, f, indent=1)
+        os.replace(args.out + ".tmp", args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,191 @@
+"""The training engine: workdir contract, resume, preemption, data parallelism."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from avloc_jax import train
+from configs import demo
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def tiny_config(num_steps=12, **overrides):
+    config = demo.get_config()
+    config.data.demo.num_videos = {"train": 48, "validation": 16, "test": 16}
+    config.data.demo.min_snippets = 16
+    config.data.demo.max_snippets = 32
+    config.data.num_snippets = 24
+    config.data.eval_buckets = (32,)
+    config.model.embed_dim = 16
+    config.train.num_steps = num_steps
+    config.train.batch_size = 8
+    config.train.warmup_steps = 2
+    config.train.log_every_steps = 4
+    config.train.checkpoint_every_steps = 4
+    config.eval.every_steps = 6
+    config.eval.batch_size = 8
+    config.loss.consistency_warmup_steps = 4
+    for key, value in overrides.items():
+        node = config
+        *path, leaf = key.split(".")
+        for part in path:
+            node = node[part]
+        node[leaf] = value
+    return config
+
+
+def _restore_params(config, workdir, which):
+    from avloc_jax import evaluation, models, parallel
+
+    mesh = parallel.make_mesh()
+    dataset = train.load_dataset(config)
+    model = models.build_model(config.model, dataset.metadata.num_classes)
+    tx, _ = train.make_optimizer(config.train)
+    template = train.create_train_state(model, tx, dataset, config.seed, parallel.replicated(mesh))
+    ckpt = train.Checkpoints(Path(workdir) / "checkpoints", 2, evaluation.selection_metric_name(dataset.metadata))
+    state = ckpt.restore(which, template)
+    ckpt.close()
+    return state
+
+
+def test_workdir_contract_and_model_selection_on_val(tmp_path):
+    config = tiny_config()
+    outcome = train.train_and_evaluate(config, tmp_path)
+    assert (tmp_path / "config.json").exists()
+    events = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert {e["event"] for e in events} >= {"train", "eval", "final"}
+    assert all("step" in e for e in events)
+    eval_events = [e for e in events if e["event"] == "eval"]
+    # selection only ever looked at the validation split ...
+    assert {e["split"] for e in eval_events} == {"validation"}
+    # ... and the test split was scored exactly once, at the end
+    finals = [e for e in events if e["event"] == "final"]
+    assert [e["split"] for e in finals] == ["validation", "test"]
+    best = max(eval_events, key=lambda e: (e["average_mAP"], -e["step"]))
+    assert outcome["best_step"] == best["step"]
+    for split in ("validation", "test"):
+        result = json.loads((tmp_path / "results" / f"{split}_metrics.json").read_text())
+        assert 0.0 <= result["metrics"]["average_mAP"] <= 1.0
+        detections = json.loads((tmp_path / "results" / f"{split}_detections.json").read_text())
+        assert set(detections) >= {"version", "results", "external_data"}
+        assert len(detections["results"]) == 16
+    assert list((tmp_path / "checkpoints" / "last").iterdir())
+    assert list((tmp_path / "checkpoints" / "best").iterdir())
+
+
+class _StopAt(train.PreemptionFlag):
+    """Acts as if SIGTERM arrived right after update `stop_step`."""
+
+    stop_step = 0
+
+    def __init__(self):
+        super().__init__()
+        self._reads = 0
+
+    @property
+    def requested(self):
+        self._reads += 1
+        return self._reads >= self.stop_step
+
+    @requested.setter
+    def requested(self, value):
+        pass
+
+
+def test_resumed_run_equals_uninterrupted_run(tmp_path, monkeypatch):
+    config = tiny_config(num_steps=12)
+    train.train_and_evaluate(config, tmp_path / "straight")
+
+    _StopAt.stop_step = 6
+    monkeypatch.setattr(train, "PreemptionFlag", _StopAt)
+    outcome = train.train_and_evaluate(config, tmp_path / "resumed")
+    assert outcome["preempted"] and outcome["step"] == 6
+    monkeypatch.undo()
+    outcome = train.train_and_evaluate(config, tmp_path / "resumed")
+    assert outcome["start_step"] == 6
+
+    straight = _restore_params(config, tmp_path / "straight", "last")
+    resumed = _restore_params(config, tmp_path / "resumed", "last")
+    assert int(straight.step) == int(resumed.step) == 12
+    for a, b in zip(jax.tree_util.tree_leaves(straight.params), jax.tree_util.tree_leaves(resumed.params)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=0, atol=1e-6)
+    for a, b in zip(jax.tree_util.tree_leaves(straight.opt_state), jax.tree_util.tree_leaves(resumed.opt_state)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=0, atol=1e-6)
+
+
+def test_sigterm_mid_run_leaves_a_restorable_checkpoint(tmp_path):
+    """A real `avloc train` process gets SIGTERM while training, saves and exits 0."""
+    workdir = tmp_path / "run"
+    script = textwrap.dedent(
+        f"""
+        import sys
+        sys.path.insert(0, {str(REPO)!r}); sys.path.insert(0, {str(REPO / 'tests')!r})
+        from test_train import tiny_config
+        from avloc_jax import train
+        config = tiny_config(num_steps=100000)
+        config.eval.every_steps = 100000
+        config.train.checkpoint_every_steps = 100000
+        print(train.train_and_evaluate(config, {str(workdir)!r}), flush=True)
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    metrics = workdir / "metrics.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (metrics.exists() and '"train"' in metrics.read_text()):
+        time.sleep(0.5)
+    assert proc.poll() is None, proc.stdout.read()
+    proc.send_signal(signal.SIGTERM)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, output
+    assert "'preempted': True" in output
+    step = int(output.split("'step': ")[1].split("}")[0])
+    state = _restore_params(tiny_config(num_steps=100000), workdir, "last")
+    assert state is not None and int(state.step) == step > 0
+
+
+def test_eight_devices_give_the_same_loss_as_one(tmp_path):
+    """Data parallelism over 8 (forced CPU) devices matches 1 device to tolerance."""
+    script = textwrap.dedent(
+        f"""
+        import json, sys
+        sys.path.insert(0, {str(REPO)!r}); sys.path.insert(0, {str(REPO / 'tests')!r})
+        import jax
+        from test_train import tiny_config
+        from avloc_jax import train
+        config = tiny_config(num_steps=6)
+        config.train.log_every_steps = 1
+        config.eval.every_steps = 1000
+        train.train_and_evaluate(config, sys.argv[1])
+        losses = [e["loss/total"] for e in map(json.loads, open(sys.argv[1] + "/metrics.jsonl")) if e["event"] == "train"]
+        print(json.dumps({{"devices": jax.device_count(), "losses": losses}}))
+        """
+    )
+    results = {}
+    for count in (1, 8):
+        env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={count}", JAX_PLATFORMS="cpu")
+        out = subprocess.run(
+            [sys.executable, "-c", script, str(tmp_path / f"d{count}")], env=env, capture_output=True, text=True, timeout=300
+        )
+        assert out.returncode == 0, out.stderr[-3000:]
+        results[count] = json.loads(out.stdout.strip().splitlines()[-1])
+    assert results[1]["devices"] == 1 and results[8]["devices"] == 8
+    assert len(results[1]["losses"]) == 6
+    np.testing.assert_allclose(results[8]["losses"], results[1]["losses"], rtol=1e-4, atol=1e-5)
+
+
+def test_batch_size_must_split_over_devices():
+    from avloc_jax import parallel
+
+    assert parallel.local_batch_size(8, "train.batch_size") == 8
+    if jax.device_count() > 1:
+        with pytest.raises(ValueError, match="divisible"):
+            parallel.local_batch_size(jax.device_count() + 1, "train.batch_size")
