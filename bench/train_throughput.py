@@ -81,6 +81,21 @@ def dispatch_overhead_seconds(repeats: int = 200) -> float:
     return statistics.median(times)
 
 
+def matmul_flops_per_second(dtype: str, repeats: int = 20) -> float:
+    """The device's achieved rate on this model's dominant matmul shape (the visual
+    embedding of an ActivityNet-shape batch: [32*128, 2048] x [2048, 256])."""
+    a = jnp.ones((32 * 128, 2048), dtype)
+    b = jnp.ones((2048, 256), dtype)
+    dot = jax.jit(lambda a, b: a @ b)
+    dot(a, b).block_until_ready()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        dot(a, b).block_until_ready()
+        times.append(time.perf_counter() - start)
+    return 2 * a.shape[0] * a.shape[1] * b.shape[1] / statistics.median(times)
+
+
 def bench_one(shape_name: str, batch_size: int, dtype: str, steps: int) -> dict:
     shape = SHAPES[shape_name]
     config = default.get_config()
@@ -125,6 +140,7 @@ def bench_one(shape_name: str, batch_size: int, dtype: str, steps: int) -> dict:
         times.append(time.perf_counter() - start)
     median = statistics.median(times)
     peak = PEAK_FLOPS.get((jax.devices()[0].device_kind, dtype))
+    matmul_rate = matmul_flops_per_second(dtype)
     result = {
         "shape": shape_name, **shape, "batch_size": batch_size, "dtype": dtype,
         "embed_dim": config.model.embed_dim,
@@ -136,6 +152,10 @@ def bench_one(shape_name: str, batch_size: int, dtype: str, steps: int) -> dict:
         "flops_per_step": flops,
         "achieved_flops_per_second": flops / median,
         "utilisation_of_peak": (flops / median / peak) if peak else None,
+        # Profile summary: the step's FLOPs at the device's measured matmul rate, as a share
+        # of the step time. Near 1 means the step is matmul-bound, not dispatch-bound.
+        "matmul_reference_flops_per_second": matmul_rate,
+        "step_time_explained_by_matmul_rate": (flops / matmul_rate) / median,
         **peak_memory_bytes(),
     }
     return result
