@@ -77,6 +77,7 @@ class ProgressBar:
         stream = sys.stderr if stream is None else stream
         self.enabled = progress_enabled(stream) if enabled is None else bool(enabled)
         self._bar = None
+        self._postfix: dict[str, str] = {}
         if self.enabled:
             from tqdm import tqdm  # imported lazily: only a terminal user pays for it
 
@@ -95,17 +96,22 @@ class ProgressBar:
             )
 
     def update(self, n: int = 1, **postfix: Any) -> None:
-        """Advances by `n` units; keyword arguments replace the shown postfix (loss=...)."""
+        """Advances by `n` units; keyword arguments update the shown values (loss=...),
+        others shown earlier (e.g. the last val metric) stay."""
         if self._bar is None:
             return
         if postfix:
-            self._bar.set_postfix({k: _format_value(v) for k, v in postfix.items()}, refresh=False)
+            self._merge_postfix(postfix, refresh=False)
         self._bar.update(n)
 
     def set_postfix(self, **postfix: Any) -> None:
-        """Changes the postfix without advancing (e.g. the val metric after an eval)."""
+        """Updates shown values without advancing (e.g. the val metric after an eval)."""
         if self._bar is not None:
-            self._bar.set_postfix({k: _format_value(v) for k, v in postfix.items()})
+            self._merge_postfix(postfix, refresh=True)
+
+    def _merge_postfix(self, postfix: dict[str, Any], refresh: bool) -> None:
+        self._postfix.update({k: _format_value(v) for k, v in postfix.items()})
+        self._bar.set_postfix(self._postfix, refresh=refresh)
 
     def write(self, message: str) -> None:
         """Prints a line above the bar (or nothing when the bar is disabled)."""
