@@ -24,7 +24,9 @@ def gated_snippet_labels(video_scores: np.ndarray, reliability: np.ndarray, thet
     video_scores = np.asarray(video_scores)
     reliability = np.asarray(reliability)
     if video_scores.ndim != 2 or reliability.ndim != 2 or video_scores.shape[0] != reliability.shape[0]:
-        raise ValueError(f"expected video_scores [N, C] and reliability [N, T]; got {video_scores.shape}, {reliability.shape}")
+        raise ValueError(
+            f"expected video_scores [N, C] and reliability [N, T]; got {video_scores.shape}, {reliability.shape}"
+        )
     num_classes = video_scores.shape[1]
     top_class = np.argmax(video_scores, axis=1)  # [N]; first index on ties, like any argmax
     return np.where(reliability >= theta, top_class[:, None], num_classes).astype(np.int64)

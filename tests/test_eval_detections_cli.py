@@ -65,7 +65,9 @@ def test_linspace_spec_and_table(files, capsys):
     assert code == 0
     np.testing.assert_allclose(parsed["tiou_thresholds"], np.linspace(0.5, 0.95, 10))
     assert len(parsed["mAP"]) == 10 and parsed["average_mAP"] == pytest.approx(np.mean(parsed["mAP"]))
-    code = cli.main(["eval-detections", "--ground-truth", gt_path, "--predictions", pred_path, "--subset", "validation"])
+    code = cli.main(
+        ["eval-detections", "--ground-truth", gt_path, "--predictions", pred_path, "--subset", "validation"]
+    )
     out = capsys.readouterr().out
     assert code == 0 and "avg" in out and "per-class AP" in out and "0.95" in out
 

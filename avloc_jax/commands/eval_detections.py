@@ -82,7 +82,8 @@ def main(argv: list[str]) -> int:
     for warning in caught:
         print(f"{PROG}: warning: {warning.message}", file=sys.stderr)
     if args.json:
-        print(json.dumps({**result, "ground_truth": args.ground_truth, "predictions": args.predictions, "subset": args.subset}))
+        paths = {"ground_truth": args.ground_truth, "predictions": args.predictions, "subset": args.subset}
+        print(json.dumps({**result, **paths}))
     else:
         print(_table(result, args))
     return 0
