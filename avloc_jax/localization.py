@@ -191,13 +191,17 @@ def nms(
 # Entry points
 
 
-def _as_config(config: Any) -> ml_collections.ConfigDict:
+_DEFAULT_KEYS = frozenset(default_config().keys())
+
+
+def _as_config(config: Any) -> Any:
+    """The config itself when complete; else the defaults updated with it (older workdirs)."""
     if config is None:
         return default_config()
-    if isinstance(config, ml_collections.ConfigDict):
+    if isinstance(config, ml_collections.ConfigDict) and _DEFAULT_KEYS.issubset(config.keys()):
         return config
     merged = default_config()
-    merged.update(dict(config))
+    merged.update(dict(config.items()) if hasattr(config, "items") else dict(config))
     return merged
 
 

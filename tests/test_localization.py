@@ -236,3 +236,12 @@ def test_localize_videos_and_json_layout():
     first = out["results"]["a"][0]
     assert first["label"] == "y" and len(first["segment"]) == 2 and isinstance(first["score"], float)
     assert out["results"]["b"] == []
+
+
+def test_partial_config_falls_back_to_defaults():
+    cas = step_cas(30, [(5, 15)])
+    scores = np.array([0.0, 1.0, 0.0])
+    partial = {"nms": "hard", "top_n": 1}  # e.g. a workdir config written before a key existed
+    assert localization.localize(cas, scores, 30.0, partial) == localization.localize(
+        cas, scores, 30.0, config(nms="hard", top_n=1)
+    )
