@@ -95,7 +95,9 @@ def plot_video(
     times = (np.arange(length) + 0.5) * snippet  # snippet centres, seconds
     colors = _class_colors(num_classes)
     gt = list(ground_truth or [])
-    classes = top_classes(video_scores, [c for c, _, _ in gt], num_top_classes)
+    # Ground-truth classes and the best detection's class always get a CAS curve.
+    best = [max(detections, key=lambda d: d[1])[0]] if detections else []
+    classes = top_classes(video_scores, [c for c, _, _ in gt] + best, num_top_classes)
 
     figure = _new_figure(VIDEO_FIGSIZE)
     axes = figure.subplots(3, 1, sharex=True, height_ratios=[3, 1.6, 2.4])
@@ -103,6 +105,11 @@ def plot_video(
     if gt:
         title += "  ground truth: " + ", ".join(sorted({class_names[c] for c, _, _ in gt}))
     figure.suptitle(title, fontsize=11)
+
+    # Ground-truth spans shaded behind the curves, to read the CAS and μ against them.
+    for ax in axes[:2]:
+        for c, start, end in gt:
+            ax.axvspan(start, end, color=colors[c], alpha=0.12, lw=0)
 
     # CAS: p_t(c) = μ_t softmax(z_t)_c of the classes worth looking at.
     ax = axes[0]
@@ -129,6 +136,7 @@ def plot_video(
     rows = ["ground truth"] + [f"pred {i + 1}" for i in range(len(shown))]
     for c, start, end in gt:
         ax.broken_barh([(start, end - start)], (-0.4, 0.8), facecolors=colors[c], edgecolors="k", lw=0.5)
+        ax.text(0.5 * (start + end), 0, class_names[c], ha="center", va="center", fontsize=7, color="w", clip_on=True)
     if not gt:
         ax.text(0.5 * duration, 0, "(no ground truth)", ha="center", va="center", fontsize=8, color="0.4")
     for row, (c, score, start, end) in enumerate(shown, start=1):
