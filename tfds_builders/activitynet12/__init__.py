@@ -1,0 +1,1 @@
+"""The activitynet12 TFDS builder (imported lazily by tfds_builders.get_builder)."""

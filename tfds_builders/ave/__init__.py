@@ -1,0 +1,1 @@
+"""The ave TFDS builder (imported lazily by tfds_builders.get_builder)."""

@@ -1,0 +1,1 @@
+"""The generic TFDS builder (imported lazily by tfds_builders.get_builder)."""
