@@ -177,8 +177,8 @@ def workdir_metadata(workdir: Path | str, config: ml_collections.ConfigDict) -> 
 def load_workdir(workdir: Path | str, checkpoint: str = "best", notice: Notice = stderr_notice) -> LoadedModel:
     """The parameters of a training workdir (best by validation, else last; see module doc).
 
-    The checkpoint holds the whole train state, so it is restored into a template train
-    state (optimizer state included) and only the parameters are kept.
+    The checkpoint holds the whole train state, so it is restored into the train state's
+    structure (optimizer state included) and only the parameters are kept.
     """
     from avloc_jax import evaluation, models, parallel, train
 
@@ -189,10 +189,13 @@ def load_workdir(workdir: Path | str, checkpoint: str = "best", notice: Notice =
     metadata, sps = workdir_metadata(workdir, config)
     if not (workdir / "checkpoints").is_dir():
         raise FileNotFoundError(f"no checkpoints under {workdir / 'checkpoints'}: has `avloc train` run in this workdir?")
-    mesh = parallel.make_mesh()
+    sharding = parallel.replicated(parallel.make_mesh())
     model = models.build_model(config.model, metadata.num_classes)
     tx, _ = train.make_optimizer(config.train)
-    template = train.create_train_state(model, tx, Dataset(metadata, {}), config.seed, parallel.replicated(mesh))
+    # Shapes only (eval_shape): the restore needs the structure, not initial values.
+    template = _with_sharding(
+        jax.eval_shape(lambda: train.create_train_state(model, tx, Dataset(metadata, {}), config.seed, sharding)), sharding
+    )
     checkpoints = train.Checkpoints(workdir / "checkpoints", config.train.keep_checkpoints, evaluation.selection_metric_name(metadata))
     try:
         state = checkpoints.restore(checkpoint, template)
@@ -216,7 +219,7 @@ def load_bundle(bundle: Path | str) -> LoadedModel:
     """A bundle's parameters (no optimizer state), config and metadata."""
     import orbax.checkpoint as ocp
 
-    from avloc_jax import models
+    from avloc_jax import models, parallel
 
     bundle = Path(bundle)
     if not is_bundle(bundle):
@@ -230,8 +233,7 @@ def load_bundle(bundle: Path | str) -> LoadedModel:
         raise FileNotFoundError(f"{bundle / METADATA_FILE} is missing: the bundle is incomplete")
     metadata, sps = stored
     model = models.build_model(config.model, metadata.num_classes)
-    template = init_params(model, metadata)
-    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
+    abstract = _with_sharding(jax.eval_shape(lambda: init_params(model, metadata)), parallel.replicated(parallel.make_mesh()))
     checkpointer = ocp.StandardCheckpointer()
     try:
         params = checkpointer.restore((bundle / BUNDLE_PARAMS_DIR).absolute(), abstract)
@@ -247,6 +249,11 @@ def load(workdir: Path | str | None = None, bundle: Path | str | None = None, no
     if (workdir is None) == (bundle is None):
         raise ValueError("give exactly one of a workdir or a bundle")
     return load_workdir(workdir, notice=notice) if workdir is not None else load_bundle(bundle)
+
+
+def _with_sharding(abstract: Any, sharding: Any) -> Any:
+    """ShapeDtypeStructs placed on `sharding` (replicated: inference runs on every device)."""
+    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), abstract)
 
 
 def init_params(model: Any, metadata: DatasetMetadata) -> Any:
@@ -301,7 +308,7 @@ def load_features(path: Path | str, what: str, expected_dim: int) -> np.ndarray:
         t, d = np.argwhere(bad)[0]
         raise InputError(
             f"{path}: contains {int(bad.sum())} NaN/Inf values (first at snippet {t}, feature {d}); "
-            "expected finite features"
+            f"expected {expected} with finite values"
         )
     return array
 

@@ -1,0 +1,214 @@
+"""`avloc predict`: new feature files and dataset splits -> official ActivityNet JSON."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from avloc_jax import cli, inference, train
+from avloc_jax.data_types import as_str, ground_truth_json
+from configs import demo
+
+
+def tiny_config():
+    """A demo run that trains in seconds: few short videos, a small model, 20 steps."""
+    config = demo.get_config()
+    config.data.demo.num_videos = {"train": 32, "validation": 8, "test": 8}
+    config.data.demo.min_seconds = 16
+    config.data.demo.max_seconds = 32
+    config.data.num_snippets = 24
+    config.data.eval_buckets = (32,)
+    config.model.embed_dim = 16
+    config.train.num_steps = 20
+    config.train.batch_size = 8
+    config.train.warmup_steps = 2
+    config.train.log_every_steps = 10
+    config.train.checkpoint_every_steps = 10
+    config.eval.every_steps = 10
+    config.eval.batch_size = 8
+    config.loss.consistency_warmup_steps = 4
+    return config
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """(workdir, dataset) of one short demo training run shared by the module."""
+    workdir = tmp_path_factory.mktemp("predict") / "workdir"
+    config = tiny_config()
+    train.train_and_evaluate(config, workdir)
+    return workdir, train.load_dataset(config)
+
+
+@pytest.fixture(scope="module")
+def video(trained, tmp_path_factory):
+    """Feature files of the first test video, plus its record."""
+    _, dataset = trained
+    record = dataset.split("test")[0]
+    folder = tmp_path_factory.mktemp("features")
+    np.save(folder / "v.npy", record["visual"])
+    np.save(folder / "a.npy", record["audio"])
+    return folder / "v.npy", folder / "a.npy", record
+
+
+def predict(capsys, *argv):
+    """(exit status, stdout, stderr) of `avloc predict ARGV`, run in-process."""
+    code = cli.main(["predict", *map(str, argv)])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def check_prediction_json(payload, class_names, durations):
+    assert set(payload) >= {"version", "results", "external_data"}
+    assert set(payload["results"]) == set(durations)
+    for video_id, detections in payload["results"].items():
+        assert detections, video_id
+        for d in detections:
+            assert d["label"] in class_names
+            assert np.isfinite(d["score"])
+            start, end = d["segment"]
+            assert 0.0 <= start <= end <= durations[video_id] + 1e-6
+
+
+def test_files_give_json_that_eval_detections_scores(trained, video, tmp_path, capsys):
+    workdir, dataset = trained
+    visual, audio, record = video
+    video_id, duration = as_str(record["video_id"]), float(record["duration"])
+    out = tmp_path / "pred.json"
+    code, stdout, stderr = predict(capsys, "--workdir", workdir, "--visual", visual, "--audio", audio,
+                                   "--duration", duration, "--video-id", video_id, "--out", out)  # fmt: skip
+    assert code == 0, stderr
+    assert stdout == ""  # the JSON went to --out; stdout stays clean
+    payload = json.loads(out.read_text())
+    check_prediction_json(payload, dataset.metadata.class_names, {video_id: duration})
+    assert "snippet_labels" not in payload  # a detection-task model
+
+    gt = tmp_path / "gt.json"
+    gt.write_text(json.dumps(ground_truth_json([record], dataset.metadata.class_names, "test")))
+    code = cli.main(["eval-detections", "--ground-truth", str(gt), "--predictions", str(out), "--tiou", "0.1:0.7:7", "--json"])
+    result = json.loads(capsys.readouterr().out)
+    assert code == 0 and 0.0 <= result["average_mAP"] <= 1.0
+
+    # The single-video path agrees with the engine's batched evaluation of this video.
+    engine = json.loads((workdir / "results" / "test_detections.json").read_text())["results"][video_id]
+    mine = payload["results"][video_id]
+    assert [d["label"] for d in mine[:5]] == [d["label"] for d in engine[:5]]
+    np.testing.assert_allclose([d["score"] for d in mine[:5]], [d["score"] for d in engine[:5]], atol=1e-5)
+
+
+def test_default_duration_is_snippets_times_seconds_per_snippet(trained, video, capsys):
+    workdir, _ = trained
+    visual, audio, record = video
+    code, default, _ = predict(capsys, "--workdir", workdir, "--visual", visual, "--audio", audio)
+    assert code == 0
+    # demo snippets last 1 s, so T x 1 s is the video's duration
+    seconds = len(record["visual"]) * 1.0
+    code, explicit, _ = predict(capsys, "--workdir", workdir, "--visual", visual, "--audio", audio, "--duration", seconds)
+    assert code == 0
+    assert json.loads(default) == json.loads(explicit)
+    assert set(json.loads(default)["results"]) == {"v"}  # the id defaults to the file name
+
+
+def test_split_equals_the_engines_test_detections(trained, tmp_path, capsys):
+    workdir, _ = trained
+    out = tmp_path / "test.json"
+    code, _, stderr = predict(capsys, "--workdir", workdir, "--split", "test", "--out", out)
+    assert code == 0, stderr
+    assert json.loads(out.read_text()) == json.loads((workdir / "results" / "test_detections.json").read_text())
+    code, _, stderr = predict(capsys, "--workdir", workdir, "--split", "nosuch")
+    assert code == 2 and "nosuch" in stderr and "Traceback" not in stderr
+
+
+def test_audio_of_another_length_is_resampled_with_a_notice(trained, video, tmp_path, capsys):
+    workdir, _ = trained
+    visual, audio, _ = video
+    longer = tmp_path / "a_long.npy"
+    np.save(longer, np.repeat(np.load(audio), 3, axis=0))  # 3x the snippet rate
+    code, stdout, stderr = predict(capsys, "--workdir", workdir, "--visual", visual, "--audio", longer)
+    assert code == 0, stderr
+    assert "resampled" in stderr and str(longer) in stderr
+    assert json.loads(stdout)["results"]["v"]
+
+
+def test_resample_time():
+    ramp = np.arange(10, dtype=np.float32)[:, None] * np.ones((1, 3), np.float32)  # [10, 3]
+    assert inference.resample_time(ramp, 10) is not None
+    np.testing.assert_array_equal(inference.resample_time(ramp, 10), ramp)
+    down = inference.resample_time(ramp, 5)  # centres 0.5, 2.5, ...: a linear ramp stays linear
+    np.testing.assert_allclose(down[:, 0], [0.5, 2.5, 4.5, 6.5, 8.5])
+    up = inference.resample_time(ramp, 20)
+    assert up.shape == (20, 3) and up.min() >= 0 and up.max() <= 9
+    np.testing.assert_allclose(inference.resample_time(np.full((7, 2), 4.0), 3), 4.0)
+
+
+def _bad_inputs(folder, visual_dim):
+    """name -> (path, text the error must contain)."""
+    cases = {}
+    cases["missing"] = (folder / "nope.npy", "does not exist")
+    (folder / "text.npy").write_text("not an array")
+    cases["not npy"] = (folder / "text.npy", "cannot read")
+    np.save(folder / "3d.npy", np.zeros((4, 5, visual_dim), np.float32))
+    cases["3-D"] = (folder / "3d.npy", "3-D")
+    np.save(folder / "dim.npy", np.zeros((20, visual_dim + 1), np.float32))
+    cases["wrong dim"] = (folder / "dim.npy", f"dimension {visual_dim + 1}")
+    nan = np.zeros((20, visual_dim), np.float32)
+    nan[3, 2] = np.nan
+    np.save(folder / "nan.npy", nan)
+    cases["NaN"] = (folder / "nan.npy", "NaN/Inf")
+    np.save(folder / "empty.npy", np.zeros((0, visual_dim), np.float32))
+    cases["zero length"] = (folder / "empty.npy", "zero snippets")
+    np.savez(folder / "archive.npz", x=np.zeros((3, visual_dim)))
+    cases["npz"] = (folder / "archive.npz", ".npz")
+    np.save(folder / "strings.npy", np.array([["a"] * visual_dim]))
+    cases["strings"] = (folder / "strings.npy", "dtype")
+    return cases
+
+
+def test_bad_files_give_clear_errors_without_traceback(trained, video, tmp_path, capsys):
+    workdir, dataset = trained
+    visual, audio, _ = video
+    dv = dataset.metadata.visual_dim
+    for name, (path, message) in _bad_inputs(tmp_path, dv).items():
+        code, stdout, stderr = predict(capsys, "--workdir", workdir, "--visual", path, "--audio", audio)
+        assert code == 2, name
+        assert stdout == "", name
+        assert str(path) in stderr and message in stderr, (name, stderr)
+        assert f"[T, {dv}]" in stderr, (name, stderr)  # says what was expected
+        assert "Traceback" not in stderr, name
+    # the audio file is checked against the audio size
+    code, _, stderr = predict(capsys, "--workdir", workdir, "--visual", visual, "--audio", visual)
+    assert code == 2 and f"[T, {dataset.metadata.audio_dim}]" in stderr and "audio" in stderr
+    code, _, stderr = predict(capsys, "--workdir", workdir, "--visual", visual, "--audio", audio, "--duration", -3)
+    assert code == 2 and "--duration" in stderr
+
+
+def test_option_and_source_errors(trained, video, tmp_path, capsys):
+    workdir, _ = trained
+    visual, audio, _ = video
+    assert predict(capsys, "--workdir", workdir)[0] == 2  # neither files nor split
+    assert predict(capsys, "--workdir", workdir, "--visual", visual)[0] == 2  # no audio
+    assert predict(capsys, "--workdir", workdir, "--visual", visual, "--audio", audio, "--split", "test")[0] == 2
+    code, _, stderr = predict(capsys, "--workdir", tmp_path / "absent", "--visual", visual, "--audio", audio)
+    assert code == 1 and "does not exist" in stderr
+    code, _, stderr = predict(capsys, "--bundle", tmp_path, "--visual", visual, "--audio", audio)
+    assert code == 1 and "not an inference bundle" in stderr
+
+
+def test_ave_models_add_gated_snippet_labels(trained, video, tmp_path, capsys):
+    """A model whose dataset task is 'ave' labels every snippet: the video's top class
+    where μ_t >= eval.reliability_threshold, background elsewhere."""
+    workdir, dataset = trained
+    visual, audio, _ = video
+    loaded = inference.load_workdir(workdir)
+    bundle = inference.write_bundle(loaded, tmp_path / "bundle")
+    meta_path = bundle / inference.METADATA_FILE
+    meta = json.loads(meta_path.read_text())
+    meta["task"] = "ave"
+    meta_path.write_text(json.dumps(meta))
+
+    code, stdout, stderr = predict(capsys, "--bundle", bundle, "--visual", visual, "--audio", audio)
+    assert code == 0, stderr
+    labels = json.loads(stdout)["snippet_labels"]["v"]
+    outputs = inference.predict_video(loaded, np.load(visual), np.load(audio))
+    top = dataset.metadata.class_names[int(np.argmax(outputs["video_scores"]))]
+    theta = loaded.config.eval.reliability_threshold
+    assert labels == [top if mu >= theta else "background" for mu in outputs["reliability"]]
