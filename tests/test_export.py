@@ -1,0 +1,148 @@
+"""`avloc export`: self-contained, params-only, atomically written inference bundles."""
+import json
+import shutil
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from avloc_jax import cli, inference, train
+from configs import demo
+
+
+def tiny_config():
+    """A demo run that trains in seconds: few short videos, a small model, 20 steps."""
+    config = demo.get_config()
+    config.data.demo.num_videos = {"train": 32, "validation": 8, "test": 8}
+    config.data.demo.min_seconds = 16
+    config.data.demo.max_seconds = 32
+    config.data.num_snippets = 24
+    config.data.eval_buckets = (32,)
+    config.model.embed_dim = 16
+    config.train.num_steps = 20
+    config.train.batch_size = 8
+    config.train.warmup_steps = 2
+    config.train.log_every_steps = 10
+    config.train.checkpoint_every_steps = 10
+    config.eval.every_steps = 10
+    config.eval.batch_size = 8
+    config.loss.consistency_warmup_steps = 4
+    return config
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """(workdir, dataset, features folder) of one short demo run shared by the module."""
+    root = tmp_path_factory.mktemp("export")
+    config = tiny_config()
+    train.train_and_evaluate(config, root / "workdir")
+    dataset = train.load_dataset(config)
+    record = dataset.split("test")[1]
+    np.save(root / "v.npy", record["visual"])
+    np.save(root / "a.npy", record["audio"])
+    return root / "workdir", dataset, root
+
+
+def run(capsys, *argv):
+    code = cli.main([*map(str, argv)])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_bundle_layout_is_params_only_from_the_best_checkpoint(trained, tmp_path, capsys):
+    workdir, dataset, _ = trained
+    code, stdout, stderr = run(capsys, "export", "--workdir", workdir, "--out", tmp_path / "bundle")
+    assert code == 0, stderr
+    bundle = tmp_path / "bundle"
+    assert stdout.strip() == str(bundle)
+    assert sorted(p.name for p in bundle.iterdir()) == ["bundle.json", "config.json", "dataset_metadata.json", "params"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]  # no temporary directory left behind
+
+    info = json.loads((bundle / "bundle.json").read_text())
+    best_step = json.loads((workdir / "results" / "validation_metrics.json").read_text())["step"]
+    assert info["format"] == inference.BUNDLE_FORMAT and info["checkpoint"] == "best" and info["step"] == best_step
+
+    meta = json.loads((bundle / "dataset_metadata.json").read_text())
+    assert meta["class_names"] == list(dataset.metadata.class_names)
+    assert (meta["visual_dim"], meta["audio_dim"]) == (dataset.metadata.visual_dim, dataset.metadata.audio_dim)
+    assert meta["seconds_per_snippet"] == 1.0
+
+    # parameters only: the checkpoint's tree is the model's parameter tree, no optimizer state
+    checkpointer = ocp.StandardCheckpointer()
+    tree = checkpointer.metadata((bundle / "params").absolute()).item_metadata
+    checkpointer.close()
+    assert set(tree) == {"audio_embedding", "visual_embedding", "fusion", "head"}
+
+
+def test_round_trip_gives_identical_outputs(trained, tmp_path, capsys):
+    workdir, _, features = trained
+    bundle = inference.write_bundle(inference.load_workdir(workdir), tmp_path / "bundle")
+    from_workdir, from_bundle = inference.load_workdir(workdir), inference.load_bundle(bundle)
+    assert from_workdir.step == from_bundle.step
+    for a, b in zip(jax.tree_util.tree_leaves(from_workdir.params), jax.tree_util.tree_leaves(from_bundle.params)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+    files = ("--visual", features / "v.npy", "--audio", features / "a.npy")
+    outputs = {}
+    for source in (("--workdir", workdir), ("--bundle", bundle)):
+        code, files_json, stderr = run(capsys, "predict", *source, *files)
+        assert code == 0, stderr
+        code, split_json, stderr = run(capsys, "predict", *source, "--split", "val")
+        assert code == 0, stderr
+        outputs[source[0]] = (json.loads(files_json), json.loads(split_json))
+    assert outputs["--workdir"] == outputs["--bundle"]
+
+
+def test_bundle_is_self_contained(trained, tmp_path, monkeypatch, capsys):
+    """A bundle needs neither the workdir nor the dataset."""
+    workdir, _, features = trained
+    copy = tmp_path / "copy"
+    shutil.copytree(workdir, copy)
+    bundle = tmp_path / "bundle"
+    assert run(capsys, "export", "--workdir", copy, "--out", bundle)[0] == 0
+    shutil.rmtree(copy)
+
+    def no_dataset(config):
+        raise AssertionError("a bundle must not need the dataset")
+
+    monkeypatch.setattr(train, "load_dataset", no_dataset)
+    code, stdout, stderr = run(capsys, "predict", "--bundle", bundle, "--visual", features / "v.npy", "--audio", features / "a.npy")
+    assert code == 0, stderr
+    assert json.loads(stdout)["results"]["v"]
+
+
+def test_existing_bundle_needs_force_and_is_replaced_whole(trained, tmp_path, capsys):
+    workdir, _, _ = trained
+    bundle = tmp_path / "bundle"
+    assert run(capsys, "export", "--workdir", workdir, "--out", bundle)[0] == 0
+    marker = bundle / "old_file"
+    marker.write_text("x")
+    code, _, stderr = run(capsys, "export", "--workdir", workdir, "--out", bundle)
+    assert code == 1 and "--force" in stderr
+    assert marker.exists()  # untouched
+    assert run(capsys, "export", "--workdir", workdir, "--out", bundle, "--force")[0] == 0
+    assert not marker.exists() and (bundle / "bundle.json").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]
+
+
+def test_failed_export_leaves_nothing(trained, tmp_path, monkeypatch, capsys):
+    workdir, _, _ = trained
+    loaded = inference.load_workdir(workdir)
+
+    def broken_save(self, *args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(ocp.StandardCheckpointer, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        inference.write_bundle(loaded, tmp_path / "bundle")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_export_errors(tmp_path, capsys):
+    code, _, stderr = run(capsys, "export", "--workdir", tmp_path / "absent", "--out", tmp_path / "b")
+    assert code == 1 and "does not exist" in stderr and "Traceback" not in stderr
+    (tmp_path / "w").mkdir()
+    code, _, stderr = run(capsys, "export", "--workdir", tmp_path / "w", "--out", tmp_path / "b")
+    assert code == 1 and "config.json" in stderr
+    assert not (tmp_path / "b").exists()

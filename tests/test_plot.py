@@ -1,0 +1,120 @@
+"""`avloc plot`: per-video figures, the attention map and training curves, as PNGs."""
+import types
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from avloc_jax import cli, plotting, train
+from avloc_jax.commands import plot as plot_command
+from configs import demo
+
+
+def tiny_config():
+    """A demo run that trains in seconds: few short videos, a small model, 20 steps."""
+    config = demo.get_config()
+    config.data.demo.num_videos = {"train": 32, "validation": 8, "test": 8}
+    config.data.demo.min_seconds = 16
+    config.data.demo.max_seconds = 32
+    config.data.num_snippets = 24
+    config.data.eval_buckets = (32,)
+    config.model.embed_dim = 16
+    config.train.num_steps = 20
+    config.train.batch_size = 8
+    config.train.warmup_steps = 2
+    config.train.log_every_steps = 10
+    config.train.checkpoint_every_steps = 10
+    config.eval.every_steps = 10
+    config.eval.batch_size = 8
+    config.loss.consistency_warmup_steps = 4
+    return config
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    """One short demo training run shared by the module."""
+    path = tmp_path_factory.mktemp("plot") / "workdir"
+    train.train_and_evaluate(tiny_config(), path)
+    return path
+
+
+def run(capsys, *argv):
+    code = cli.main(["plot", *map(str, argv)])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def assert_png(path, figsize):
+    assert path.exists() and path.stat().st_size > 10_000  # a drawn figure, not an empty canvas
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        assert image.size == plotting.figure_pixels(figsize)
+        pixels = np.asarray(image.convert("L"))
+    assert pixels.std() > 10  # not a blank image
+
+
+def test_split_figures_and_attention_map(workdir, tmp_path, capsys):
+    code, stdout, stderr = run(capsys, "--workdir", workdir, "--split", "test", "--videos", 3, "--out", tmp_path)
+    assert code == 0, stderr
+    written = [line for line in stdout.splitlines() if line]
+    videos = [p for p in written if not p.endswith("_attention.png")]
+    attention = [p for p in written if p.endswith("_attention.png")]
+    assert len(videos) == 3 and len(attention) == 1
+    assert attention[0].replace("_attention", "") == videos[0]  # the first video's map
+    for path in videos:
+        assert_png(tmp_path / path.rsplit("/", 1)[-1], plotting.VIDEO_FIGSIZE)
+    assert_png(tmp_path / attention[0].rsplit("/", 1)[-1], plotting.ATTENTION_FIGSIZE)
+    assert all(name.startswith("test_demo_test_") for name in (p.rsplit("/", 1)[-1] for p in written))
+
+
+def test_training_curves(workdir, tmp_path, capsys):
+    code, stdout, stderr = run(capsys, "--workdir", workdir, "--curves", "--out", tmp_path)
+    assert code == 0, stderr
+    assert stdout.strip().endswith("curves.png")
+    assert_png(tmp_path / "curves.png", plotting.CURVES_FIGSIZE)
+
+
+def test_predict_plot_option(workdir, tmp_path, capsys):
+    dataset = train.load_dataset(tiny_config())
+    record = dataset.split("validation")[0]
+    np.save(tmp_path / "clip.npy", record["visual"])
+    np.save(tmp_path / "clip_audio.npy", record["audio"])
+    code = cli.main(["predict", "--workdir", str(workdir), "--visual", str(tmp_path / "clip.npy"),
+                     "--audio", str(tmp_path / "clip_audio.npy"), "--plot", str(tmp_path / "figs")])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    assert_png(tmp_path / "figs" / "clip.png", plotting.VIDEO_FIGSIZE)
+    assert_png(tmp_path / "figs" / "clip_attention.png", plotting.ATTENTION_FIGSIZE)
+
+
+def test_models_without_cross_attention_skip_the_map_with_a_note(tmp_path, capsys):
+    T, C = 12, 3
+    rng = np.random.default_rng(0)
+    reliability = rng.uniform(size=T)
+    posterior = np.concatenate([reliability[:, None] * rng.dirichlet(np.ones(C), size=T), 1 - reliability[:, None]], 1)
+    loaded = types.SimpleNamespace(
+        has_cross_attention=False,
+        config=types.SimpleNamespace(model=types.SimpleNamespace(fusion="concat"), eval=types.SimpleNamespace(reliability_threshold=0.5)),
+        metadata=types.SimpleNamespace(class_names=("a", "b", "c")),
+    )
+    item = plot_command.VideoItem(
+        video_id="x/y z",  # made safe for a file name
+        duration=6.0,
+        outputs={"posterior": posterior, "reliability": reliability, "video_scores": np.array([0.2, 0.5, 0.3])},
+        detections=[],  # nothing detected: still a figure
+        ground_truth=None,
+    )
+    paths = plot_command.write_video_figures(loaded, [item], tmp_path)
+    assert [p.name for p in paths] == ["x_y_z.png"]
+    assert "no attention map" in capsys.readouterr().err
+    assert_png(paths[0], plotting.VIDEO_FIGSIZE)
+
+
+def test_option_errors(workdir, tmp_path, capsys):
+    assert run(capsys, "--workdir", workdir, "--out", tmp_path)[0] == 2  # neither --split nor --curves
+    assert run(capsys, "--workdir", workdir, "--split", "test", "--curves", "--out", tmp_path)[0] == 2
+    assert run(capsys, "--workdir", workdir, "--split", "test", "--videos", 0, "--out", tmp_path)[0] == 2
+    code, _, stderr = run(capsys, "--workdir", tmp_path, "--curves", "--out", tmp_path)
+    assert code == 1 and "metrics.jsonl" in stderr
+    code, _, stderr = run(capsys, "--workdir", workdir, "--split", "nosuch", "--out", tmp_path)
+    assert code == 2 and "nosuch" in stderr and "Traceback" not in stderr
+    assert list(tmp_path.glob("*.png")) == []
