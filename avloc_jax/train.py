@@ -179,21 +179,20 @@ class Checkpoints:
                 max_to_keep=1, best_fn=lambda m: m[metric_name], best_mode="max", create=True
             ),
         )
+        # Kept in memory: reading metrics back from orbax races with its async saves.
+        best_step = self.best.best_step()
+        self._best_value = None if best_step is None else float(self.best.metrics(best_step)[metric_name])
 
     def save_last(self, state: TrainState, force: bool = False) -> None:
         self.last.save(int(state.step), args=ocp.args.StandardSave(state), force=force)
 
     def save_if_best(self, state: TrainState, metric: float) -> bool:
         """Saves when `metric` beats every earlier val metric (ties keep the earlier one)."""
-        best = self.best_metric()
-        if best is not None and not metric > best:
+        if self._best_value is not None and not metric > self._best_value:
             return False
         self.best.save(int(state.step), args=ocp.args.StandardSave(state), metrics={self.metric_name: float(metric)}, force=True)
+        self._best_value = float(metric)
         return True
-
-    def best_metric(self) -> float | None:
-        step = self.best.best_step()
-        return None if step is None else float(self.best.metrics(step)[self.metric_name])
 
     def restore(self, which: str, template: TrainState) -> TrainState | None:
         manager = self.last if which == "last" else self.best
