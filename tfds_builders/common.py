@@ -333,7 +333,12 @@ def aligned_features(
 
 
 def generate_with_counts(builder: AvlocBuilder, split: str, examples: Iterator[tuple[Any, dict]]):
-    """Passes examples through, recording each one's snippet count in the metadata."""
+    """Passes examples through, recording each one's id and snippet count in the metadata."""
+    count = 0
     for key, example in examples:
         builder._note_example(split, example["video_id"], example["visual"].shape[0])  # pylint: disable=protected-access
+        count += 1
         yield key, example
+    if count == 0:  # TFDS cannot store an empty split; say why it is empty
+        skipped = len(builder.info.metadata["skipped"].get(split, []))
+        raise DataError(f"{builder.name}: split {split!r} has no video ({skipped} skipped for missing features)")

@@ -37,17 +37,17 @@ SPLITS = ("train", "val", "test")
 def _feature_dataset(path, what: str, num_rows: int | None):
     """(handle, h5 dataset) of a per-snippet feature file: [N, T, D] or [N, T, H, W, D]."""
     handle, data = ann.open_h5(path, ann.AVE_H5_KEY, f"AVE {what}")
-    if data.ndim not in (3, 5):
+    shape = list(data.shape)
+    problem = None
+    if len(shape) not in (3, 5):
+        problem = f"{what} has shape {shape}; expected [N, T, D] or [N, T, H, W, D]"
+    elif num_rows is not None and shape[0] != num_rows:
+        problem = f"{what} has {shape[0]} rows but Annotations.txt has {num_rows} videos (row i = line i)"
+    elif shape[1] != ann.AVE_SNIPPETS:
+        problem = f"{what} has {shape[1]} snippets per video; expected {ann.AVE_SNIPPETS}"
+    if problem is not None:
         handle.close()
-        raise DataError(f"{path}: {what} has shape {list(data.shape)}; expected [N, T, D] or [N, T, H, W, D]")
-    if num_rows is not None and data.shape[0] != num_rows:
-        handle.close()
-        raise DataError(
-            f"{path}: {what} has {data.shape[0]} rows but Annotations.txt has {num_rows} videos (row i = line i)"
-        )
-    if data.shape[1] != ann.AVE_SNIPPETS:
-        handle.close()
-        raise DataError(f"{path}: {what} has {data.shape[1]} snippets per video; expected {ann.AVE_SNIPPETS}")
+        raise DataError(f"{path}: {problem}")
     return handle, data
 
 
