@@ -53,11 +53,11 @@ def iterate_outputs(
     mesh: jax.sharding.Mesh,
 ) -> Iterator[tuple[int, VideoOutputs]]:
     """Yields (dataset index, outputs) for every video of `source` exactly once."""
-    local_batch = parallel.local_batch_size(batch_size, "eval.batch_size")
+    parallel.local_batch_size(batch_size, "eval.batch_size")  # checks divisibility
     sharding = parallel.batch_sharded(mesh)
     for batch, indices in input_pipeline.eval_batches(
         source,
-        batch_size=local_batch,
+        batch_size=batch_size,  # global; each process gets its slice of every batch
         buckets=buckets or None,
         process_index=jax.process_index(),
         process_count=jax.process_count(),

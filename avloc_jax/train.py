@@ -283,7 +283,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
         _atomic_write_json(workdir / "config.json", json.loads(config.to_json_best_effort()))
     logger = MetricLogger(workdir, enabled=main_process)
     mesh = parallel.make_mesh()
-    local_batch = parallel.local_batch_size(config.train.batch_size, "train.batch_size")
+    parallel.local_batch_size(config.train.batch_size, "train.batch_size")  # checks divisibility
     logging.info("devices: %d (%d processes), global batch %d", jax.device_count(), jax.process_count(), config.train.batch_size)
 
     # --- Data.
@@ -318,7 +318,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     else:
         batches = input_pipeline.train_batches(
             train_source,
-            batch_size=local_batch,
+            batch_size=config.train.batch_size,  # global; each process yields its slice
             seed=config.seed,
             num_snippets=config.data.num_snippets,
             sampling=config.data.sampling,
