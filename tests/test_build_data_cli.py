@@ -1,0 +1,100 @@
+"""`avloc build-data`: builds without TensorFlow, refuses to replace a complete dataset
+without --overwrite, and a failed build leaves nothing (and keeps an older build intact)."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from avloc_jax import cli, datasets
+from avloc_jax.commands import build_data
+
+from test_tfds_builders import write_ave, write_generic
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _leftovers(data_dir):
+    return [p.name for p in Path(data_dir).iterdir() if p.name.startswith(".avloc-build")]
+
+
+def test_build_refuse_overwrite_and_atomic_failure(tmp_path, capsys):
+    write_ave(tmp_path / "ave", n=9)
+    data_dir = tmp_path / "tfds"
+    argv = ["build-data", "ave", "--data-dir", str(data_dir), "--manual-dir", str(tmp_path / "ave"), "--quiet"]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "built ave/default" in out and "train: 3 videos" in out and "3 classes" in out
+    info = data_dir / "ave" / "default" / "1.0.0" / "dataset_info.json"
+    before = info.stat().st_mtime_ns
+
+    # A complete dataset is not replaced without --overwrite.
+    assert cli.main(argv) == 1
+    assert "pass --overwrite" in capsys.readouterr().err
+    assert info.stat().st_mtime_ns == before
+
+    # A failing rebuild (NaN in a feature) leaves the complete older build untouched.
+    with h5py.File(tmp_path / "ave" / "visual_feature.h5", "r+") as f:
+        f["avadataset"][2, 0, 0, 0, 0] = np.nan
+    assert cli.main(argv + ["--overwrite"]) == 1
+    err = capsys.readouterr().err
+    assert "visual_feature.h5" in err and "row 2 (video yt002)" in err and "NaN/Inf" in err
+    assert info.stat().st_mtime_ns == before and not _leftovers(data_dir)
+    assert len(datasets.load_dataset("ave", data_dir).split("test")) == 3
+
+    # --overwrite with good data replaces it.
+    src = write_ave(tmp_path / "ave", n=9, seed=5)
+    assert cli.main(argv + ["--overwrite"]) == 0
+    test = datasets.load_dataset("ave", data_dir).split("test")
+    np.testing.assert_array_equal(test[0]["audio"], src["audio"][src["orders"]["test"][0]])
+    assert not _leftovers(data_dir)
+
+
+def test_failed_first_build_leaves_no_dataset(tmp_path, capsys):
+    write_ave(tmp_path / "ave", n=9)
+    (tmp_path / "ave" / "test_order.h5").unlink()
+    rc = cli.main(["build-data", "ave", "--data-dir", str(tmp_path / "tfds"), "--manual-dir", str(tmp_path / "ave")])
+    assert rc == 1
+    assert "test_order not found" in capsys.readouterr().err
+    assert sorted(os.listdir(tmp_path / "tfds")) == []
+
+
+def test_generic_flags_and_argument_errors(tmp_path, capsys):
+    write_generic(tmp_path / "mine", subsets=("train", "test"))
+    rc = build_data.main([
+        "generic", "--data-dir", str(tmp_path / "tfds"), "--name", "mine",
+        "--gt", str(tmp_path / "mine" / "gt.json"), "--visual", str(tmp_path / "mine" / "visual"),
+        "--audio", str(tmp_path / "mine" / "audio"), "--train-split", "train", "--test-split", "test",
+        "--tiou", "0.1,0.3,0.5",
+    ])
+    assert rc == 0, capsys.readouterr().err
+    ds = datasets.load_dataset("generic", tmp_path / "tfds", builder_config="mine", heldout_fraction=0.34)
+    assert ds.metadata.tiou_thresholds == (0.1, 0.3, 0.5)
+    # The derived split is called "train" too: the full stored one stays reachable.
+    assert len(ds.split("train")) + len(ds.split("val")) == len(ds.split("train_full")) == 3
+    assert build_data.main(["thumos14", "--data-dir", str(tmp_path), "--weak"]) == 2
+    assert build_data.main(["ave", "--data-dir", str(tmp_path), "--name", "x"]) == 2
+
+
+def test_cli_build_runs_without_tensorflow(tmp_path):
+    """A real `avloc build-data` process, in an environment without TensorFlow."""
+    write_ave(tmp_path / "ave", n=6)
+    code = (
+        "import importlib.util, sys\n"
+        "assert importlib.util.find_spec('tensorflow') is None, 'TensorFlow is installed here'\n"
+        "from avloc_jax import cli\n"
+        f"rc = cli.main(['build-data', 'ave', '--data-dir', {str(tmp_path / 'tfds')!r}, "
+        f"'--manual-dir', {str(tmp_path / 'ave')!r}])\n"
+        "from avloc_jax import datasets\n"
+        f"d = datasets.load_dataset('ave', {str(tmp_path / 'tfds')!r})\n"
+        "print('RESULT', rc, len(d.split('train')), d.split('train')[0]['visual'].shape, 'tensorflow' in sys.modules)\n"
+    )
+    env = {**os.environ, "AVLOC_PROGRESS": "0"}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "RESULT 0 2 (10, 6) False" in proc.stdout
+    assert "\r" not in proc.stderr  # no progress bar off a terminal
+    json.loads((tmp_path / "tfds" / "ave" / "default" / "1.0.0" / "dataset_info.json").read_text())
