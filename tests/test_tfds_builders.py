@@ -25,7 +25,6 @@ from test_annotations import (  # noqa: E402  (tests dir is on sys.path under py
     needs_real_anet,
     needs_real_ave,
     needs_real_thumos,
-    save_object,
     small_videos,
     write_annotations,
     write_wtalc_folder,
