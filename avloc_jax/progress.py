@@ -10,7 +10,8 @@ on (e.g. in a notebook), `AVLOC_PROGRESS=0` forces them off.
     bar.update(count, loss=0.42)     # advances by `count` steps, shows the loss
     bar.close()
 
-tqdm itself shows the rate (steps/s), the elapsed time and the ETA.
+tqdm itself shows the rate (steps/s), the elapsed time and the ETA. While a bar is drawn
+on stderr, other writes to `sys.stderr` (log lines) are printed above it, not through it.
 """
 from __future__ import annotations
 
@@ -74,10 +75,12 @@ class ProgressBar:
         unit: str = "step",
         stream: TextIO | None = None,
     ):
+        redirect = stream is None or stream is sys.stderr
         stream = sys.stderr if stream is None else stream
         self.enabled = progress_enabled(stream) if enabled is None else bool(enabled)
         self._bar = None
         self._postfix: dict[str, str] = {}
+        self._saved_stderr: TextIO | None = None
         if self.enabled:
             from tqdm import tqdm  # imported lazily: only a terminal user pays for it
 
@@ -94,6 +97,11 @@ class ProgressBar:
                 mininterval=0.5,
                 leave=True,
             )
+            if redirect and not isinstance(sys.stderr, _LinesAboveBar):
+                # Log lines (absl and logging write to whatever sys.stderr is when they
+                # emit) are printed above the bar instead of through it.
+                self._saved_stderr = sys.stderr
+                sys.stderr = _LinesAboveBar(self._saved_stderr)
 
     def update(self, n: int = 1, **postfix: Any) -> None:
         """Advances by `n` units; keyword arguments update the shown values (loss=...),
@@ -119,6 +127,10 @@ class ProgressBar:
             self._bar.write(message, file=self._bar.fp)
 
     def close(self) -> None:
+        if self._saved_stderr is not None:
+            if isinstance(sys.stderr, _LinesAboveBar):
+                sys.stderr.flush()
+            sys.stderr, self._saved_stderr = self._saved_stderr, None
         if self._bar is not None:
             self._bar.close()
             self._bar = None
@@ -128,6 +140,35 @@ class ProgressBar:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+class _LinesAboveBar:
+    """A stand-in for sys.stderr while a bar is drawn: complete lines are printed with
+    `tqdm.write`, which clears the bar, prints the line and redraws the bar."""
+
+    def __init__(self, stream: TextIO):
+        self._stream = stream
+        self._pending = ""
+
+    def write(self, text: str) -> int:
+        from tqdm import tqdm
+
+        self._pending += text
+        *lines, self._pending = self._pending.split("\n")
+        for line in lines:
+            tqdm.write(line, file=self._stream)
+        return len(text)
+
+    def flush(self) -> None:
+        if self._pending:
+            from tqdm import tqdm
+
+            tqdm.write(self._pending, file=self._stream)
+            self._pending = ""
+        self._stream.flush()
+
+    def __getattr__(self, name: str) -> Any:  # isatty, fileno, encoding, ...
+        return getattr(self._stream, name)
 
 
 def track(

@@ -71,6 +71,26 @@ def test_explicit_enabled_false_wins_on_a_terminal():
     assert stream.getvalue() == ""
 
 
+def test_log_lines_go_above_the_bar_and_stderr_is_restored(monkeypatch, capsys):
+    monkeypatch.setenv(progress.ENV_VAR, "1")
+    original = sys.stderr
+    bar = progress.ProgressBar(3, desc="x")  # draws on sys.stderr
+    assert sys.stderr is not original
+    print("a log line", file=sys.stderr)
+    sys.stderr.write("partial")
+    bar.update(3)
+    bar.close()
+    assert sys.stderr is original
+    err = capsys.readouterr().err
+    assert "a log line\n" in err and "partial" in err and "3/3" in err
+
+
+def test_quiet_bar_leaves_stderr_alone():
+    original = sys.stderr
+    with progress.ProgressBar(3):
+        assert sys.stderr is original
+
+
 def test_closed_stream_counts_as_not_a_terminal():
     stream = io.StringIO()
     stream.close()
