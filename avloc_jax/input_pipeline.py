@@ -1,11 +1,15 @@
 """Host input pipeline (grain) over random-access splits of Records.
 
-Training (`train_batches`): an infinite stream of fixed-shape batches. Each process
-reads only its shard ``source[process_index::process_count]``; the shard is shuffled
-once per epoch (grain's index shuffle, seeded by (seed, epoch)), each video is sampled to
-L snippets, and consecutive videos form the process's local batch. Everything is grain
-`MapDataset` random access, so batch k is a pure function of (seed, k, process_index,
-process_count): a run resumed at `start_step` sees exactly the batches it would have.
+Training (`train_batches`): an infinite stream of fixed-shape batches. One global
+stream of videos is defined for all processes: the split shuffled once per epoch (grain's
+index shuffle, seeded by (seed, epoch)), each video sampled to L snippets with an rng keyed
+by its position in the stream. Global batch k is positions [kB, (k+1)B) of that stream,
+and process p reads and yields only its slice [kB + pb, kB + (p+1)b), b = B / P. So the
+global batch does not depend on the number of processes (2 processes train exactly like
+1), the processes' reads are disjoint within an epoch and together cover the split, and
+everything is grain `MapDataset` random access: batch k is a pure function of (seed, k,
+process_index, process_count), and a run resumed at `start_step` sees exactly the batches
+it would have.
 
 Evaluation (`eval_batches`): every video once, at full length, padded to the smallest of
 a few length buckets so that XLA compiles one shape per bucket. The global batch plan is
@@ -122,8 +126,8 @@ def train_dataset(
     if not 0 <= process_index < process_count:
         raise ValueError(f"process_index={process_index} must be in [0, {process_count})")
     local = local_batch_size(batch_size, process_count)
-    if len(source) < process_count:
-        raise ValueError(f"the training split has {len(source)} videos, fewer than the {process_count} processes")
+    if len(source) == 0:
+        raise ValueError("the training split is empty")
     # One L for every process (the global batch must have one shape): num_snippets, or the
     # longest video when all are shorter (AVE: 10).
     length = int(min(num_snippets, source_lengths(source).max()))
@@ -131,16 +135,20 @@ def train_dataset(
     def sample(record: Record, rng: np.random.Generator) -> dict[str, np.ndarray]:
         return train_example(record, rng, num_snippets=length, sampling=sampling)
 
-    shard = grain.MapDataset.source(source)[process_index::process_count]
-    return (
-        # shuffle: a new permutation per epoch (grain folds the epoch into the seed for
-        # indices past the first epoch); repeat(None) then only makes the length infinite.
-        shard.shuffle(seed=_seed32(seed, 1, process_index, process_count))
+    stream = (
+        grain.MapDataset.source(source)
+        # A new permutation per epoch: grain folds the epoch into the seed for indices past
+        # the first epoch; repeat(None) then only makes the length infinite.
+        .shuffle(seed=_seed32(seed, 1))
         .repeat(None)
-        # The sampling rng is keyed by the position in the stream, so it is pure too.
-        .random_map(sample, seed=_seed32(seed, 2, process_index, process_count))
-        .batch(local, drop_remainder=True)
+        # The sampling rng is keyed by the position in the global stream: pure, and the
+        # same whatever the number of processes.
+        .random_map(sample, seed=_seed32(seed, 2))
     )
+    # Local batch m of the stream is positions [mb, (m+1)b); global batch k holds local
+    # batches kP .. kP+P-1, and process p takes local batch kP + p. Slicing is lazy: a
+    # process decodes only its own videos.
+    return stream.batch(local, drop_remainder=True)[process_index::process_count]
 
 
 def train_batches(
@@ -165,7 +173,8 @@ def train_batches(
       num_snippets: L, snippets per sampled video (min(L, longest video) is used).
       sampling: 'random' | 'uniform' | 'crop' (see `sample_indices`).
       start_step: index of the first batch (resume).
-      process_index / process_count: this process's shard ``source[process_index::process_count]``.
+      process_index / process_count: this process yields rows [p*b, (p+1)*b) of every
+        global batch (and reads only those videos).
       num_threads / prefetch: grain read threads and batches read ahead (order is kept).
     Yields:
       {'visual': f32 [b, L, Dv], 'audio': f32 [b, L, Da], 'mask': bool [b, L],
