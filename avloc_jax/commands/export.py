@@ -16,7 +16,7 @@ PROGRAM = "avloc export"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROGRAM, description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog=PROGRAM, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workdir", required=True, help="a workdir written by `avloc train`")
     parser.add_argument("--out", required=True, help="the bundle directory to write")
     parser.add_argument("--checkpoint", choices=("best", "last"), default="best", help="which checkpoint (default: best by validation)")

@@ -125,7 +125,7 @@ def plot_split(loaded: Any, dataset: Any, split: str, count: int, out_dir: Path)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROGRAM, description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog=PROGRAM, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--workdir", help="a workdir written by `avloc train`")
     source.add_argument("--bundle", help="an inference bundle written by `avloc export` (not with --curves)")

@@ -31,7 +31,7 @@ PROGRAM = "avloc predict"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROGRAM, description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog=PROGRAM, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--workdir", help="a workdir written by `avloc train` (uses its best-by-val checkpoint)")
     source.add_argument("--bundle", help="an inference bundle written by `avloc export`")
