@@ -64,6 +64,8 @@ class ProgressBar:
         other than the main one.
       unit: what one unit is called ("step", "video", ...).
       stream: where to draw (default stderr, leaving stdout to results).
+      leave: keep the finished bar on screen; False for short inner bars (an
+        evaluation inside training) so that they vanish when done.
     """
 
     def __init__(
@@ -74,6 +76,7 @@ class ProgressBar:
         enabled: bool | None = None,
         unit: str = "step",
         stream: TextIO | None = None,
+        leave: bool = True,
     ):
         redirect = stream is None or stream is sys.stderr
         stream = sys.stderr if stream is None else stream
@@ -95,7 +98,7 @@ class ProgressBar:
                 # the steps/s and ETA from jumping at every chunk.
                 smoothing=0.1,
                 mininterval=0.5,
-                leave=True,
+                leave=leave,
             )
             if redirect and not isinstance(sys.stderr, _LinesAboveBar):
                 # Log lines (absl and logging write to whatever sys.stderr is when they
@@ -172,12 +175,17 @@ class _LinesAboveBar:
 
 
 def track(
-    iterable: Iterable[T], total: int | None = None, desc: str = "", unit: str = "item", enabled: bool | None = None
+    iterable: Iterable[T],
+    total: int | None = None,
+    desc: str = "",
+    unit: str = "item",
+    enabled: bool | None = None,
+    leave: bool = True,
 ) -> Iterator[T]:
     """Iterates `iterable` with a bar (e.g. videos of a dataset build); quiet off a TTY."""
     if total is None and hasattr(iterable, "__len__"):
         total = len(iterable)  # type: ignore[arg-type]
-    with ProgressBar(total, desc=desc, unit=unit, enabled=enabled) as bar:
+    with ProgressBar(total, desc=desc, unit=unit, enabled=enabled, leave=leave) as bar:
         for item in iterable:
             yield item
             bar.update(1)
