@@ -1,0 +1,279 @@
+"""The paper's ablation study on the semi-synthetic benchmark (docs/benchmark.md).
+
+  python bench/ablations.py --flavour activitynet12 [--seeds 0,1,2] [--variants core|all|a,b,...] [--quick]
+
+Builds the benchmark once (make-benchmark on the real annotations, then the TFDS build),
+then trains every variant x seed in-process with `train.train_and_evaluate` (configs
+`configs/benchmark_<flavour>.py` plus the variant's overrides). Each finished run stores
+its metrics in its workdir and is skipped when the command is run again, so an
+interrupted study resumes. After every run it rewrites ``docs/results_<flavour>.json``
+(machine, command, per-run metrics) and the flavour's table in ``docs/results.md``
+(between ``<!-- table:<flavour> -->`` markers; the text around them is kept).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import os
+import platform
+import re
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+# name -> (row label, config overrides). The full model: 2 stages, dense skip, LayerNorm
+# merge, attention window ±1, open-max head, all losses (configs/benchmark_*.py).
+VARIANTS: dict[str, tuple[str, dict]] = {
+    "full": ("Full model (cross-attention, 2 stages, dense, LayerNorm, window ±1, open-max)", {}),
+    "visual": ("Visual only", {"model.fusion": "visual"}),
+    "audio": ("Audio only", {"model.fusion": "audio"}),
+    "concat": ("Early concatenation (no cross-attention)", {"model.fusion": "concat"}),
+    "stages1": ("1 stage", {"model.num_stages": 1}),
+    "stages3": ("3 stages", {"model.num_stages": 3}),
+    "stages4": ("4 stages", {"model.num_stages": 4}),
+    "skip_residual": ("Residual skip", {"model.skip": "residual"}),
+    "skip_none": ("No skip", {"model.skip": "none"}),
+    "merge_tanh": ("tanh merge", {"model.merge": "tanh"}),
+    "attn_global": ("Global attention", {"model.attention_window": 0}),
+    "attn_window4": ("Attention window ±4", {"model.attention_window": 4}),
+    "distance_bias": ("Global attention + distance bias", {"model.attention_window": 0, "model.distance_bias": True}),
+    "softmax_bg": ("Closed-set softmax with bg class", {"model.head": "softmax_bg"}),
+    "no_fg": ("without L_fg", {"loss.fg_weight": 0.0}),
+    "no_rel": ("without L_rel", {"loss.rel_weight": 0.0}),
+    "no_cc": ("without class consistency", {"loss.class_consistency_weight": 0.0}),
+    "no_rc": ("without reliability consistency", {"loss.reliability_consistency_weight": 0.0}),
+    "cas_smooth": ("Full + CAS smoothing (5) in post-processing", {"localization.cas_smoothing": 5}),
+}
+CORE = ("full", "visual", "audio", "concat", "softmax_bg", "no_fg", "no_rel", "no_cc", "no_rc", "cas_smooth")
+BASELINES = ("visual", "audio", "concat")
+DETECTION_KEYS = ("average_mAP", "mAP@0.50", "mAP@0.75")
+AVE_KEYS = ("accuracy", "accuracy_ungated")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--flavour", choices=("activitynet12", "ave"), default="activitynet12")
+    p.add_argument("--seeds", default="0,1,2", help="Training seeds, comma-separated.")
+    p.add_argument("--variants", default="core", help=f"'core' ({','.join(CORE)}), 'all', or a comma list of {list(VARIANTS)}")
+    p.add_argument("--quick", action="store_true", help="Smoke run: 1 seed, 100 steps, small benchmark; writes no docs.")
+    p.add_argument("--bench-seed", type=int, default=0, help="Seed of the benchmark features.")
+    p.add_argument("--work", default="/tmp/avloc_ablations", help="Benchmark files, TFDS data and run workdirs.")
+    p.add_argument("--annotations", help="Real annotations (default: ../shared/data/<flavour>).")
+    p.add_argument("--steps", type=int, help="Override train.num_steps.")
+    p.add_argument("--docs", default=str(REPO / "docs"), help="Where results.md and results_<flavour>.json go.")
+    return p
+
+
+def _set(config, dotted: str, value) -> None:
+    node = config
+    *parents, leaf = dotted.split(".")
+    for key in parents:
+        node = node[key]
+    node[leaf] = value
+
+
+def prepare_data(flavour: str, work: Path, bench_seed: int, annotations: str | None, quick: bool) -> Path:
+    """make-benchmark + build-data once; returns the TFDS data dir."""
+    from avloc_jax import benchmark
+    from avloc_jax.commands import build_data
+
+    tag = f"{flavour}_s{bench_seed}{'_quick' if quick else ''}"
+    src, data = work / f"src_{tag}", work / f"data_{tag}"
+    config = benchmark.default_config(flavour)
+    if quick:
+        if flavour == "activitynet12":
+            config.num_train, config.num_test = 120, 60
+        else:
+            config.num_train, config.num_val, config.num_test, config.num_noisy = 400, 100, 100, 20
+    if not (src / "benchmark.json").is_file():
+        benchmark.make_benchmark(flavour, src, annotations=annotations, config=config, seed=bench_seed, overwrite=True)
+    builder_config = "default"
+    if not (data / flavour / builder_config / "1.0.0" / "dataset_info.json").is_file():
+        build_data.build(flavour, data, builder_config=builder_config, manual_dir=src, overwrite=True)
+    return data
+
+
+def run_one(flavour: str, variant: str, seed: int, data: Path, work: Path, steps: int | None, quick: bool) -> dict:
+    from avloc_jax import train
+
+    workdir = work / f"runs_{flavour}{'_quick' if quick else ''}" / variant / f"seed{seed}"
+    done = workdir / "ablation_result.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    config = importlib.import_module(f"configs.benchmark_{flavour}").get_config()
+    config.data.data_dir = str(data)
+    config.seed = seed
+    if quick:
+        config.train.num_steps = 100
+        config.eval.every_steps = 50
+        config.train.checkpoint_every_steps = 50
+        config.loss.consistency_warmup_steps = 50
+    if steps:
+        config.train.num_steps = steps
+    for key, value in VARIANTS[variant][1].items():
+        _set(config, key, value)
+    if workdir.exists():  # an unfinished run: start it again from scratch
+        import shutil
+
+        shutil.rmtree(workdir)
+    start = time.perf_counter()
+    outcome = train.train_and_evaluate(config, workdir)
+    result = {
+        "variant": variant,
+        "seed": seed,
+        "overrides": VARIANTS[variant][1],
+        "num_steps": int(config.train.num_steps),
+        "best_step": outcome.get("best_step"),
+        "seconds": round(time.perf_counter() - start, 1),
+        "val": outcome["val"],
+        "test": outcome["test"],
+    }
+    done.write_text(json.dumps(result, indent=1))
+    return result
+
+
+def _machine() -> dict:
+    import jax
+
+    return {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "jax": jax.__version__,
+        "devices": [str(d) for d in jax.devices()],
+        "note": "2 CPU cores shared with other jobs during the runs",
+    }
+
+
+def summarise(results: list[dict], keys: tuple[str, ...]) -> dict[str, dict]:
+    table: dict[str, dict] = {}
+    for r in results:
+        table.setdefault(r["variant"], {"seeds": [], **{k: [] for k in keys}})
+        table[r["variant"]]["seeds"].append(r["seed"])
+        for k in keys:
+            table[r["variant"]][k].append(float(r["test"][k]))
+    return {
+        v: {"seeds": row["seeds"], **{k: [float(np.mean(row[k])), float(np.std(row[k]))] for k in keys}}
+        for v, row in table.items()
+    }
+
+
+def markdown_table(flavour: str, summary: dict, keys: tuple[str, ...], payload: dict) -> str:
+    scale = 100.0
+    lines = [
+        f"Flavour `{flavour}`, test split, mean ± std over seeds (×100). Command: `{payload['command']}`.",
+        f"Steps per run: {payload['num_steps']}; benchmark seed {payload['bench_seed']}; "
+        f"total wall time {payload['wall_minutes']:.1f} min on {payload['machine']['cpus']} shared CPU cores.",
+        "",
+        "| variant | seeds | " + " | ".join(keys) + " |",
+        "|---|---|" + "---|" * len(keys),
+    ]
+    full = summary.get("full")
+    for variant in VARIANTS:
+        if variant not in summary:
+            continue
+        row = summary[variant]
+        cells = []
+        for k in keys:
+            mean, std = row[k]
+            cell = f"{scale * mean:.1f} ± {scale * std:.1f}"
+            cells.append(cell)
+        lines.append(f"| {VARIANTS[variant][0]} | {len(row['seeds'])} | " + " | ".join(cells) + " |")
+    if full is not None:
+        k = keys[0]
+        lines.append("")
+        for b in BASELINES:
+            if b in summary:
+                gap = full[k][0] - summary[b][k][0]
+                spread = max(full[k][1], summary[b][k][1])
+                verdict = "yes" if gap > 2 * spread else "no"
+                lines.append(
+                    f"* full − {b} on {k}: {scale * gap:+.1f} (larger std {scale * spread:.1f}); > 2 std: **{verdict}**"
+                )
+    return "\n".join(lines)
+
+
+def write_docs(docs: Path, flavour: str, table_md: str) -> None:
+    path = docs / "results.md"
+    begin, end = f"<!-- table:{flavour} -->", f"<!-- end:{flavour} -->"
+    text = path.read_text() if path.is_file() else "# Results on the semi-synthetic benchmark\n\n"
+    block = f"{begin}\n{table_md}\n{end}"
+    if begin in text and end in text:
+        text = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: block, text, flags=re.S)
+    else:
+        text = text.rstrip("\n") + f"\n\n## {flavour}\n\n{block}\n"
+    tmp = path.with_suffix(".md.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    os.environ.setdefault("AVLOC_PROGRESS", "0")
+    from absl import logging as absl_logging
+
+    absl_logging.set_verbosity(absl_logging.WARNING)
+    logging.getLogger().setLevel(logging.WARNING)
+    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    if args.variants == "core":
+        variants = list(CORE)
+    elif args.variants == "all":
+        variants = list(VARIANTS)
+    else:
+        variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        print(f"unknown variants {unknown}; expected {list(VARIANTS)}", file=sys.stderr)
+        return 2
+    if args.quick:
+        seeds = seeds[:1]
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    data = prepare_data(args.flavour, work, args.bench_seed, args.annotations, args.quick)
+    print(f"data ready in {time.perf_counter() - started:.0f} s: {data}", flush=True)
+
+    keys = DETECTION_KEYS if args.flavour == "activitynet12" else AVE_KEYS
+    docs = Path(args.docs)
+    json_path = docs / f"results_{args.flavour}.json"
+    previous = json.loads(json_path.read_text()) if json_path.is_file() and not args.quick else {}
+    results = [r for r in previous.get("runs", []) if not (r["variant"] in variants and r["seed"] in seeds)]
+    num_steps = None
+    for variant in variants:
+        for seed in seeds:
+            r = run_one(args.flavour, variant, seed, data, work, args.steps, args.quick)
+            num_steps = r["num_steps"]
+            results.append(r)
+            metric = r["test"][keys[0]]
+            print(f"{variant:14s} seed {seed}: test {keys[0]} {metric:.4f} ({r['seconds']:.0f} s)", flush=True)
+            payload = {
+                "flavour": args.flavour,
+                "command": "python bench/ablations.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+                "machine": _machine(),
+                "bench_seed": args.bench_seed,
+                "num_steps": num_steps,
+                "wall_minutes": (time.perf_counter() - started) / 60 + previous.get("wall_minutes", 0.0),
+                "keys": list(keys),
+                "summary": summarise(results, keys),
+                "runs": results,
+            }
+            if not args.quick:
+                docs.mkdir(parents=True, exist_ok=True)
+                tmp = json_path.with_suffix(".json.tmp")
+                tmp.write_text(json.dumps(payload, indent=1))
+                tmp.replace(json_path)
+                write_docs(docs, args.flavour, markdown_table(args.flavour, payload["summary"], keys, payload))
+    summary = summarise(results, keys)
+    print(markdown_table(args.flavour, summary, keys, payload))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
