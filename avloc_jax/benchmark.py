@@ -276,7 +276,11 @@ def make_ave(
             na[i] = a + config.real_audio_gain * background[row]
         _h5_write(tmp / "visual_feature_noisy.h5", ann.AVE_H5_KEY, nv)
         _h5_write(tmp / "audio_feature_noisy.h5", ann.AVE_H5_KEY, na)
-        _h5_write(tmp / "labels_noisy.h5", ann.AVE_H5_KEY, noisy_labels[noisy_rows])
+        # All background; the background column is the subset's class count (28 = the real file).
+        num_sub_classes = len({int(real.classes[r]) for r in rows.tolist()})
+        labels = np.zeros((len(noisy_rows), num_sub_classes + 1), noisy_labels.dtype)
+        labels[:, -1] = 1
+        _h5_write(tmp / "labels_noisy.h5", ann.AVE_H5_KEY, labels)
         np.savez(tmp / "structure.npz", visual=structure.visual, audio=structure.audio, music=structure.music)
         return {
             "flavour": "ave",

@@ -94,7 +94,8 @@ def prepare_data(flavour: str, work: Path, bench_seed: int, annotations: str | N
             config.num_train, config.num_val, config.num_test, config.num_noisy = 400, 100, 100, 20
     if not (src / "benchmark.json").is_file():
         benchmark.make_benchmark(flavour, src, annotations=annotations, config=config, seed=bench_seed, overwrite=True)
-    builder_config = "default"
+    # AVE: the weak setting (the 178 background-only videos join train), as configs/benchmark_ave.py.
+    builder_config = "weak" if flavour == "ave" else "default"
     if not (data / flavour / builder_config / "1.0.0" / "dataset_info.json").is_file():
         build_data.build(flavour, data, builder_config=builder_config, manual_dir=src, overwrite=True)
     return data

@@ -11,7 +11,7 @@ from configs import ave
 
 def get_config():
     config = ave.get_config()
-    config.data.weak_setting = False
+    config.data.weak_setting = True  # weak setting: + the 178 background-only videos (real audio)
     config.model.embed_dim = 64
     config.train.num_steps = 600
     config.train.batch_size = 64
