@@ -186,13 +186,14 @@ def train_batches(
         source, batch_size=batch_size, seed=seed, num_snippets=num_snippets, sampling=sampling,
         process_index=process_index, process_count=process_count,
     )
-    ds = ds[start_step:]
+    return _iterate(ds[start_step:], num_threads, prefetch)
+
+
+def _iterate(ds: grain.MapDataset, num_threads: int, prefetch: int) -> Iterator[Any]:
+    """Elements of `ds` in order; read ahead by `num_threads` grain threads if > 0."""
     if num_threads > 0:
-        iterator = ds.to_iter_dataset(grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch))
-        yield from iterator
-    else:
-        for k in range(len(ds)):
-            yield ds[k]
+        return iter(ds.to_iter_dataset(grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch)))
+    return (ds[k] for k in range(len(ds)))
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -314,7 +315,7 @@ def eval_batches(
       rows, -1 for padding rows (example_mask False). Buckets come in increasing length.
     """
     if len(source) == 0:
-        return
+        return iter(())
     lengths = source_lengths(source)
     plan = eval_plan(
         lengths, batch_size=batch_size, buckets=buckets, process_index=process_index, process_count=process_count
@@ -326,12 +327,7 @@ def eval_batches(
         length, indices = step
         return eval_batch(source, indices, length, dims), list(indices)
 
-    ds = grain.MapDataset.source(plan).map(make)
-    if num_threads > 0:
-        yield from ds.to_iter_dataset(grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch))
-    else:
-        for k in range(len(ds)):
-            yield ds[k]
+    return _iterate(grain.MapDataset.source(plan).map(make), num_threads, prefetch)
 
 
 def num_eval_shapes(lengths: Sequence[int], buckets: Sequence[int] | None = None) -> int:
