@@ -146,3 +146,23 @@ def test_export_errors(tmp_path, capsys):
     code, _, stderr = run(capsys, "export", "--workdir", tmp_path / "w", "--out", tmp_path / "b")
     assert code == 1 and "config.json" in stderr
     assert not (tmp_path / "b").exists()
+
+
+def test_workdir_metadata_from_its_file_or_derived_from_the_config(trained, tmp_path, monkeypatch):
+    workdir, dataset, _ = trained
+    copy = tmp_path / "workdir"
+    shutil.copytree(workdir, copy)
+    (copy / inference.METADATA_FILE).unlink(missing_ok=True)
+    derived = inference.load_workdir(copy)  # no metadata file: the demo data are regenerated
+    assert derived.metadata == dataset.metadata and derived.seconds_per_snippet == 1.0
+
+    inference.write_dataset_metadata(copy, dataset, tiny_config())  # what `avloc train` writes
+
+    def no_dataset(config):
+        raise AssertionError("the metadata file should be enough")
+
+    monkeypatch.setattr(train, "load_dataset", no_dataset)
+    stored = inference.load_workdir(copy)
+    assert stored.metadata == dataset.metadata and stored.seconds_per_snippet == 1.0
+    # without a config to ask, the snippet length is estimated from training durations / T
+    assert inference.seconds_per_snippet(dataset) == pytest.approx(1.0)
