@@ -42,7 +42,7 @@ def main() -> None:
     from avloc_jax import train
     from test_train import tiny_config
 
-    read: set[int] = set()
+    read: list[int] = []  # every read, in order (prefetching included)
     original_load = train.load_dataset
 
     class RecordingSplit:
@@ -50,12 +50,15 @@ def main() -> None:
 
         def __init__(self, records):
             self._records = records
+            # As TFDS-backed splits do, expose lengths, so the pipeline need not read every
+            # video to learn them (those reads would not be training reads).
+            self.lengths = [len(r["visual"]) for r in records]
 
         def __len__(self):
             return len(self._records)
 
         def __getitem__(self, index):
-            read.add(int(index))
+            read.append(int(index))
             return self._records[index]
 
     def load_recording(config):
@@ -69,7 +72,7 @@ def main() -> None:
     config.train.log_every_steps = 1
     config.eval.every_steps = 1000
     train.train_and_evaluate(config, args.workdir)
-    Path(args.workdir, f"read_indices_{args.process_id}.json").write_text(json.dumps(sorted(read)))
+    Path(args.workdir, f"read_indices_{args.process_id}.json").write_text(json.dumps(read))
     if jax.process_index() == 0:
         events = [json.loads(line) for line in open(os.path.join(args.workdir, "metrics.jsonl"))]
         losses = [e["loss/total"] for e in events if e["event"] == "train"]
