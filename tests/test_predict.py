@@ -212,3 +212,10 @@ def test_ave_models_add_gated_snippet_labels(trained, video, tmp_path, capsys):
     top = dataset.metadata.class_names[int(np.argmax(outputs["video_scores"]))]
     theta = loaded.config.eval.reliability_threshold
     assert labels == [top if mu >= theta else "background" for mu in outputs["reliability"]]
+    # a whole split: one label per snippet of every video
+    code, stdout, stderr = predict(capsys, "--bundle", bundle, "--split", "val")
+    assert code == 0, stderr
+    per_video = json.loads(stdout)["snippet_labels"]
+    source = dataset.split("validation")
+    assert {as_str(r["video_id"]): len(r["visual"]) for r in source} == {k: len(v) for k, v in per_video.items()}
+    assert set(sum(per_video.values(), [])) <= set(dataset.metadata.class_names) | {"background"}
