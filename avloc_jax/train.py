@@ -32,6 +32,8 @@ import orbax.checkpoint as ocp
 from avloc_jax import demo_data, device_data, evaluation, input_pipeline, losses, models, parallel
 from avloc_jax.data_types import Dataset
 from avloc_jax.metric_logging import MetricLogger
+from avloc_jax.progress import ProgressBar
+from avloc_jax.tensorboard_writer import TensorBoardWriter
 
 
 @flax.struct.dataclass
@@ -282,6 +284,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
         workdir.mkdir(parents=True, exist_ok=True)
         _atomic_write_json(workdir / "config.json", json.loads(config.to_json_best_effort()))
     logger = MetricLogger(workdir, enabled=main_process)
+    if main_process:
+        logger.add_writer(TensorBoardWriter(workdir / "tensorboard"))
     mesh = parallel.make_mesh()
     parallel.local_batch_size(config.train.batch_size, "train.batch_size")  # checks divisibility
     logging.info("devices: %d (%d processes), global batch %d", jax.device_count(), jax.process_count(), config.train.batch_size)
@@ -290,6 +294,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     dataset = load_dataset(config)
     meta = dataset.metadata
     metric_name = evaluation.selection_metric_name(meta)
+    if main_process:  # class names and feature sizes, for `avloc predict` / `avloc export`
+        from avloc_jax import inference
+
+        inference.write_dataset_metadata(workdir, dataset, config)
 
     # --- Model, optimizer, state.
     model = models.build_model(config.model, meta.num_classes)
@@ -334,18 +342,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     outcome: dict[str, Any] = {"start_step": start_step}
     window_start, window_steps = time.perf_counter(), 0
     step = start_step
-    with PreemptionFlag() as preemption:
+    progress = ProgressBar(num_steps, initial=start_step, desc="train", enabled=None if main_process else False)
+    with PreemptionFlag() as preemption, progress:
         while step < num_steps:
             # Host-fed data: one step at a time. Device-resident: every step up to the next event.
             count = _steps_to_next_event(step, num_steps, event_every) if config.data.device_resident else 1
             state, metrics = run_steps(state, count)
             step += count
             window_steps += count
+            progress.update(count)
 
             if parallel.any_process(preemption.requested):
                 checkpoints.save_last(state, force=True)
                 checkpoints.close()
                 logger.write("preempted", step, {})
+                logger.close()
                 logging.warning("stopped at step %d; rerun the same command to resume", step)
                 return {**outcome, "preempted": True, "step": step}
 
@@ -356,6 +367,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
                 metrics["videos_per_sec"] = window_steps * config.train.batch_size / elapsed
                 metrics["train_compilations"] = train_traces[0]
                 logger.write("train", step, metrics)
+                progress.set_postfix(loss=float(metrics["loss/total"]))
                 logging.info("step %d: loss %.4f", step, metrics["loss/total"])
                 window_start, window_steps = time.perf_counter(), 0
 
@@ -379,6 +391,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
         write_results(workdir, split, split_metrics, detections, {"step": int(final_state.step), "checkpoint": "best"})
         logger.write("final", int(final_state.step), {"split": split, **split_metrics})
         outcome[role] = split_metrics
+    logger.close()
     return outcome
 
 
