@@ -50,6 +50,10 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "no_cc": ("without class consistency", {"loss.class_consistency_weight": 0.0}),
     "no_rc": ("without reliability consistency", {"loss.reliability_consistency_weight": 0.0}),
     "cas_smooth": ("Full + CAS smoothing (5) in post-processing", {"localization.cas_smoothing": 5}),
+    # Baselines with the same post-processing smoothing: separates fusion from smoothing.
+    "visual_smooth": ("Visual only + CAS smoothing (5)", {"model.fusion": "visual", "localization.cas_smoothing": 5}),
+    "audio_smooth": ("Audio only + CAS smoothing (5)", {"model.fusion": "audio", "localization.cas_smoothing": 5}),
+    "concat_smooth": ("Early concatenation + CAS smoothing (5)", {"model.fusion": "concat", "localization.cas_smoothing": 5}),
 }
 CORE = ("full", "visual", "audio", "concat", "softmax_bg", "no_fg", "no_rel", "no_cc", "no_rc", "cas_smooth")
 BASELINES = ("visual", "audio", "concat")
