@@ -54,11 +54,49 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "visual_smooth": ("Visual only + CAS smoothing (5)", {"model.fusion": "visual", "localization.cas_smoothing": 5}),
     "audio_smooth": ("Audio only + CAS smoothing (5)", {"model.fusion": "audio", "localization.cas_smoothing": 5}),
     "concat_smooth": ("Early concatenation + CAS smoothing (5)", {"model.fusion": "concat", "localization.cas_smoothing": 5}),
+    # Diagnostics of the μ collapse of the baselines (docs/results.md): consistency off, and
+    # the proposed pseudo-label rule (PATCHES below; applied only inside this script).
+    "visual_nocons": ("Visual only, no consistency losses", {"model.fusion": "visual", **{k: 0.0 for k in (
+        "loss.class_consistency_weight", "loss.reliability_consistency_weight")}}),
+    "audio_nocons": ("Audio only, no consistency losses", {"model.fusion": "audio", **{k: 0.0 for k in (
+        "loss.class_consistency_weight", "loss.reliability_consistency_weight")}}),
+    "concat_nocons": ("Early concatenation, no consistency losses", {"model.fusion": "concat", **{k: 0.0 for k in (
+        "loss.class_consistency_weight", "loss.reliability_consistency_weight")}}),
+    "full_fgmass": ("Full, proposed pseudo-label rule (fg mass)", {"patch": "fgmass"}),
+    "visual_fgmass": ("Visual only, proposed pseudo-label rule", {"model.fusion": "visual", "patch": "fgmass"}),
+    "audio_fgmass": ("Audio only, proposed pseudo-label rule", {"model.fusion": "audio", "patch": "fgmass"}),
+    "concat_fgmass": ("Early concatenation, proposed pseudo-label rule", {"model.fusion": "concat", "patch": "fgmass"}),
 }
 CORE = ("full", "visual", "audio", "concat", "softmax_bg", "no_fg", "no_rel", "no_cc", "no_rc", "cas_smooth")
 BASELINES = ("visual", "audio", "concat")
 DETECTION_KEYS = ("average_mAP", "mAP@0.50", "mAP@0.75")
 AVE_KEYS = ("accuracy", "accuracy_ungated")
+
+
+def _fgmass_pseudo_labels(posterior, mask, labels, window, threshold):
+    """Proposed pseudo-label rule: foreground vs background is decided by the whole
+    foreground mass Σ_c p̄_t(c) = 1 − p̄_t(bg) (i.e. by μ), not by the labelled class's share
+    of it; among foreground snippets the label is the best labelled class. The current
+    rule compares p̄_t(c) of a labelled class with p̄_t(bg): when the class softmax splits
+    between confusable classes (a visual pair for a visual-only model) every action snippet
+    becomes a 'bg' pseudo-label, L_fc pushes μ down, and μ collapses."""
+    import jax
+    import jax.numpy as jnp
+
+    from avloc_jax import losses
+
+    smoothed = jax.lax.stop_gradient(losses.smooth_over_time(posterior, mask, window))
+    background = smoothed[..., -1]
+    foreground_mass = 1.0 - background
+    labelled = jnp.where((labels > 0)[:, None, :], smoothed[..., :-1], -1.0)
+    best = jnp.argmax(labelled, axis=-1)
+    is_background = (background >= foreground_mass) | ~(labels > 0).any(-1)[:, None]
+    pseudo = jnp.where(is_background, labels.shape[-1], best)
+    confident = (jnp.maximum(background, foreground_mass) >= threshold) & mask
+    return pseudo, confident
+
+
+PATCHES = {"fgmass": ("consistency_pseudo_labels", _fgmass_pseudo_labels)}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -122,14 +160,27 @@ def run_one(flavour: str, variant: str, seed: int, data: Path, work: Path, steps
         config.loss.consistency_warmup_steps = 50
     if steps:
         config.train.num_steps = steps
+    patch = None
     for key, value in VARIANTS[variant][1].items():
-        _set(config, key, value)
+        if key == "patch":
+            patch = PATCHES[value]
+        else:
+            _set(config, key, value)
     if workdir.exists():  # an unfinished run: start it again from scratch
         import shutil
 
         shutil.rmtree(workdir)
     start = time.perf_counter()
-    outcome = train.train_and_evaluate(config, workdir)
+    if patch is not None:  # swapped in for this run only (the jitted step is traced inside)
+        from avloc_jax import losses
+
+        original = getattr(losses, patch[0])
+        setattr(losses, patch[0], patch[1])
+    try:
+        outcome = train.train_and_evaluate(config, workdir)
+    finally:
+        if patch is not None:
+            setattr(losses, patch[0], original)
     result = {
         "variant": variant,
         "seed": seed,
