@@ -61,7 +61,7 @@ def sample_batch(
     batch = jax.tree.map(lambda x: x[indices], data)
 
     length = min(num_snippets, max_len)
-    sample_key = jax.random.fold_in(jax.random.fold_in(key, -1), step)
+    sample_key = jax.random.fold_in(jax.random.fold_in(key, 104729), step)
     valid_counts = batch["mask"].sum(axis=1)
     if sampling == "random":
         # Random scores on valid snippets, +inf-like on padding; keep the `length` smallest.

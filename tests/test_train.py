@@ -101,11 +101,14 @@ class _StopAt(train.PreemptionFlag):
         pass
 
 
-def test_resumed_run_equals_uninterrupted_run(tmp_path, monkeypatch):
-    config = tiny_config(num_steps=12)
+@pytest.mark.parametrize("device_resident", [False, True])
+def test_resumed_run_equals_uninterrupted_run(tmp_path, monkeypatch, device_resident):
+    config = tiny_config(num_steps=12, **{"data.device_resident": device_resident})
     train.train_and_evaluate(config, tmp_path / "straight")
 
-    _StopAt.stop_step = 6
+    # The flag is read once per step, or once per fused chunk when device-resident:
+    # chunks end at events (steps 4, 6, 8, 12), so the 2nd read is after step 6.
+    _StopAt.stop_step = 2 if device_resident else 6
     monkeypatch.setattr(train, "PreemptionFlag", _StopAt)
     outcome = train.train_and_evaluate(config, tmp_path / "resumed")
     assert outcome["preempted"] and outcome["step"] == 6
@@ -152,8 +155,10 @@ def test_sigterm_mid_run_leaves_a_restorable_checkpoint(tmp_path):
     assert state is not None and int(state.step) == step > 0
 
 
-def test_eight_devices_give_the_same_loss_as_one(tmp_path):
-    """Data parallelism over 8 (forced CPU) devices matches 1 device to tolerance."""
+@pytest.mark.parametrize("device_resident", [False, True])
+def test_eight_devices_give_the_same_loss_as_one(tmp_path, device_resident):
+    """Data parallelism over 8 (forced CPU) devices matches 1 device to tolerance, with
+    host-fed batches and with the device-resident split (fused lax.scan steps)."""
     script = textwrap.dedent(
         f"""
         import json, sys
@@ -162,7 +167,8 @@ def test_eight_devices_give_the_same_loss_as_one(tmp_path):
         from test_train import tiny_config
         from avloc_jax import train
         config = tiny_config(num_steps=6)
-        config.train.log_every_steps = 1
+        config.train.log_every_steps = 1 if not {device_resident} else 3
+        config.data.device_resident = {device_resident}
         config.eval.every_steps = 1000
         train.train_and_evaluate(config, sys.argv[1])
         losses = [e["loss/total"] for e in map(json.loads, open(sys.argv[1] + "/metrics.jsonl")) if e["event"] == "train"]
@@ -178,7 +184,7 @@ def test_eight_devices_give_the_same_loss_as_one(tmp_path):
         assert out.returncode == 0, out.stderr[-3000:]
         results[count] = json.loads(out.stdout.strip().splitlines()[-1])
     assert results[1]["devices"] == 1 and results[8]["devices"] == 8
-    assert len(results[1]["losses"]) == 6
+    assert len(results[1]["losses"]) == (2 if device_resident else 6)
     np.testing.assert_allclose(results[8]["losses"], results[1]["losses"], rtol=1e-4, atol=1e-5)
 
 
