@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterator, Sequence
 import jax
 import numpy as np
 
-from avloc_jax import ave_metrics, detection_eval, input_pipeline, localization, losses, parallel
+from avloc_jax import ave_metrics, detection_eval, input_pipeline, localization, losses, parallel, progress
 from avloc_jax.data_types import TASK_AVE, DatasetMetadata, Record, as_str, ground_truth_json
 
 VideoOutputs = dict[str, np.ndarray]
@@ -76,12 +76,16 @@ def iterate_outputs(
             }
 
 
-def collect_outputs(*args, **kwargs) -> dict[int, VideoOutputs]:
+def collect_outputs(eval_step: Callable, params: Any, source: Sequence[Record], **kwargs) -> dict[int, VideoOutputs]:
+    """{dataset index: outputs} for every video of `source` (a progress bar on a TTY)."""
     outputs: dict[int, VideoOutputs] = {}
-    for index, video in iterate_outputs(*args, **kwargs):
-        if index in outputs:
-            raise RuntimeError(f"video index {index} was evaluated twice")
-        outputs[index] = video
+    enabled = None if parallel.is_main_process() else False
+    with progress.ProgressBar(len(source), desc="eval", unit="video", enabled=enabled, leave=False) as bar:
+        for index, video in iterate_outputs(eval_step, params, source, **kwargs):
+            if index in outputs:
+                raise RuntimeError(f"video index {index} was evaluated twice")
+            outputs[index] = video
+            bar.update(1)
     return outputs
 
 
