@@ -374,7 +374,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
             if step % config.eval.every_steps == 0 or step == num_steps:
                 val_metrics, _, _ = evaluate_split(config, dataset, meta.val_split, state.params, eval_step, mesh)
                 improved = checkpoints.save_if_best(state, val_metrics[metric_name])
-                logger.write("eval", step, {"split": meta.val_split, "is_best": improved, **val_metrics})
+                # Compiled eval shapes so far: one per length bucket met (docs/data.md).
+                compiled = {"eval_compilations": eval_step._cache_size()} if hasattr(eval_step, "_cache_size") else {}
+                logger.write("eval", step, {"split": meta.val_split, "is_best": improved, **compiled, **val_metrics})
                 logging.info("step %d: val %s = %.4f", step, metric_name, val_metrics[metric_name])
                 window_start, window_steps = time.perf_counter(), 0  # eval time is not train throughput
 
