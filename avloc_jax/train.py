@@ -293,6 +293,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     # --- Data.
     dataset = load_dataset(config)
     meta = dataset.metadata
+    if meta.val_split == meta.test_split:
+        raise ValueError(
+            f"{meta.name}: the validation split is the test split ({meta.test_split!r}); model selection "
+            "must not see the test split: set data.val_fraction > 0 to hold out part of training"
+        )
     metric_name = evaluation.selection_metric_name(meta)
     if main_process:  # class names and feature sizes, for `avloc predict` / `avloc export`
         from avloc_jax import inference
