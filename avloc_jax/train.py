@@ -382,6 +382,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
                 # Compiled eval shapes so far: one per length bucket met (docs/data.md).
                 compiled = {"eval_compilations": eval_step._cache_size()} if hasattr(eval_step, "_cache_size") else {}
                 logger.write("eval", step, {"split": meta.val_split, "is_best": improved, **compiled, **val_metrics})
+                progress.set_postfix(**{f"val_{metric_name}": val_metrics[metric_name]})
                 logging.info("step %d: val %s = %.4f", step, metric_name, val_metrics[metric_name])
                 window_start, window_steps = time.perf_counter(), 0  # eval time is not train throughput
 
