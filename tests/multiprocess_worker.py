@@ -40,7 +40,7 @@ def main() -> None:
         )
 
     from avloc_jax import train
-    from test_train import tiny_config
+    from demo_helpers import tiny_config
 
     read: list[int] = []  # every read, in order (prefetching included)
     original_load = train.load_dataset

@@ -8,40 +8,17 @@ import orbax.checkpoint as ocp
 import pytest
 
 from avloc_jax import cli, inference, train
-from configs import demo
-
-
-def tiny_config():
-    """A demo run that trains in seconds: few short videos, a small model, 20 steps."""
-    config = demo.get_config()
-    config.data.demo.num_videos = {"train": 32, "validation": 8, "test": 8}
-    config.data.demo.min_seconds = 16
-    config.data.demo.max_seconds = 32
-    config.data.num_snippets = 24
-    config.data.eval_buckets = (32,)
-    config.model.embed_dim = 16
-    config.train.num_steps = 20
-    config.train.batch_size = 8
-    config.train.warmup_steps = 2
-    config.train.log_every_steps = 10
-    config.train.checkpoint_every_steps = 10
-    config.eval.every_steps = 10
-    config.eval.batch_size = 8
-    config.loss.consistency_warmup_steps = 4
-    return config
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(trained_demo, tmp_path_factory):
     """(workdir, dataset, features folder) of one short demo run shared by the module."""
+    workdir, dataset, _ = trained_demo
     root = tmp_path_factory.mktemp("export")
-    config = tiny_config()
-    train.train_and_evaluate(config, root / "workdir")
-    dataset = train.load_dataset(config)
     record = dataset.split("test")[1]
     np.save(root / "v.npy", record["visual"])
     np.save(root / "a.npy", record["audio"])
-    return root / "workdir", dataset, root
+    return workdir, dataset, root
 
 
 def run(capsys, *argv):
@@ -148,7 +125,7 @@ def test_export_errors(tmp_path, capsys):
     assert not (tmp_path / "b").exists()
 
 
-def test_workdir_metadata_from_its_file_or_derived_from_the_config(trained, tmp_path, monkeypatch):
+def test_workdir_metadata_from_its_file_or_derived_from_the_config(trained, trained_demo, tmp_path, monkeypatch):
     workdir, dataset, _ = trained
     copy = tmp_path / "workdir"
     shutil.copytree(workdir, copy)
@@ -156,7 +133,7 @@ def test_workdir_metadata_from_its_file_or_derived_from_the_config(trained, tmp_
     derived = inference.load_workdir(copy)  # no metadata file: the demo data are regenerated
     assert derived.metadata == dataset.metadata and derived.seconds_per_snippet == 1.0
 
-    inference.write_dataset_metadata(copy, dataset, tiny_config())  # what `avloc train` writes
+    inference.write_dataset_metadata(copy, dataset, trained_demo[2])  # what `avloc train` writes
 
     def no_dataset(config):
         raise AssertionError("the metadata file should be enough")

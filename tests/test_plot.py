@@ -7,35 +7,12 @@ from PIL import Image
 
 from avloc_jax import cli, plotting, train
 from avloc_jax.commands import plot as plot_command
-from configs import demo
-
-
-def tiny_config():
-    """A demo run that trains in seconds: few short videos, a small model, 20 steps."""
-    config = demo.get_config()
-    config.data.demo.num_videos = {"train": 32, "validation": 8, "test": 8}
-    config.data.demo.min_seconds = 16
-    config.data.demo.max_seconds = 32
-    config.data.num_snippets = 24
-    config.data.eval_buckets = (32,)
-    config.model.embed_dim = 16
-    config.train.num_steps = 20
-    config.train.batch_size = 8
-    config.train.warmup_steps = 2
-    config.train.log_every_steps = 10
-    config.train.checkpoint_every_steps = 10
-    config.eval.every_steps = 10
-    config.eval.batch_size = 8
-    config.loss.consistency_warmup_steps = 4
-    return config
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
-    """One short demo training run shared by the module."""
-    path = tmp_path_factory.mktemp("plot") / "workdir"
-    train.train_and_evaluate(tiny_config(), path)
-    return path
+def workdir(trained_demo):
+    """The session's short demo training run."""
+    return trained_demo[0]
 
 
 def run(capsys, *argv):
@@ -74,8 +51,8 @@ def test_training_curves(workdir, tmp_path, capsys):
     assert_png(tmp_path / "curves.png", plotting.CURVES_FIGSIZE)
 
 
-def test_predict_plot_option(workdir, tmp_path, capsys):
-    dataset = train.load_dataset(tiny_config())
+def test_predict_plot_option(workdir, trained_demo, tmp_path, capsys):
+    dataset = trained_demo[1]
     record = dataset.split("validation")[0]
     np.save(tmp_path / "clip.npy", record["visual"])
     np.save(tmp_path / "clip_audio.npy", record["audio"])

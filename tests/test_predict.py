@@ -7,36 +7,13 @@ import pytest
 
 from avloc_jax import cli, inference, train
 from avloc_jax.data_types import as_str, ground_truth_json
-from configs import demo
-
-
-def tiny_config():
-    """A demo run that trains in seconds: few short videos, a small model, 20 steps."""
-    config = demo.get_config()
-    config.data.demo.num_videos = {"train": 32, "validation": 8, "test": 8}
-    config.data.demo.min_seconds = 16
-    config.data.demo.max_seconds = 32
-    config.data.num_snippets = 24
-    config.data.eval_buckets = (32,)
-    config.model.embed_dim = 16
-    config.train.num_steps = 20
-    config.train.batch_size = 8
-    config.train.warmup_steps = 2
-    config.train.log_every_steps = 10
-    config.train.checkpoint_every_steps = 10
-    config.eval.every_steps = 10
-    config.eval.batch_size = 8
-    config.loss.consistency_warmup_steps = 4
-    return config
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """(workdir, dataset) of one short demo training run shared by the module."""
-    workdir = tmp_path_factory.mktemp("predict") / "workdir"
-    config = tiny_config()
-    train.train_and_evaluate(config, workdir)
-    return workdir, train.load_dataset(config)
+def trained(trained_demo):
+    """(workdir, dataset) of the session's short demo training run."""
+    workdir, dataset, _ = trained_demo
+    return workdir, dataset
 
 
 @pytest.fixture(scope="module")

@@ -13,34 +13,9 @@ import numpy as np
 import pytest
 
 from avloc_jax import train
-from configs import demo
+from demo_helpers import tiny_config
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def tiny_config(num_steps=12, **overrides):
-    config = demo.get_config()
-    config.data.demo.num_videos = {"train": 48, "validation": 16, "test": 16}
-    config.data.demo.min_seconds = 16
-    config.data.demo.max_seconds = 32
-    config.data.num_snippets = 24
-    config.data.eval_buckets = (32,)
-    config.model.embed_dim = 16
-    config.train.num_steps = num_steps
-    config.train.batch_size = 8
-    config.train.warmup_steps = 2
-    config.train.log_every_steps = 4
-    config.train.checkpoint_every_steps = 4
-    config.eval.every_steps = 6
-    config.eval.batch_size = 8
-    config.loss.consistency_warmup_steps = 4
-    for key, value in overrides.items():
-        node = config
-        *path, leaf = key.split(".")
-        for part in path:
-            node = node[part]
-        node[leaf] = value
-    return config
 
 
 def _restore_params(config, workdir, which):
@@ -132,7 +107,7 @@ def test_sigterm_mid_run_leaves_a_restorable_checkpoint(tmp_path):
         f"""
         import sys
         sys.path.insert(0, {str(REPO)!r}); sys.path.insert(0, {str(REPO / 'tests')!r})
-        from test_train import tiny_config
+        from demo_helpers import tiny_config
         from avloc_jax import train
         config = tiny_config(num_steps=100000)
         config.eval.every_steps = 100000
@@ -164,7 +139,7 @@ def test_eight_devices_give_the_same_loss_as_one(tmp_path, device_resident):
         import json, sys
         sys.path.insert(0, {str(REPO)!r}); sys.path.insert(0, {str(REPO / 'tests')!r})
         import jax
-        from test_train import tiny_config
+        from demo_helpers import tiny_config
         from avloc_jax import train
         config = tiny_config(num_steps=6)
         config.train.log_every_steps = 1 if not {device_resident} else 3
