@@ -24,10 +24,10 @@ def main(argv: list[str]) -> int:
     if values.checkpoint not in ("best", "last"):
         print("avloc evaluate: --checkpoint must be best or last", file=sys.stderr)
         return 2
-    config = values.config if values.config is not None else config_cli.config_from_workdir(values.workdir)
     from avloc_jax import train
 
     try:
+        config = values.config if values.config is not None else config_cli.config_from_workdir(values.workdir)
         metrics = train.evaluate_workdir(config, values.workdir, values.split, values.checkpoint)
     except FileNotFoundError as err:
         print(f"avloc evaluate: {err}", file=sys.stderr)
