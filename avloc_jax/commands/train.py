@@ -21,8 +21,13 @@ def main(argv: list[str]) -> int:
         print("avloc train: --config and --workdir are required", file=sys.stderr)
         return 2
     from avloc_jax import train  # heavy imports after argument checks
+    from avloc_jax.annotations import DataError
 
-    outcome = train.train_and_evaluate(values.config, values.workdir)
+    try:
+        outcome = train.train_and_evaluate(values.config, values.workdir)
+    except (FileNotFoundError, DataError) as err:  # missing dataset or bad data: no traceback
+        print(f"avloc train: {err}", file=sys.stderr)
+        return 1
     if outcome.get("preempted"):
         print(f"preempted at step {outcome['step']}: checkpoint saved in {values.workdir}; rerun to resume")
         return 0
