@@ -66,6 +66,13 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "visual_fgmass": ("Visual only, proposed pseudo-label rule", {"model.fusion": "visual", "patch": "fgmass"}),
     "audio_fgmass": ("Audio only, proposed pseudo-label rule", {"model.fusion": "audio", "patch": "fgmass"}),
     "concat_fgmass": ("Early concatenation, proposed pseudo-label rule", {"model.fusion": "concat", "patch": "fgmass"}),
+    # Config-level fixes tried for the open-max head's gap to the closed-set head.
+    "fgmass_fg3": ("Full, fg-mass rule, λ_fg = 3", {"patch": "fgmass", "loss.fg_weight": 3.0}),
+    "fgmass_r4": ("Full, fg-mass rule, top-k ratio r = 4", {"patch": "fgmass", "loss.topk_ratio": 4.0}),
+    "full_reltop": ("Full, fg-mass rule + top-only L_rel for labelled videos", {"patch": "fgmass_reltop"}),
+    "visual_reltop": ("Visual only, fg-mass rule + top-only L_rel", {"model.fusion": "visual", "patch": "fgmass_reltop"}),
+    "audio_reltop": ("Audio only, fg-mass rule + top-only L_rel", {"model.fusion": "audio", "patch": "fgmass_reltop"}),
+    "concat_reltop": ("Early concatenation, fg-mass rule + top-only L_rel", {"model.fusion": "concat", "patch": "fgmass_reltop"}),
 }
 CORE = ("full", "visual", "audio", "concat", "softmax_bg", "no_fg", "no_rel", "no_cc", "no_rc", "cas_smooth")
 BASELINES = ("visual", "audio", "concat")
@@ -96,7 +103,31 @@ def _fgmass_pseudo_labels(posterior, mask, labels, window, threshold):
     return pseudo, confident
 
 
-PATCHES = {"fgmass": ("consistency_pseudo_labels", _fgmass_pseudo_labels)}
+def _top_only_reliability_loss(reliability_logits, mask, labels, example_weight, topk_ratio):
+    """Proposed L_rel for clips that may be all action (AVE: 65% of test clips are event
+    from start to end): videos with actions only get -log(top-k mean μ); background-only
+    videos keep -log(1 - top-k mean μ). The current bottom-k term asserts that every
+    labelled video holds background and pushes μ down inside fully-covered clips."""
+    import jax
+    import jax.numpy as jnp
+
+    from avloc_jax import losses
+
+    reliability = jax.nn.sigmoid(reliability_logits)
+    k = losses.topk_count(mask, topk_ratio)
+    top = jnp.clip(losses.topk_mean(reliability, mask, k, largest=True), 1e-6, 1.0 - 1e-6)
+    has_action = labels.sum(axis=-1) > 0
+    per_video = jnp.where(has_action, -jnp.log(top), -jnp.log1p(-top))
+    return losses._weighted_mean(per_video, example_weight)
+
+
+PATCHES = {
+    "fgmass": (("consistency_pseudo_labels", _fgmass_pseudo_labels),),
+    "fgmass_reltop": (
+        ("consistency_pseudo_labels", _fgmass_pseudo_labels),
+        ("reliability_loss", _top_only_reliability_loss),
+    ),
+}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -171,16 +202,16 @@ def run_one(flavour: str, variant: str, seed: int, data: Path, work: Path, steps
 
         shutil.rmtree(workdir)
     start = time.perf_counter()
-    if patch is not None:  # swapped in for this run only (the jitted step is traced inside)
-        from avloc_jax import losses
+    from avloc_jax import losses
 
-        original = getattr(losses, patch[0])
-        setattr(losses, patch[0], patch[1])
+    originals = {name: getattr(losses, name) for name, _ in patch or ()}
+    for name, function in patch or ():  # swapped in for this run only (the jitted step is traced inside)
+        setattr(losses, name, function)
     try:
         outcome = train.train_and_evaluate(config, workdir)
     finally:
-        if patch is not None:
-            setattr(losses, patch[0], original)
+        for name, function in originals.items():
+            setattr(losses, name, function)
     result = {
         "variant": variant,
         "seed": seed,
