@@ -28,7 +28,7 @@ setup(
         "matplotlib>=3.8",
     ],
     extras_require={
-        "test": ["pytest>=8.0", "pytest-xdist>=3.5"],
+        "test": ["pytest>=8.0", "pytest-xdist>=3.5", "portpicker>=1.6"],
     },
     entry_points={"console_scripts": ["avloc=avloc_jax.cli:main"]},
 )
