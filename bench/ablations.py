@@ -76,6 +76,8 @@ VARIANTS: dict[str, tuple[str, dict]] = {
 }
 CORE = ("full", "visual", "audio", "concat", "softmax_bg", "no_fg", "no_rel", "no_cc", "no_rc", "cas_smooth")
 BASELINES = ("visual", "audio", "concat")
+# baseline suffix -> the full-model row trained/evaluated the same way
+COMPARISONS = {"": "full", "_smooth": "cas_smooth", "_fgmass": "full_fgmass", "_reltop": "full_reltop"}
 DETECTION_KEYS = ("average_mAP", "mAP@0.50", "mAP@0.75")
 AVE_KEYS = ("accuracy", "accuracy_ungated")
 
@@ -255,14 +257,14 @@ def summarise(results: list[dict], keys: tuple[str, ...]) -> dict[str, dict]:
 def markdown_table(flavour: str, summary: dict, keys: tuple[str, ...], payload: dict) -> str:
     scale = 100.0
     lines = [
-        f"Flavour `{flavour}`, test split, mean ± std over seeds (×100). Command: `{payload['command']}`.",
+        f"Flavour `{flavour}`, test split, mean ± std over seeds (×100). Last command: `{payload['command']}`.",
         f"Steps per run: {payload['num_steps']}; benchmark seed {payload['bench_seed']}; "
-        f"total wall time {payload['wall_minutes']:.1f} min on {payload['machine']['cpus']} shared CPU cores.",
+        f"{len(payload['runs'])} runs, {payload['run_minutes']:.1f} min of run time in all (sum over runs, "
+        f"{payload['machine']['cpus']} CPU cores shared with other jobs).",
         "",
         "| variant | seeds | " + " | ".join(keys) + " |",
         "|---|---|" + "---|" * len(keys),
     ]
-    full = summary.get("full")
     for variant in VARIANTS:
         if variant not in summary:
             continue
@@ -273,17 +275,25 @@ def markdown_table(flavour: str, summary: dict, keys: tuple[str, ...], payload: 
             cell = f"{scale * mean:.1f} ± {scale * std:.1f}"
             cells.append(cell)
         lines.append(f"| {VARIANTS[variant][0]} | {len(row['seeds'])} | " + " | ".join(cells) + " |")
-    if full is not None:
-        k = keys[0]
-        lines.append("")
+    k = keys[0]
+    lines.append("")
+    lines.append(f"Full model vs each baseline under the same training rule ({k}; 'yes' when the gap exceeds")
+    lines.append("twice the larger of the two standard deviations):")
+    lines.append("")
+    for suffix, full_name in COMPARISONS.items():
+        full = summary.get(full_name)
+        if full is None:
+            continue
         for b in BASELINES:
-            if b in summary:
-                gap = full[k][0] - summary[b][k][0]
-                spread = max(full[k][1], summary[b][k][1])
-                verdict = "yes" if gap > 2 * spread else "no"
-                lines.append(
-                    f"* full − {b} on {k}: {scale * gap:+.1f} (larger std {scale * spread:.1f}); > 2 std: **{verdict}**"
-                )
+            other = summary.get(b + suffix)
+            if other is None:
+                continue
+            gap = full[k][0] - other[k][0]
+            spread = max(full[k][1], other[k][1])
+            verdict = "yes" if gap > 2 * spread else "no"
+            lines.append(
+                f"* {full_name} − {b + suffix}: {scale * gap:+.1f} (larger std {scale * spread:.1f}); > 2 std: **{verdict}**"
+            )
     return "\n".join(lines)
 
 
@@ -333,6 +343,8 @@ def main(argv: list[str] | None = None) -> int:
     previous = json.loads(json_path.read_text()) if json_path.is_file() and not args.quick else {}
     results = [r for r in previous.get("runs", []) if not (r["variant"] in variants and r["seed"] in seeds)]
     num_steps = None
+    this_command = "python bench/ablations.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    payload = None
     for variant in variants:
         for seed in seeds:
             r = run_one(args.flavour, variant, seed, data, work, args.steps, args.quick)
@@ -342,11 +354,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{variant:14s} seed {seed}: test {keys[0]} {metric:.4f} ({r['seconds']:.0f} s)", flush=True)
             payload = {
                 "flavour": args.flavour,
-                "command": "python bench/ablations.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+                "command": this_command,
                 "machine": _machine(),
                 "bench_seed": args.bench_seed,
                 "num_steps": num_steps,
-                "wall_minutes": (time.perf_counter() - started) / 60 + previous.get("wall_minutes", 0.0),
+                "commands": previous.get("commands", []) + [this_command],
+                "run_minutes": sum(r["seconds"] for r in results) / 60,
                 "keys": list(keys),
                 "summary": summarise(results, keys),
                 "runs": results,
@@ -357,8 +370,8 @@ def main(argv: list[str] | None = None) -> int:
                 tmp.write_text(json.dumps(payload, indent=1))
                 tmp.replace(json_path)
                 write_docs(docs, args.flavour, markdown_table(args.flavour, payload["summary"], keys, payload))
-    summary = summarise(results, keys)
-    print(markdown_table(args.flavour, summary, keys, payload))
+    if payload is not None:
+        print(markdown_table(args.flavour, payload["summary"], keys, payload))
     return 0
 
 
