@@ -4,7 +4,6 @@ alignment), the output is a pure function of the seed, and the planted structure
 
 Needs the real annotation files in ../shared/data (skipped with a reason when absent)."""
 import json
-from pathlib import Path
 
 import h5py
 import numpy as np
