@@ -78,11 +78,18 @@ def foreground_loss(
 
 
 def reliability_loss(
-    reliability_logits: Array, mask: Array, labels: Array, example_weight: Array, topk_ratio: float
+    reliability_logits: Array,
+    mask: Array,
+    labels: Array,
+    example_weight: Array,
+    topk_ratio: float,
+    background_term: bool = True,
 ) -> Array:
     """L_rel, reliability MIL with background as an open set.
 
-    Videos with actions: -log(top-k mean μ) - log(1 - bottom-k mean μ).
+    Videos with actions: -log(top-k mean μ) - log(1 - bottom-k mean μ); without
+    `background_term` only -log(top-k mean μ) (for clips that may be action from start
+    to end, as most AVE clips are).
     Background-only videos: -log(1 - top-k mean μ).
     """
     reliability = jax.nn.sigmoid(reliability_logits)
@@ -90,7 +97,8 @@ def reliability_loss(
     top = jnp.clip(topk_mean(reliability, mask, k, largest=True), _EPS, 1.0 - _EPS)
     bottom = jnp.clip(topk_mean(reliability, mask, k, largest=False), _EPS, 1.0 - _EPS)
     has_action = labels.sum(axis=-1) > 0
-    per_video = jnp.where(has_action, -jnp.log(top) - jnp.log1p(-bottom), -jnp.log1p(-top))
+    labelled_term = -jnp.log(top) - (jnp.log1p(-bottom) if background_term else 0.0)
+    per_video = jnp.where(has_action, labelled_term, -jnp.log1p(-top))
     return _weighted_mean(per_video, example_weight)
 
 
@@ -108,13 +116,19 @@ def smooth_over_time(values: Array, mask: Array, window: int) -> Array:
     return box_sum(values * valid) / jnp.maximum(box_sum(valid), 1.0)
 
 
+PSEUDO_LABEL_RULES = ("foreground_mass", "class_argmax")
+
+
 def consistency_pseudo_labels(
     posterior: Array, mask: Array, labels: Array, window: int, threshold: float
 ) -> tuple[Array, Array]:
-    """Pseudo-labels for the consistency losses (no gradient flows through them).
+    """The `class_argmax` pseudo-label rule (no gradient flows through it).
 
-    p̄ = the posterior smoothed over time; ŷ_t = argmax of p̄_t over the video's labelled
-    classes plus background; a snippet is used when p̄_t(ŷ_t) ≥ τ.
+    p̄ = the posterior smoothed over time (|δ| ≤ window, valid neighbours only);
+    ŷ_t = argmax of p̄_t over the video's labelled classes plus background; confident when
+    p̄_t(ŷ_t) ≥ τ. When the class softmax splits between confusable classes, every
+    labelled class can lose to background, the pseudo-labels turn to background and μ
+    collapses (docs/method.md); `foreground_mass_pseudo_labels` avoids that.
     Returns (pseudo_labels [B, T] in 0..C, C = background; confident [B, T] bool).
     """
     smoothed = jax.lax.stop_gradient(smooth_over_time(posterior, mask, window))
@@ -122,6 +136,27 @@ def consistency_pseudo_labels(
     candidates = jnp.where(allowed[:, None, :], smoothed, -1.0)
     pseudo = jnp.argmax(candidates, axis=-1)
     confident = (jnp.max(candidates, axis=-1) >= threshold) & mask
+    return pseudo, confident
+
+
+def foreground_mass_pseudo_labels(
+    posterior: Array, mask: Array, labels: Array, window: int, threshold: float
+) -> tuple[Array, Array]:
+    """The `foreground_mass` pseudo-label rule (no gradient flows through it).
+
+    Snippet t is foreground when its smoothed foreground mass 1 - p̄_t(bg) = μ̄_t exceeds
+    p̄_t(bg), and then takes the best labelled class; background-only videos are
+    background everywhere. Confident when max(p̄_t(bg), 1 - p̄_t(bg)) ≥ τ.
+    Returns (pseudo_labels [B, T] in 0..C, C = background; confident [B, T] bool).
+    """
+    smoothed = jax.lax.stop_gradient(smooth_over_time(posterior, mask, window))
+    labelled = labels > 0  # [B, C]
+    background = smoothed[..., -1]
+    foreground_mass = 1.0 - background
+    best_labelled = jnp.argmax(jnp.where(labelled[:, None, :], smoothed[..., :-1], -1.0), axis=-1)
+    is_background = (background >= foreground_mass) | ~labelled.any(axis=-1)[:, None]
+    pseudo = jnp.where(is_background, labels.shape[-1], best_labelled)
+    confident = (jnp.maximum(background, foreground_mass) >= threshold) & mask
     return pseudo, confident
 
 
@@ -133,11 +168,15 @@ def consistency_losses(
     example_weight: Array,
     window: int,
     threshold: float,
+    rule: str = "class_argmax",
 ) -> tuple[Array, Array]:
     """(L_cc, L_fc): class continuity CE(p_t, ŷ_t) and reliability consistency
     BCE(μ_t, 1[ŷ_t ≠ bg]), both averaged over the confident valid snippets."""
     num_classes = labels.shape[-1]
-    pseudo, confident = consistency_pseudo_labels(posterior, mask, labels, window, threshold)
+    if rule not in PSEUDO_LABEL_RULES:
+        raise ValueError(f"loss.pseudo_label_rule must be one of {PSEUDO_LABEL_RULES}, got {rule!r}")
+    rule_fn = foreground_mass_pseudo_labels if rule == "foreground_mass" else consistency_pseudo_labels
+    pseudo, confident = rule_fn(posterior, mask, labels, window, threshold)
     weight = (confident & (example_weight[:, None] > 0)).astype(posterior.dtype)
     count = jnp.maximum(weight.sum(), 1.0)
     picked = jnp.take_along_axis(posterior, pseudo[..., None], axis=-1)[..., 0]
@@ -172,7 +211,11 @@ def total_loss(
         terms["fg"] = foreground_loss(class_logits, reliability_logits, mask, labels, example_weight)
         loss += loss_config.fg_weight * terms["fg"]
     if loss_config.rel_weight:
-        terms["rel"] = reliability_loss(reliability_logits, mask, labels, example_weight, loss_config.topk_ratio)
+        rel_args = (reliability_logits, mask, labels, example_weight, loss_config.topk_ratio)
+        if loss_config.get("rel_background_term", True):
+            terms["rel"] = reliability_loss(*rel_args)
+        else:
+            terms["rel"] = reliability_loss(*rel_args, background_term=False)
         loss += loss_config.rel_weight * terms["rel"]
     if loss_config.class_consistency_weight or loss_config.reliability_consistency_weight:
         terms["class_consistency"], terms["reliability_consistency"] = consistency_losses(
@@ -183,6 +226,7 @@ def total_loss(
             example_weight,
             loss_config.consistency_window,
             loss_config.consistency_threshold,
+            loss_config.get("pseudo_label_rule", "class_argmax"),
         )
         warm = (jnp.asarray(step) >= loss_config.consistency_warmup_steps).astype(jnp.float32)
         terms["consistency_on"] = warm

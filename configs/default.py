@@ -45,6 +45,10 @@ def get_config() -> ml_collections.ConfigDict:
     config.loss.reliability_consistency_weight = 0.5
     config.loss.consistency_window = 2  # w: pseudo-labels from the posterior averaged over |δ| ≤ w
     config.loss.consistency_threshold = 0.5  # τ: confidence needed to use a pseudo-label
+    # foreground_mass: fg/bg from μ̄, then the best labelled class; class_argmax: argmax over
+    # labelled classes + bg (collapses μ when classes are confusable; docs/method.md).
+    config.loss.pseudo_label_rule = "class_argmax"
+    config.loss.rel_background_term = True  # L_rel's bottom-k term for labelled videos
     config.loss.consistency_warmup_steps = 200
 
     config.train = ml_collections.ConfigDict()

@@ -206,3 +206,42 @@ def test_pseudo_labels_only_use_labelled_classes_or_background():
     assert set(np.unique(pseudo[1])) <= {0, 3, C}
     assert set(np.unique(pseudo[2])) == {C}
     assert not np.asarray(confident)[2, 10:].any()
+
+
+def test_foreground_mass_rule_keeps_split_class_mass_as_foreground():
+    """μ = 0.7 with the class softmax split evenly over the C classes: p(c) = 0.175 for each
+    class, p(bg) = 0.3. class_argmax calls the snippet background although it is 70 %
+    foreground; foreground_mass calls it foreground, of the labelled class."""
+    labels = np.zeros((1, C), np.float32)
+    labels[0, 2] = 1
+    mask = np.ones((1, T), bool)
+    posterior = np.concatenate([np.full((1, T, C), 0.7 / C), np.full((1, T, 1), 0.3)], axis=-1).astype(np.float32)
+    argmax_pseudo, _ = losses.consistency_pseudo_labels(jnp.asarray(posterior), jnp.asarray(mask), jnp.asarray(labels), 1, 0.0)
+    mass_pseudo, confident = losses.foreground_mass_pseudo_labels(jnp.asarray(posterior), jnp.asarray(mask), jnp.asarray(labels), 1, 0.6)
+    assert (np.asarray(argmax_pseudo) == C).all()
+    assert (np.asarray(mass_pseudo) == 2).all() and np.asarray(confident).all()
+    # below the confidence τ nothing is used
+    _, unsure = losses.foreground_mass_pseudo_labels(jnp.asarray(posterior), jnp.asarray(mask), jnp.asarray(labels), 1, 0.75)
+    assert not np.asarray(unsure).any()
+    # background-only videos stay background under both rules
+    none = np.zeros_like(labels)
+    bg_pseudo, _ = losses.foreground_mass_pseudo_labels(jnp.asarray(posterior), jnp.asarray(mask), jnp.asarray(none), 1, 0.0)
+    assert (np.asarray(bg_pseudo) == C).all()
+
+
+def test_config_selects_the_pseudo_label_rule_and_rel_background_term():
+    mask, labels, ideal, _ = _ideal_and_wrong()
+    outputs = _outputs_from_logits(*ideal, mask)
+    weight = jnp.ones((B,))
+    results = {}
+    for rule in losses.PSEUDO_LABEL_RULES:
+        _, terms = losses.total_loss(outputs, mask, labels, weight, _loss_config(pseudo_label_rule=rule), 10)
+        results[rule] = float(terms["class_consistency"])
+    assert all(np.isfinite(v) for v in results.values())
+    with pytest.raises(ValueError, match="pseudo_label_rule"):
+        losses.total_loss(outputs, mask, labels, weight, _loss_config(pseudo_label_rule="vote"), 10)
+    # Without the background term, a labelled video whose μ is high everywhere is not penalised.
+    high = np.full((B, T), 6.0, np.float32)
+    with_bg = losses.reliability_loss(jnp.asarray(high), jnp.asarray(mask), jnp.asarray(labels), weight, 8.0)
+    without_bg = losses.reliability_loss(jnp.asarray(high), jnp.asarray(mask), jnp.asarray(labels), weight, 8.0, background_term=False)
+    assert float(without_bg) < float(with_bg)
