@@ -73,6 +73,8 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "visual_reltop": ("Visual only, fg-mass rule + top-only L_rel", {"model.fusion": "visual", "patch": "fgmass_reltop"}),
     "audio_reltop": ("Audio only, fg-mass rule + top-only L_rel", {"model.fusion": "audio", "patch": "fgmass_reltop"}),
     "concat_reltop": ("Early concatenation, fg-mass rule + top-only L_rel", {"model.fusion": "concat", "patch": "fgmass_reltop"}),
+    "full_reltop_w1": ("Full, fg-mass rule + top-only L_rel, attention window ±1", {
+        "patch": "fgmass_reltop", "model.attention_window": 1}),
 }
 CORE = ("full", "visual", "audio", "concat", "softmax_bg", "no_fg", "no_rel", "no_cc", "no_rc", "cas_smooth")
 BASELINES = ("visual", "audio", "concat")
