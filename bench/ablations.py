@@ -75,6 +75,7 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "concat_reltop": ("Early concatenation, fg-mass rule + top-only L_rel", {"model.fusion": "concat", "patch": "fgmass_reltop"}),
     "full_reltop_w1": ("Full, fg-mass rule + top-only L_rel, attention window ±1", {
         "patch": "fgmass_reltop", "model.attention_window": 1}),
+    "full_reltop_s1": ("Full, fg-mass rule + top-only L_rel, 1 stage", {"patch": "fgmass_reltop", "model.num_stages": 1}),
 }
 CORE = ("full", "visual", "audio", "concat", "softmax_bg", "no_fg", "no_rel", "no_cc", "no_rc", "cas_smooth")
 BASELINES = ("visual", "audio", "concat")
