@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO))
 # name -> (row label, config overrides). The full model: 2 stages, dense skip, LayerNorm
 # merge, attention window ±1, open-max head, all losses (configs/benchmark_*.py).
 VARIANTS: dict[str, tuple[str, dict]] = {
-    "full": ("Full model (cross-attention, 2 stages, dense, LayerNorm, window ±1, open-max)", {}),
+    "full": ("Full model (benchmark config: cross-attention, 2 stages, dense, LayerNorm, open-max)", {}),
     "visual": ("Visual only", {"model.fusion": "visual"}),
     "audio": ("Audio only", {"model.fusion": "audio"}),
     "concat": ("Early concatenation (no cross-attention)", {"model.fusion": "concat"}),
