@@ -76,6 +76,7 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "full_reltop_w1": ("Full, fg-mass rule + top-only L_rel, attention window ±1", {
         "patch": "fgmass_reltop", "model.attention_window": 1}),
     "full_reltop_s1": ("Full, fg-mass rule + top-only L_rel, 1 stage", {"patch": "fgmass_reltop", "model.num_stages": 1}),
+    "softmax_bg_reltop": ("Closed-set softmax_bg, fg-mass rule + top-only L_rel", {"patch": "fgmass_reltop", "model.head": "softmax_bg"}),
 }
 CORE = ("full", "visual", "audio", "concat", "softmax_bg", "no_fg", "no_rel", "no_cc", "no_rc", "cas_smooth")
 BASELINES = ("visual", "audio", "concat")
