@@ -1,5 +1,15 @@
 """Fixtures shared by the test modules."""
+import os
+import tempfile
+
 import pytest
+
+# Many tests train tiny models from scratch, each compiling the same train/eval steps
+# again; a persistent compilation cache (shared with the tests' subprocesses through the
+# environment) turns most of those compilations into cache hits.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettempdir(), "avloc_jax_test_cache"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 from demo_helpers import tiny_config
 
