@@ -81,7 +81,8 @@ VARIANTS: dict[str, tuple[str, dict]] = {
 CORE = ("full", "visual", "audio", "concat", "softmax_bg", "no_fg", "no_rel", "no_cc", "no_rc", "cas_smooth")
 BASELINES = ("visual", "audio", "concat")
 # baseline suffix -> the full-model row trained/evaluated the same way
-COMPARISONS = {"": "full", "_smooth": "cas_smooth", "_fgmass": "full_fgmass", "_reltop": "full_reltop"}
+COMPARISONS = (("", "full"), ("_smooth", "cas_smooth"), ("_fgmass", "full_fgmass"), ("_reltop", "full_reltop"),
+               ("_reltop", "full_reltop_w1"))
 DETECTION_KEYS = ("average_mAP", "mAP@0.50", "mAP@0.75")
 AVE_KEYS = ("accuracy", "accuracy_ungated")
 
@@ -284,7 +285,7 @@ def markdown_table(flavour: str, summary: dict, keys: tuple[str, ...], payload: 
     lines.append(f"Full model vs each baseline under the same training rule ({k}; 'yes' when the gap exceeds")
     lines.append("twice the larger of the two standard deviations):")
     lines.append("")
-    for suffix, full_name in COMPARISONS.items():
+    for suffix, full_name in COMPARISONS:
         full = summary.get(full_name)
         if full is None:
             continue
