@@ -47,8 +47,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.loss.consistency_threshold = 0.5  # τ: confidence needed to use a pseudo-label
     # foreground_mass: fg/bg from μ̄, then the best labelled class; class_argmax: argmax over
     # labelled classes + bg (collapses μ when classes are confusable; docs/method.md).
-    config.loss.pseudo_label_rule = "class_argmax"
-    config.loss.rel_background_term = True  # L_rel's bottom-k term for labelled videos
+    config.loss.pseudo_label_rule = "foreground_mass"
+    config.loss.rel_background_term = False  # L_rel's bottom-k term for labelled videos (docs/method.md)
     config.loss.consistency_warmup_steps = 200
 
     config.train = ml_collections.ConfigDict()
