@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from avloc_jax import cli, plotting, train
+from avloc_jax import cli, plotting
 from avloc_jax.commands import plot as plot_command
 
 

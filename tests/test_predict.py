@@ -1,11 +1,10 @@
 """`avloc predict`: new feature files and dataset splits -> official ActivityNet JSON."""
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from avloc_jax import cli, inference, train
+from avloc_jax import cli, inference
 from avloc_jax.data_types import as_str, ground_truth_json
 
 
