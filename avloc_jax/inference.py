@@ -180,7 +180,7 @@ def load_workdir(workdir: Path | str, checkpoint: str = "best", notice: Notice =
     The checkpoint holds the whole train state, so it is restored into the train state's
     structure (optimizer state included) and only the parameters are kept.
     """
-    from avloc_jax import evaluation, models, parallel, train
+    from avloc_jax import evaluation, parallel, train
 
     workdir = Path(workdir)
     if not workdir.is_dir():
@@ -189,13 +189,7 @@ def load_workdir(workdir: Path | str, checkpoint: str = "best", notice: Notice =
     metadata, sps = workdir_metadata(workdir, config)
     if not (workdir / "checkpoints").is_dir():
         raise FileNotFoundError(f"no checkpoints under {workdir / 'checkpoints'}: has `avloc train` run in this workdir?")
-    sharding = parallel.replicated(parallel.make_mesh())
-    model = models.build_model(config.model, metadata.num_classes)
-    tx, _ = train.make_optimizer(config.train)
-    # Shapes only (eval_shape): the restore needs the structure, not initial values.
-    template = _with_sharding(
-        jax.eval_shape(lambda: train.create_train_state(model, tx, Dataset(metadata, {}), config.seed, sharding)), sharding
-    )
+    template = train.abstract_train_state(config, metadata, parallel.make_mesh())
     checkpoints = train.Checkpoints(workdir / "checkpoints", config.train.keep_checkpoints, evaluation.selection_metric_name(metadata))
     try:
         state = checkpoints.restore(checkpoint, template)

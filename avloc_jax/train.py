@@ -93,6 +93,16 @@ def create_train_state(
     return jax.jit(init, out_shardings=sharding)()
 
 
+def abstract_train_state(config: ml_collections.ConfigDict, metadata: Any, mesh: Any) -> TrainState:
+    """The train state's shapes, dtypes and (replicated) shardings, computed without
+    initialising anything: the target structure for restoring a checkpoint."""
+    model = models.build_model(config.model, metadata.num_classes)
+    tx, _ = make_optimizer(config.train)
+    sharding = parallel.replicated(mesh)
+    shapes = jax.eval_shape(lambda: create_train_state(model, tx, Dataset(metadata, {}), config.seed, sharding))
+    return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), shapes)
+
+
 def make_train_step(model: models.AVLocModel, tx: optax.GradientTransformation, loss_config: Any, schedule: Any, mesh: Any):
     """The jitted, data-parallel update: params replicated, batch sharded on axis 0.
 
@@ -419,8 +429,7 @@ def evaluate_workdir(
     meta = dataset.metadata
     split = {"val": meta.val_split, "test": meta.test_split, "train": meta.train_split}.get(split, split)
     model = models.build_model(config.model, meta.num_classes)
-    tx, _ = make_optimizer(config.train)
-    template = create_train_state(model, tx, dataset, config.seed, parallel.replicated(mesh))
+    template = abstract_train_state(config, meta, mesh)
     checkpoints = Checkpoints(workdir / "checkpoints", config.train.keep_checkpoints, evaluation.selection_metric_name(meta))
     state = checkpoints.restore(checkpoint, template)
     checkpoints.close()

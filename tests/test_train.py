@@ -19,13 +19,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _restore_params(config, workdir, which):
-    from avloc_jax import evaluation, models, parallel
+    from avloc_jax import evaluation, parallel
 
-    mesh = parallel.make_mesh()
     dataset = train.load_dataset(config)
-    model = models.build_model(config.model, dataset.metadata.num_classes)
-    tx, _ = train.make_optimizer(config.train)
-    template = train.create_train_state(model, tx, dataset, config.seed, parallel.replicated(mesh))
+    template = train.abstract_train_state(config, dataset.metadata, parallel.make_mesh())
     ckpt = train.Checkpoints(Path(workdir) / "checkpoints", 2, evaluation.selection_metric_name(dataset.metadata))
     state = ckpt.restore(which, template)
     ckpt.close()
