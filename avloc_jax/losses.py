@@ -83,13 +83,13 @@ def reliability_loss(
     labels: Array,
     example_weight: Array,
     topk_ratio: float,
-    background_term: bool = True,
+    background_weight: float = 1.0,
 ) -> Array:
     """L_rel, reliability MIL with background as an open set.
 
-    Videos with actions: -log(top-k mean μ) - log(1 - bottom-k mean μ); without
-    `background_term` only -log(top-k mean μ) (for clips that may be action from start
-    to end, as most AVE clips are).
+    Videos with actions: -log(top-k mean μ) - w_bg log(1 - bottom-k mean μ). w_bg = 1 is
+    the two-sided loss of METHOD_NOTES; w_bg = 0 drops the bottom-k term (for clips that
+    may be action from start to end, as most AVE clips are).
     Background-only videos: -log(1 - top-k mean μ).
     """
     reliability = jax.nn.sigmoid(reliability_logits)
@@ -97,7 +97,7 @@ def reliability_loss(
     top = jnp.clip(topk_mean(reliability, mask, k, largest=True), _EPS, 1.0 - _EPS)
     bottom = jnp.clip(topk_mean(reliability, mask, k, largest=False), _EPS, 1.0 - _EPS)
     has_action = labels.sum(axis=-1) > 0
-    labelled_term = -jnp.log(top) - (jnp.log1p(-bottom) if background_term else 0.0)
+    labelled_term = -jnp.log(top) - background_weight * jnp.log1p(-bottom)
     per_video = jnp.where(has_action, labelled_term, -jnp.log1p(-top))
     return _weighted_mean(per_video, example_weight)
 
@@ -212,10 +212,7 @@ def total_loss(
         loss += loss_config.fg_weight * terms["fg"]
     if loss_config.rel_weight:
         rel_args = (reliability_logits, mask, labels, example_weight, loss_config.topk_ratio)
-        if loss_config.get("rel_background_term", True):
-            terms["rel"] = reliability_loss(*rel_args)
-        else:
-            terms["rel"] = reliability_loss(*rel_args, background_term=False)
+        terms["rel"] = reliability_loss(*rel_args, background_weight=loss_config.get("rel_background_weight", 1.0))
         loss += loss_config.rel_weight * terms["rel"]
     if loss_config.class_consistency_weight or loss_config.reliability_consistency_weight:
         terms["class_consistency"], terms["reliability_consistency"] = consistency_losses(

@@ -22,7 +22,7 @@ Dtype = Any
 FUSIONS = ("cross_attention", "concat", "visual", "audio")
 HEADS = ("openmax", "softmax_bg")
 SKIPS = ("dense", "residual", "none")
-MERGES = ("tanh", "layernorm")
+MERGES = ("tanh", "layernorm", "none")
 
 # Large negative instead of -inf so that a row with every key masked gives a uniform
 # (finite) softmax rather than NaN; such rows are padded queries and are zeroed anyway.
@@ -137,16 +137,20 @@ class MultiStageCrossAttention(nn.Module):
       residual: Xm^s = merge(X̃m^s + Xm^{s-1})
       none:     Xm^s = merge(X̃m^s)
 
-    merge is tanh (as in the paper's description) or a per-stage, per-modality
-    LayerNorm (which does not saturate; docs/method.md).
+    merge is tanh (as in the paper's description), a per-stage, per-modality LayerNorm
+    (which does not saturate), or none (the identity). With ``attention_gate`` the attended
+    term enters as g_m^s ⊙ X̃m^s, a learned per-channel gate initialised to 0, so that
+    training starts from the early-concatenation model and opens the gate only as far as
+    the attention helps (docs/method.md).
     """
 
     num_stages: int = 2
     num_heads: int = 1
     skip: str = "dense"
-    merge: str = "layernorm"
+    merge: str = "none"
     window: int = 0
     distance_bias: bool = False
+    attention_gate: bool = True
     dtype: Dtype = jnp.float32
 
     @nn.compact
@@ -172,12 +176,17 @@ class MultiStageCrossAttention(nn.Module):
                 ("audio", attended_audio, audio_history),
                 ("visual", attended_visual, visual_history),
             ):
+                if self.attention_gate:
+                    gate = self.param(f"{modality}_gate_{stage}", nn.initializers.zeros, (attended.shape[-1],))
+                    attended = attended * gate.astype(attended.dtype)
                 if self.skip == "dense":
                     attended = attended + sum(history)
                 elif self.skip == "residual":
                     attended = attended + history[-1]
                 if self.merge == "tanh":
                     merged = jnp.tanh(attended)
+                elif self.merge == "none":
+                    merged = attended
                 else:
                     merged = nn.LayerNorm(dtype=self.dtype, name=f"{modality}_norm_{stage}")(attended)
                 new_streams.append(_zero_padded(merged, mask))
@@ -270,9 +279,10 @@ class AVLocModel(nn.Module):
     num_stages: int = 2
     num_heads: int = 1
     skip: str = "dense"
-    merge: str = "layernorm"
-    attention_window: int = 0
+    merge: str = "none"
+    attention_window: int = 1
     distance_bias: bool = False
+    attention_gate: bool = True
     conv_kernel: int = 3
     dropout_rate: float = 0.1
     dtype: Dtype = jnp.float32
@@ -308,6 +318,7 @@ class AVLocModel(nn.Module):
                 merge=self.merge,
                 window=self.attention_window,
                 distance_bias=self.distance_bias,
+                attention_gate=self.attention_gate,
                 dtype=self.dtype,
                 name="fusion",
             )(audio_embedded, visual_embedded, mask)
@@ -348,6 +359,7 @@ def build_model(model_config: Any, num_classes: int) -> AVLocModel:
         merge=model_config.merge,
         attention_window=model_config.attention_window,
         distance_bias=model_config.distance_bias,
+        attention_gate=model_config.get("attention_gate", False),
         conv_kernel=model_config.conv_kernel,
         dropout_rate=model_config.dropout_rate,
         dtype=dtypes[model_config.dtype],

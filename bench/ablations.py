@@ -28,10 +28,11 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-# name -> (row label, config overrides). The full model: 2 stages, dense skip, LayerNorm
-# merge, attention window ±1, open-max head, all losses (configs/benchmark_*.py).
+# name -> (row label, config overrides on configs/benchmark_<flavour>.py). The full model:
+# 2 cross-attention stages, dense skip, no merge non-linearity, zero-initialised attention
+# gates, attention window ±1, open-max head, every loss (docs/method.md).
 VARIANTS: dict[str, tuple[str, dict]] = {
-    "full": ("Full model (benchmark config: cross-attention, 2 stages, dense, LayerNorm, open-max)", {}),
+    "full": ("Full model (cross-attention: 2 stages, dense skip, gated, window ±1; open-max)", {}),
     "visual": ("Visual only", {"model.fusion": "visual"}),
     "audio": ("Audio only", {"model.fusion": "audio"}),
     "concat": ("Early concatenation (no cross-attention)", {"model.fusion": "concat"}),
@@ -40,117 +41,41 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "stages4": ("4 stages", {"model.num_stages": 4}),
     "skip_residual": ("Residual skip", {"model.skip": "residual"}),
     "skip_none": ("No skip", {"model.skip": "none"}),
+    "merge_layernorm": ("LayerNorm merge", {"model.merge": "layernorm"}),
     "merge_tanh": ("tanh merge", {"model.merge": "tanh"}),
+    "no_gate": ("Ungated attention (gate fixed open, as the paper's equations)", {"model.attention_gate": False}),
+    "no_gate_layernorm": ("Ungated attention + LayerNorm merge (this project's first full model)", {
+        "model.attention_gate": False, "model.merge": "layernorm"}),
     "attn_global": ("Global attention", {"model.attention_window": 0}),
     "attn_window4": ("Attention window ±4", {"model.attention_window": 4}),
-    "distance_bias": ("Global attention + distance bias", {"model.attention_window": 0, "model.distance_bias": True}),
-    "softmax_bg": ("Closed-set softmax with bg class", {"model.head": "softmax_bg"}),
+    "distance_bias": ("Global attention + learned distance bias", {"model.attention_window": 0, "model.distance_bias": True}),
+    "softmax_bg": ("Closed-set softmax with a background class", {"model.head": "softmax_bg"}),
     "no_fg": ("without L_fg", {"loss.fg_weight": 0.0}),
     "no_rel": ("without L_rel", {"loss.rel_weight": 0.0}),
     "no_cc": ("without class consistency", {"loss.class_consistency_weight": 0.0}),
     "no_rc": ("without reliability consistency", {"loss.reliability_consistency_weight": 0.0}),
+    "rule_class_argmax": ("class_argmax pseudo-label rule (METHOD_NOTES)", {"loss.pseudo_label_rule": "class_argmax"}),
+    "rel_bg0": ("L_rel without its bottom-k term", {"loss.rel_background_weight": 0.0}),
+    "rel_bg1": ("L_rel with a full-weight bottom-k term (METHOD_NOTES)", {"loss.rel_background_weight": 1.0}),
     "cas_smooth": ("Full + CAS smoothing (5) in post-processing", {"localization.cas_smoothing": 5}),
-    # Baselines with the same post-processing smoothing: separates fusion from smoothing.
-    "visual_smooth": ("Visual only + CAS smoothing (5)", {"model.fusion": "visual", "localization.cas_smoothing": 5}),
-    "audio_smooth": ("Audio only + CAS smoothing (5)", {"model.fusion": "audio", "localization.cas_smoothing": 5}),
-    "concat_smooth": ("Early concatenation + CAS smoothing (5)", {"model.fusion": "concat", "localization.cas_smoothing": 5}),
-    # Diagnostics of the μ collapse of the baselines (docs/results.md): consistency off, and
-    # the proposed pseudo-label rule (PATCHES below; applied only inside this script).
-    "visual_nocons": ("Visual only, no consistency losses", {"model.fusion": "visual", **{k: 0.0 for k in (
-        "loss.class_consistency_weight", "loss.reliability_consistency_weight")}}),
-    "audio_nocons": ("Audio only, no consistency losses", {"model.fusion": "audio", **{k: 0.0 for k in (
-        "loss.class_consistency_weight", "loss.reliability_consistency_weight")}}),
-    "concat_nocons": ("Early concatenation, no consistency losses", {"model.fusion": "concat", **{k: 0.0 for k in (
-        "loss.class_consistency_weight", "loss.reliability_consistency_weight")}}),
-    "full_fgmass": ("Full, proposed pseudo-label rule (fg mass)", {"patch": "fgmass"}),
-    "visual_fgmass": ("Visual only, proposed pseudo-label rule", {"model.fusion": "visual", "patch": "fgmass"}),
-    "audio_fgmass": ("Audio only, proposed pseudo-label rule", {"model.fusion": "audio", "patch": "fgmass"}),
-    "concat_fgmass": ("Early concatenation, proposed pseudo-label rule", {"model.fusion": "concat", "patch": "fgmass"}),
-    # Config-level fixes tried for the open-max head's gap to the closed-set head.
-    "fgmass_fg3": ("Full, fg-mass rule, λ_fg = 3", {"patch": "fgmass", "loss.fg_weight": 3.0}),
-    "fgmass_r4": ("Full, fg-mass rule, top-k ratio r = 4", {"patch": "fgmass", "loss.topk_ratio": 4.0}),
-    "full_reltop": ("Full, fg-mass rule + top-only L_rel for labelled videos", {"patch": "fgmass_reltop"}),
-    "visual_reltop": ("Visual only, fg-mass rule + top-only L_rel", {"model.fusion": "visual", "patch": "fgmass_reltop"}),
-    "audio_reltop": ("Audio only, fg-mass rule + top-only L_rel", {"model.fusion": "audio", "patch": "fgmass_reltop"}),
-    "concat_reltop": ("Early concatenation, fg-mass rule + top-only L_rel", {"model.fusion": "concat", "patch": "fgmass_reltop"}),
-    "full_reltop_w1": ("Full, fg-mass rule + top-only L_rel, attention window ±1", {
-        "patch": "fgmass_reltop", "model.attention_window": 1}),
-    "engine_fix": ("Full, engine options pseudo_label_rule=foreground_mass, rel_background_term=False", {
-        "loss.pseudo_label_rule": "foreground_mass", "loss.rel_background_term": False}),
-    "full_reltop_s1": ("Full, fg-mass rule + top-only L_rel, 1 stage", {"patch": "fgmass_reltop", "model.num_stages": 1}),
-    "softmax_bg_reltop": ("Closed-set softmax_bg, fg-mass rule + top-only L_rel", {"patch": "fgmass_reltop", "model.head": "softmax_bg"}),
 }
-# The table was run with the engine's original loss rules and, for AVE, global attention. The
-# benchmark configs now carry the fixes found here (foreground-mass pseudo-labels, no L_rel
-# background term, AVE window ±1); these pins keep every row reproducible as it was run.
-AS_RUN = {
-    "activitynet12": {"loss.pseudo_label_rule": "class_argmax", "loss.rel_background_term": True},
-    "ave": {"loss.pseudo_label_rule": "class_argmax", "loss.rel_background_term": True, "model.attention_window": 0},
+CORE = ("full", "visual", "audio", "concat", "softmax_bg", "no_fg", "no_rel", "no_cc", "no_rc", "no_gate")
+# The grid for AVE-style accuracy: CAS smoothing only affects detection.
+GROUPS = {
+    "core": CORE,
+    "all": tuple(VARIANTS),
+    "all_ave": tuple(v for v in VARIANTS if v != "cas_smooth"),
 }
-CORE = ("full", "visual", "audio", "concat", "softmax_bg", "no_fg", "no_rel", "no_cc", "no_rc", "cas_smooth")
 BASELINES = ("visual", "audio", "concat")
-# baseline suffix -> the full-model row trained/evaluated the same way
-COMPARISONS = (("", "full"), ("_smooth", "cas_smooth"), ("_fgmass", "full_fgmass"), ("_reltop", "full_reltop"),
-               ("_reltop", "full_reltop_w1"))
 DETECTION_KEYS = ("average_mAP", "mAP@0.50", "mAP@0.75")
 AVE_KEYS = ("accuracy", "accuracy_ungated")
-
-
-def _fgmass_pseudo_labels(posterior, mask, labels, window, threshold):
-    """Proposed pseudo-label rule: foreground vs background is decided by the whole
-    foreground mass Σ_c p̄_t(c) = 1 − p̄_t(bg) (i.e. by μ), not by the labelled class's share
-    of it; among foreground snippets the label is the best labelled class. The current
-    rule compares p̄_t(c) of a labelled class with p̄_t(bg): when the class softmax splits
-    between confusable classes (a visual pair for a visual-only model) every action snippet
-    becomes a 'bg' pseudo-label, L_fc pushes μ down, and μ collapses."""
-    import jax
-    import jax.numpy as jnp
-
-    from avloc_jax import losses
-
-    smoothed = jax.lax.stop_gradient(losses.smooth_over_time(posterior, mask, window))
-    background = smoothed[..., -1]
-    foreground_mass = 1.0 - background
-    labelled = jnp.where((labels > 0)[:, None, :], smoothed[..., :-1], -1.0)
-    best = jnp.argmax(labelled, axis=-1)
-    is_background = (background >= foreground_mass) | ~(labels > 0).any(-1)[:, None]
-    pseudo = jnp.where(is_background, labels.shape[-1], best)
-    confident = (jnp.maximum(background, foreground_mass) >= threshold) & mask
-    return pseudo, confident
-
-
-def _top_only_reliability_loss(reliability_logits, mask, labels, example_weight, topk_ratio):
-    """Proposed L_rel for clips that may be all action (AVE: 65% of test clips are event
-    from start to end): videos with actions only get -log(top-k mean μ); background-only
-    videos keep -log(1 - top-k mean μ). The current bottom-k term asserts that every
-    labelled video holds background and pushes μ down inside fully-covered clips."""
-    import jax
-    import jax.numpy as jnp
-
-    from avloc_jax import losses
-
-    reliability = jax.nn.sigmoid(reliability_logits)
-    k = losses.topk_count(mask, topk_ratio)
-    top = jnp.clip(losses.topk_mean(reliability, mask, k, largest=True), 1e-6, 1.0 - 1e-6)
-    has_action = labels.sum(axis=-1) > 0
-    per_video = jnp.where(has_action, -jnp.log(top), -jnp.log1p(-top))
-    return losses._weighted_mean(per_video, example_weight)
-
-
-PATCHES = {
-    "fgmass": (("consistency_pseudo_labels", _fgmass_pseudo_labels),),
-    "fgmass_reltop": (
-        ("consistency_pseudo_labels", _fgmass_pseudo_labels),
-        ("reliability_loss", _top_only_reliability_loss),
-    ),
-}
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--flavour", choices=("activitynet12", "ave"), default="activitynet12")
     p.add_argument("--seeds", default="0,1,2", help="Training seeds, comma-separated.")
-    p.add_argument("--variants", default="core", help=f"'core' ({','.join(CORE)}), 'all', or a comma list of {list(VARIANTS)}")
+    p.add_argument("--variants", default="core", help=f"a group {sorted(GROUPS)} (core = {','.join(CORE)}) or a comma list of {list(VARIANTS)}")
     p.add_argument("--quick", action="store_true", help="Smoke run: 1 seed, 100 steps, small benchmark; writes no docs.")
     p.add_argument("--bench-seed", type=int, default=0, help="Seed of the benchmark features.")
     p.add_argument("--work", default="/tmp/avloc_ablations", help="Benchmark files, TFDS data and run workdirs.")
@@ -207,27 +132,14 @@ def run_one(flavour: str, variant: str, seed: int, data: Path, work: Path, steps
         config.loss.consistency_warmup_steps = 50
     if steps:
         config.train.num_steps = steps
-    patch = None
-    for key, value in {**AS_RUN[flavour], **VARIANTS[variant][1]}.items():
-        if key == "patch":
-            patch = PATCHES[value]
-        else:
-            _set(config, key, value)
+    for key, value in VARIANTS[variant][1].items():
+        _set(config, key, value)
     if workdir.exists():  # an unfinished run: start it again from scratch
         import shutil
 
         shutil.rmtree(workdir)
     start = time.perf_counter()
-    from avloc_jax import losses
-
-    originals = {name: getattr(losses, name) for name, _ in patch or ()}
-    for name, function in patch or ():  # swapped in for this run only (the jitted step is traced inside)
-        setattr(losses, name, function)
-    try:
-        outcome = train.train_and_evaluate(config, workdir)
-    finally:
-        for name, function in originals.items():
-            setattr(losses, name, function)
+    outcome = train.train_and_evaluate(config, workdir)
     result = {
         "variant": variant,
         "seed": seed,
@@ -276,38 +188,31 @@ def markdown_table(flavour: str, summary: dict, keys: tuple[str, ...], payload: 
         f"{len(payload['runs'])} runs, {payload['run_minutes']:.1f} min of run time in all (sum over runs, "
         f"{payload['machine']['cpus']} CPU cores shared with other jobs).",
         "",
-        "| variant | seeds | " + " | ".join(keys) + " |",
-        "|---|---|" + "---|" * len(keys),
+        f"| variant | seeds | {' | '.join(keys)} | full − row ({keys[0]}) |",
+        "|---|---|" + "---|" * (len(keys) + 1),
     ]
+    k = keys[0]
+    full = summary.get("full")
+
+    def gap_cell(row: dict) -> str:
+        # 'yes' when the full model's lead exceeds twice the larger of the two stds.
+        gap, spread = full[k][0] - row[k][0], max(full[k][1], row[k][1])
+        return f"{scale * gap:+.1f}" + (" (> 2 std)" if abs(gap) > 2 * spread else "")
+
     for variant in VARIANTS:
         if variant not in summary:
             continue
         row = summary[variant]
-        cells = []
-        for k in keys:
-            mean, std = row[k]
-            cell = f"{scale * mean:.1f} ± {scale * std:.1f}"
-            cells.append(cell)
+        cells = [f"{scale * row[key][0]:.1f} ± {scale * row[key][1]:.1f}" for key in keys]
+        cells.append("" if full is None or variant == "full" else gap_cell(row))
         lines.append(f"| {VARIANTS[variant][0]} | {len(row['seeds'])} | " + " | ".join(cells) + " |")
-    k = keys[0]
-    lines.append("")
-    lines.append(f"Full model vs each baseline under the same training rule ({k}; 'yes' when the gap exceeds")
-    lines.append("twice the larger of the two standard deviations):")
-    lines.append("")
-    for suffix, full_name in COMPARISONS:
-        full = summary.get(full_name)
-        if full is None:
-            continue
+    if full is not None:
+        lines += ["", f"Full model vs each baseline ({k}; target: a lead of more than twice the larger std):", ""]
         for b in BASELINES:
-            other = summary.get(b + suffix)
-            if other is None:
-                continue
-            gap = full[k][0] - other[k][0]
-            spread = max(full[k][1], other[k][1])
-            verdict = "yes" if gap > 2 * spread else "no"
-            lines.append(
-                f"* {full_name} − {b + suffix}: {scale * gap:+.1f} (larger std {scale * spread:.1f}); > 2 std: **{verdict}**"
-            )
+            if b in summary:
+                gap, spread = full[k][0] - summary[b][k][0], max(full[k][1], summary[b][k][1])
+                verdict = "yes" if gap > 2 * spread else "**no**"
+                lines.append(f"* full − {b}: {scale * gap:+.1f} (larger std {scale * spread:.1f}); met: {verdict}")
     return "\n".join(lines)
 
 
@@ -333,10 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     absl_logging.set_verbosity(absl_logging.WARNING)
     logging.getLogger().setLevel(logging.WARNING)
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-    if args.variants == "core":
-        variants = list(CORE)
-    elif args.variants == "all":
-        variants = list(VARIANTS)
+    if args.variants in GROUPS:
+        variants = list(GROUPS[args.variants])
     else:
         variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = [v for v in variants if v not in VARIANTS]

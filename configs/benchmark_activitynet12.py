@@ -35,9 +35,4 @@ def get_config():
 
     config.localization.class_threshold = 0.1
     config.localization.top_n = 100
-    # Loss fixes measured on this benchmark (docs/results.md): foreground-mass pseudo-labels
-    # (the class_argmax rule collapses μ) and no bottom-k L_rel term for labelled videos.
-    # bench/ablations.py pins the original rules for the rows that were run with them.
-    config.loss.pseudo_label_rule = "foreground_mass"
-    config.loss.rel_background_term = False
     return config

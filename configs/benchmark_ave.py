@@ -22,10 +22,4 @@ def get_config():
     config.loss.consistency_warmup_steps = 150
     config.eval.every_steps = 200
     config.train.checkpoint_every_steps = 200
-    # Loss fixes measured on this benchmark (docs/results.md): foreground-mass pseudo-labels
-    # (the class_argmax rule collapses μ) and no bottom-k L_rel term for labelled videos.
-    # bench/ablations.py pins the original rules for the rows that were run with them.
-    config.loss.pseudo_label_rule = "foreground_mass"
-    config.loss.rel_background_term = False
-    config.model.attention_window = 1  # global attention washes out where the event is (docs/results.md)
     return config

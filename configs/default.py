@@ -29,8 +29,9 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.num_stages = 2
     config.model.num_heads = 1
     config.model.skip = "dense"  # dense | residual | none
-    config.model.merge = "layernorm"  # layernorm | tanh
-    config.model.attention_window = 4  # 0 = global attention
+    config.model.merge = "none"  # none | layernorm | tanh (docs/method.md)
+    config.model.attention_gate = True  # zero-initialised per-channel gate on the attended term
+    config.model.attention_window = 1  # ±snippets each snippet attends to; 0 = global attention
     config.model.distance_bias = False
     config.model.conv_kernel = 3  # temporal embedding; 0 disables it
     config.model.dropout_rate = 0.2
@@ -48,7 +49,10 @@ def get_config() -> ml_collections.ConfigDict:
     # foreground_mass: fg/bg from μ̄, then the best labelled class; class_argmax: argmax over
     # labelled classes + bg (collapses μ when classes are confusable; docs/method.md).
     config.loss.pseudo_label_rule = "foreground_mass"
-    config.loss.rel_background_term = False  # L_rel's bottom-k term for labelled videos (docs/method.md)
+    # Weight of L_rel's bottom-k term for labelled videos: 1 asserts that every labelled video
+    # holds background (wrong for fully covered clips), 0 leaves μ free to saturate at 1
+    # where no background-only videos exist (docs/method.md).
+    config.loss.rel_background_weight = 0.3
     config.loss.consistency_warmup_steps = 200
 
     config.train = ml_collections.ConfigDict()

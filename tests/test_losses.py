@@ -124,7 +124,9 @@ def _model_and_batch():
     rng = np.random.default_rng(0)
     visual = rng.normal(size=(B, T, 6)).astype(np.float32)
     audio = rng.normal(size=(B, T, 5)).astype(np.float32)
-    model = models.AVLocModel(num_classes=C, embed_dim=8, dropout_rate=0.0, attention_window=0)
+    # Ungated, so that every trunk parameter (the bilinear attention weights included) is
+    # reached at initialisation; a zero gate would, rightly, block the bilinear weights.
+    model = models.AVLocModel(num_classes=C, embed_dim=8, dropout_rate=0.0, attention_window=0, attention_gate=False)
     params = model.init(jax.random.key(0), visual, audio, mask)
     # Start with μ ≈ 0.95 so that the consistency pseudo-labels include action classes
     # (at μ ≈ 0.5 they are all background, and L_cc rightly never reaches the action branch).
@@ -229,7 +231,7 @@ def test_foreground_mass_rule_keeps_split_class_mass_as_foreground():
     assert (np.asarray(bg_pseudo) == C).all()
 
 
-def test_config_selects_the_pseudo_label_rule_and_rel_background_term():
+def test_config_selects_the_pseudo_label_rule_and_rel_background_weight():
     mask, labels, ideal, _ = _ideal_and_wrong()
     outputs = _outputs_from_logits(*ideal, mask)
     weight = jnp.ones((B,))
@@ -243,5 +245,12 @@ def test_config_selects_the_pseudo_label_rule_and_rel_background_term():
     # Without the background term, a labelled video whose μ is high everywhere is not penalised.
     high = np.full((B, T), 6.0, np.float32)
     with_bg = losses.reliability_loss(jnp.asarray(high), jnp.asarray(mask), jnp.asarray(labels), weight, 8.0)
-    without_bg = losses.reliability_loss(jnp.asarray(high), jnp.asarray(mask), jnp.asarray(labels), weight, 8.0, background_term=False)
-    assert float(without_bg) < float(with_bg)
+    half_bg = losses.reliability_loss(jnp.asarray(high), jnp.asarray(mask), jnp.asarray(labels), weight, 8.0, background_weight=0.5)
+    without_bg = losses.reliability_loss(jnp.asarray(high), jnp.asarray(mask), jnp.asarray(labels), weight, 8.0, background_weight=0.0)
+    assert float(without_bg) < float(half_bg) < float(with_bg)
+    # The config key reaches the loss.
+    _, terms_off = losses.total_loss(_outputs_from_logits(np.zeros((B, T, C), np.float32), high, mask), mask, labels, weight,
+                                     _loss_config(rel_background_weight=0.0), 10)
+    _, terms_on = losses.total_loss(_outputs_from_logits(np.zeros((B, T, C), np.float32), high, mask), mask, labels, weight,
+                                    _loss_config(rel_background_weight=1.0), 10)
+    assert float(terms_off["rel"]) < float(terms_on["rel"])

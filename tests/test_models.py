@@ -50,6 +50,7 @@ def test_output_shapes_for_every_fusion_and_head(fusion, head):
         dict(attention_window=2),
         dict(distance_bias=True, num_heads=2),
         dict(skip="residual", merge="tanh", num_stages=3),
+        dict(merge="layernorm", attention_gate=False, attention_window=0),
         dict(skip="none", conv_kernel=0),
         dict(fusion="concat"),
         dict(head="softmax_bg"),
@@ -88,7 +89,7 @@ def test_cross_attention_stage_is_equivariant_to_joint_time_permutation():
     np.testing.assert_allclose(np.asarray(audio_p), np.asarray(audio_out)[:, perm], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(np.asarray(visual_p), np.asarray(visual_out)[:, perm], rtol=1e-5, atol=1e-6)
     # The whole multi-stage fusion (no positional input) is equivariant too.
-    fusion = models.MultiStageCrossAttention(num_stages=3, window=0)
+    fusion = models.MultiStageCrossAttention(num_stages=3, window=0, attention_gate=False)
     fparams = fusion.init(jax.random.key(1), audio, visual, mask)
     fa, fv = fusion.apply(fparams, audio, visual, mask)
     fa_p, fv_p = fusion.apply(fparams, audio[:, perm], visual[:, perm], mask[:, perm])
@@ -133,6 +134,39 @@ def test_each_modality_values_come_only_from_that_modality():
     assert np.abs(np.asarray(jac)).max() < 1e-5
     jac_nonconst = jax.jacobian(lambda a: stage.apply(params, a, visual, mask)[1])(audio)
     assert np.abs(np.asarray(jac_nonconst)).max() > 1e-4
+
+
+def test_zero_initialised_gate_starts_from_early_concatenation():
+    """With the gate at its initial 0 the attended term adds nothing: with dense skip and no
+    merge non-linearity each stream is 2^(S-1) times its embedding, whatever the bilinear
+    weights are. Opening the gate lets the attention change the output; ungated attention
+    changes it from the start."""
+    rng = np.random.default_rng(4)
+    audio = rng.normal(size=(B, T, D)).astype(np.float32)
+    visual = rng.normal(size=(B, T, D)).astype(np.float32)
+    mask = np.ones((B, T), bool)
+    mask[1, -2:] = False
+    fusion = models.MultiStageCrossAttention(num_stages=2, window=1)
+    params = fusion.init(jax.random.key(0), audio, visual, mask)
+    gates = [k for k in params["params"] if "gate" in k]
+    assert sorted(gates) == ["audio_gate_0", "audio_gate_1", "visual_gate_0", "visual_gate_1"]
+    fa, fv = fusion.apply(params, audio, visual, mask)
+    np.testing.assert_allclose(np.asarray(fa), 2 * audio * mask[..., None], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(fv), 2 * visual * mask[..., None], rtol=1e-6, atol=1e-6)
+    opened = jax.tree_util.tree_map_with_path(
+        lambda path, x: jnp.ones_like(x) if "gate" in jax.tree_util.keystr(path) else x, params
+    )
+    fa_open, fv_open = fusion.apply(opened, audio, visual, mask)
+    assert not np.allclose(np.asarray(fa_open), np.asarray(fa), atol=1e-3)
+    assert not np.allclose(np.asarray(fv_open), np.asarray(fv), atol=1e-3)
+    ungated = models.MultiStageCrossAttention(num_stages=2, window=1, attention_gate=False)
+    uparams = ungated.init(jax.random.key(0), audio, visual, mask)
+    assert not any("gate" in k for k in uparams["params"])
+    ua, _ = ungated.apply(uparams, audio, visual, mask)
+    assert not np.allclose(np.asarray(ua), np.asarray(fa), atol=1e-3)
+    # The gate receives a gradient at initialisation, so training can open it.
+    grads = jax.grad(lambda p: jnp.sum(fusion.apply(p, audio, visual, mask)[1] ** 2))(params)
+    assert np.abs(np.asarray(grads["params"]["visual_gate_0"])).max() > 0
 
 
 def test_open_set_posterior_is_a_distribution():
