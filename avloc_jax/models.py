@@ -141,7 +141,8 @@ class MultiStageCrossAttention(nn.Module):
     (which does not saturate), or none (the identity). With ``attention_gate`` the attended
     term enters as g_m^s ⊙ X̃m^s, a learned per-channel gate initialised to 0, so that
     training starts from the early-concatenation model and opens the gate only as far as
-    the attention helps (docs/method.md).
+    the attention helps (docs/method.md). Without a skip connection there is nothing to
+    start from (a closed gate would zero the streams), so the gate applies only with a skip.
     """
 
     num_stages: int = 2
@@ -176,7 +177,7 @@ class MultiStageCrossAttention(nn.Module):
                 ("audio", attended_audio, audio_history),
                 ("visual", attended_visual, visual_history),
             ):
-                if self.attention_gate:
+                if self.attention_gate and self.skip != "none":
                     gate = self.param(f"{modality}_gate_{stage}", nn.initializers.zeros, (attended.shape[-1],))
                     attended = attended * gate.astype(attended.dtype)
                 if self.skip == "dense":

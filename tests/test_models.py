@@ -164,6 +164,11 @@ def test_zero_initialised_gate_starts_from_early_concatenation():
     assert not any("gate" in k for k in uparams["params"])
     ua, _ = ungated.apply(uparams, audio, visual, mask)
     assert not np.allclose(np.asarray(ua), np.asarray(fa), atol=1e-3)
+    # Without a skip connection a closed gate would zero the streams: no gate there.
+    no_skip = models.MultiStageCrossAttention(num_stages=2, window=1, skip="none")
+    nparams = no_skip.init(jax.random.key(0), audio, visual, mask)
+    assert not any("gate" in k for k in nparams["params"])
+    assert np.abs(np.asarray(no_skip.apply(nparams, audio, visual, mask)[1])).max() > 0.1
     # The gate receives a gradient at initialisation, so training can open it.
     grads = jax.grad(lambda p: jnp.sum(fusion.apply(p, audio, visual, mask)[1] ** 2))(params)
     assert np.abs(np.asarray(grads["params"]["visual_gate_0"])).max() > 0
