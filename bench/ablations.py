@@ -194,7 +194,8 @@ def markdown_table(flavour: str, summary: dict, keys: tuple[str, ...], payload: 
     scale = 100.0
     lines = [
         f"Flavour `{flavour}`, test split, mean ± std over seeds (×100). Last command: `{payload['command']}`.",
-        f"Steps per run: {payload['num_steps']}; benchmark seed {payload['bench_seed']}; "
+        f"Steps per run: {' or '.join(map(str, payload['num_steps']))} (a row's label gives its steps where they differ); "
+        f"benchmark seed {payload['bench_seed']}; "
         f"{len(payload['runs'])} runs, {payload['run_minutes']:.1f} min of run time in all (sum over runs, "
         f"{payload['machine']['cpus']} CPU cores shared with other jobs).",
         "",
@@ -204,9 +205,12 @@ def markdown_table(flavour: str, summary: dict, keys: tuple[str, ...], payload: 
     k = keys[0]
     full = summary.get("full")
 
-    def gap_cell(row: dict) -> str:
-        # 'yes' when the full model's lead exceeds twice the larger of the two stds.
-        gap, spread = full[k][0] - row[k][0], max(full[k][1], row[k][1])
+    def gap_cell(variant: str, row: dict) -> str:
+        # The full model trained as long as the row (the longer rows have their own full row).
+        reference = summary.get("full_1k") if variant.endswith("_1k") else full
+        if reference is None or variant in ("full", "full_1k"):
+            return ""
+        gap, spread = reference[k][0] - row[k][0], max(reference[k][1], row[k][1])
         return f"{scale * gap:+.1f}" + (" (> 2 std)" if abs(gap) > 2 * spread else "")
 
     for variant in VARIANTS:
@@ -214,15 +218,21 @@ def markdown_table(flavour: str, summary: dict, keys: tuple[str, ...], payload: 
             continue
         row = summary[variant]
         cells = [f"{scale * row[key][0]:.1f} ± {scale * row[key][1]:.1f}" for key in keys]
-        cells.append("" if full is None or variant == "full" else gap_cell(row))
+        cells.append(gap_cell(variant, row))
         lines.append(f"| {VARIANTS[variant][0]} | {len(row['seeds'])} | " + " | ".join(cells) + " |")
-    if full is not None:
-        lines += ["", f"Full model vs each baseline ({k}; target: a lead of more than twice the larger std):", ""]
+    lines += ["", f"Full model vs each baseline ({k}; target: a lead of more than twice the larger std):", ""]
+    for suffix in ("", "_1k"):  # the default length, and the longer-training rows
+        if "full" + suffix not in summary:
+            continue
+        lead = summary["full" + suffix]
         for b in BASELINES:
-            if b in summary:
-                gap, spread = full[k][0] - summary[b][k][0], max(full[k][1], summary[b][k][1])
+            if b + suffix in summary:
+                other = summary[b + suffix]
+                gap, spread = lead[k][0] - other[k][0], max(lead[k][1], other[k][1])
                 verdict = "yes" if gap > 2 * spread else "**no**"
-                lines.append(f"* full − {b}: {scale * gap:+.1f} (larger std {scale * spread:.1f}); met: {verdict}")
+                lines.append(
+                    f"* full{suffix} − {b}{suffix}: {scale * gap:+.1f} (larger std {scale * spread:.1f}); met: {verdict}"
+                )
     return "\n".join(lines)
 
 
@@ -269,13 +279,11 @@ def main(argv: list[str] | None = None) -> int:
     json_path = docs / f"results_{args.flavour}.json"
     previous = json.loads(json_path.read_text()) if json_path.is_file() and not args.quick else {}
     results = [r for r in previous.get("runs", []) if not (r["variant"] in variants and r["seed"] in seeds)]
-    num_steps = None
     this_command = "python bench/ablations.py " + " ".join(argv if argv is not None else sys.argv[1:])
     payload = None
     for variant in variants:
         for seed in seeds:
             r = run_one(args.flavour, variant, seed, data, work, args.steps, args.quick)
-            num_steps = r["num_steps"]
             results.append(r)
             metric = r["test"][keys[0]]
             print(f"{variant:14s} seed {seed}: test {keys[0]} {metric:.4f} ({r['seconds']:.0f} s)", flush=True)
@@ -284,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
                 "command": this_command,
                 "machine": _machine(),
                 "bench_seed": args.bench_seed,
-                "num_steps": num_steps,
+                "num_steps": sorted({int(run["num_steps"]) for run in results}),
                 "commands": previous.get("commands", []) + [this_command],
                 "run_minutes": sum(r["seconds"] for r in results) / 60,
                 "keys": list(keys),

@@ -38,11 +38,12 @@ def test_summary_and_table_report_mean_std_and_the_two_std_verdict():
     summary = ablations.summarise(runs, keys)
     assert summary["full"]["average_mAP"][0] == pytest.approx(0.81)
     assert summary["full"]["average_mAP"][1] == pytest.approx(np.std([0.80, 0.82, 0.81]))
-    payload = {"command": "x", "num_steps": 600, "bench_seed": 0, "runs": runs, "run_minutes": 1.0, "machine": {"cpus": 2}}
+    payload = {"command": "x", "num_steps": [600], "bench_seed": 0, "runs": runs, "run_minutes": 1.0, "machine": {"cpus": 2}}
     table = ablations.markdown_table("activitynet12", summary, keys, payload)
     assert "| Full model" in table and "81.0 ± 0.8" in table
     assert "full − concat: +10.0 (larger std 0.8); met: yes" in table
     assert "full − visual: +1.0 (larger std 0.8); met: **no**" in table
+    assert "full_1k" not in table  # no longer-training rows, no such verdicts
 
 
 def test_snippet_regions_split_action_context_and_far():
