@@ -143,6 +143,8 @@ class MultiStageCrossAttention(nn.Module):
     training starts from the early-concatenation model and opens the gate only as far as
     the attention helps (docs/method.md). Without a skip connection there is nothing to
     start from (a closed gate would zero the streams), so the gate applies only with a skip.
+    ``attention_gate_frozen`` keeps the gate at 0 (no gradient): the control model with the
+    same streams, scale and head but no attention at all.
     """
 
     num_stages: int = 2
@@ -152,6 +154,7 @@ class MultiStageCrossAttention(nn.Module):
     window: int = 0
     distance_bias: bool = False
     attention_gate: bool = True
+    attention_gate_frozen: bool = False
     dtype: Dtype = jnp.float32
 
     @nn.compact
@@ -179,6 +182,8 @@ class MultiStageCrossAttention(nn.Module):
             ):
                 if self.attention_gate and self.skip != "none":
                     gate = self.param(f"{modality}_gate_{stage}", nn.initializers.zeros, (attended.shape[-1],))
+                    if self.attention_gate_frozen:
+                        gate = jax.lax.stop_gradient(gate)
                     attended = attended * gate.astype(attended.dtype)
                 if self.skip == "dense":
                     attended = attended + sum(history)
@@ -284,6 +289,7 @@ class AVLocModel(nn.Module):
     attention_window: int = 1
     distance_bias: bool = False
     attention_gate: bool = True
+    attention_gate_frozen: bool = False
     conv_kernel: int = 3
     dropout_rate: float = 0.1
     dtype: Dtype = jnp.float32
@@ -320,6 +326,7 @@ class AVLocModel(nn.Module):
                 window=self.attention_window,
                 distance_bias=self.distance_bias,
                 attention_gate=self.attention_gate,
+                attention_gate_frozen=self.attention_gate_frozen,
                 dtype=self.dtype,
                 name="fusion",
             )(audio_embedded, visual_embedded, mask)
@@ -361,6 +368,7 @@ def build_model(model_config: Any, num_classes: int) -> AVLocModel:
         attention_window=model_config.attention_window,
         distance_bias=model_config.distance_bias,
         attention_gate=model_config.get("attention_gate", False),
+        attention_gate_frozen=model_config.get("attention_gate_frozen", False),
         conv_kernel=model_config.conv_kernel,
         dropout_rate=model_config.dropout_rate,
         dtype=dtypes[model_config.dtype],

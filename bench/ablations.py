@@ -46,6 +46,8 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "no_gate": ("Ungated attention (gate fixed open, as the paper's equations)", {"model.attention_gate": False}),
     "no_gate_layernorm": ("Ungated attention + LayerNorm merge (this project's first full model)", {
         "model.attention_gate": False, "model.merge": "layernorm"}),
+    "gate_frozen": ("Control: gate held at 0 (same streams, scale and head; no attention)", {
+        "model.attention_gate_frozen": True}),
     "attn_global": ("Global attention", {"model.attention_window": 0}),
     "attn_window4": ("Attention window ±4", {"model.attention_window": 4}),
     "distance_bias": ("Global attention + learned distance bias", {"model.attention_window": 0, "model.distance_bias": True}),
@@ -64,7 +66,7 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "audio_1k": ("Audio only, 1000 steps", {"model.fusion": "audio", "train.num_steps": 1000}),
     "concat_1k": ("Early concatenation, 1000 steps", {"model.fusion": "concat", "train.num_steps": 1000}),
 }
-CORE = ("full", "visual", "audio", "concat", "softmax_bg", "no_fg", "no_rel", "no_cc", "no_rc", "no_gate")
+CORE = ("full", "visual", "audio", "concat", "softmax_bg", "no_fg", "no_rel", "no_cc", "no_rc", "no_gate", "gate_frozen")
 LONGER = ("full_1k", "visual_1k", "audio_1k", "concat_1k")
 GROUPS = {
     "core": CORE,

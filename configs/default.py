@@ -31,6 +31,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.skip = "dense"  # dense | residual | none
     config.model.merge = "none"  # none | layernorm | tanh (docs/method.md)
     config.model.attention_gate = True  # zero-initialised per-channel gate on the attended term
+    config.model.attention_gate_frozen = False  # control: gate held at 0, i.e. no attention
     config.model.attention_window = 1  # ±snippets each snippet attends to; 0 = global attention
     config.model.distance_bias = False
     config.model.conv_kernel = 3  # temporal embedding; 0 disables it

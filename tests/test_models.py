@@ -172,6 +172,10 @@ def test_zero_initialised_gate_starts_from_early_concatenation():
     # The gate receives a gradient at initialisation, so training can open it.
     grads = jax.grad(lambda p: jnp.sum(fusion.apply(p, audio, visual, mask)[1] ** 2))(params)
     assert np.abs(np.asarray(grads["params"]["visual_gate_0"])).max() > 0
+    # The frozen control gets no gradient into its gates, so it never uses the attention.
+    frozen = models.MultiStageCrossAttention(num_stages=2, window=1, attention_gate_frozen=True)
+    frozen_grads = jax.grad(lambda p: jnp.sum(frozen.apply(p, audio, visual, mask)[1] ** 2))(params)
+    assert np.abs(np.asarray(frozen_grads["params"]["visual_gate_0"])).max() == 0
 
 
 def test_open_set_posterior_is_a_distribution():
