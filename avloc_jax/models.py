@@ -367,6 +367,7 @@ def build_model(model_config: Any, num_classes: int) -> AVLocModel:
         merge=model_config.merge,
         attention_window=model_config.attention_window,
         distance_bias=model_config.distance_bias,
+        # Absent from configs saved before the gate existed: those models were ungated.
         attention_gate=model_config.get("attention_gate", False),
         attention_gate_frozen=model_config.get("attention_gate_frozen", False),
         conv_kernel=model_config.conv_kernel,

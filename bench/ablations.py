@@ -205,14 +205,17 @@ def markdown_table(flavour: str, summary: dict, keys: tuple[str, ...], payload: 
         "|---|---|" + "---|" * (len(keys) + 1),
     ]
     k = keys[0]
-    full = summary.get("full")
+
+    def lead(reference: dict, row: dict) -> tuple[float, float]:
+        """(reference mean − row mean, the larger of the two stds) of the first metric."""
+        return reference[k][0] - row[k][0], max(reference[k][1], row[k][1])
 
     def gap_cell(variant: str, row: dict) -> str:
         # The full model trained as long as the row (the longer rows have their own full row).
-        reference = summary.get("full_1k") if variant.endswith("_1k") else full
+        reference = summary.get("full_1k" if variant.endswith("_1k") else "full")
         if reference is None or variant in ("full", "full_1k"):
             return ""
-        gap, spread = reference[k][0] - row[k][0], max(reference[k][1], row[k][1])
+        gap, spread = lead(reference, row)
         return f"{scale * gap:+.1f}" + (" (> 2 std)" if abs(gap) > 2 * spread else "")
 
     for variant in VARIANTS:
@@ -226,11 +229,9 @@ def markdown_table(flavour: str, summary: dict, keys: tuple[str, ...], payload: 
     for suffix in ("", "_1k"):  # the default length, and the longer-training rows
         if "full" + suffix not in summary:
             continue
-        lead = summary["full" + suffix]
         for b in BASELINES:
             if b + suffix in summary:
-                other = summary[b + suffix]
-                gap, spread = lead[k][0] - other[k][0], max(lead[k][1], other[k][1])
+                gap, spread = lead(summary["full" + suffix], summary[b + suffix])
                 verdict = "yes" if gap > 2 * spread else "**no**"
                 lines.append(
                     f"* full{suffix} − {b}{suffix}: {scale * gap:+.1f} (larger std {scale * spread:.1f}); met: {verdict}"
