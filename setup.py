@@ -1,4 +1,5 @@
 """avloc-jax: cross-attentional audio-visual fusion for weakly-supervised action localization."""
+
 from setuptools import find_packages, setup
 
 setup(
@@ -9,7 +10,9 @@ setup(
         "for weakly-supervised temporal action localization (Lee et al., ICLR 2021)."
     ),
     python_requires=">=3.10",
-    packages=find_packages(include=["avloc_jax", "avloc_jax.*", "tfds_builders", "tfds_builders.*", "configs"]),
+    packages=find_packages(
+        include=["avloc_jax", "avloc_jax.*", "tfds_builders", "tfds_builders.*", "configs"]
+    ),
     package_data={"tfds_builders": ["*/*.txt", "*/*.md"]},
     install_requires=[
         "jax>=0.4.35",
@@ -30,5 +33,5 @@ setup(
     extras_require={
         "test": ["pytest>=8.0", "pytest-xdist>=3.5", "portpicker>=1.6"],
     },
-    entry_points={"console_scripts": ["avloc=avloc_jax.cli:main"]},
+    entry_points={"console_scripts": ["avloc=avloc_jax.cli.main:main"]},
 )

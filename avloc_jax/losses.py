@@ -5,9 +5,11 @@ All functions take the model's outputs for a batch (``class_logits`` z [B, T, C]
 video-level labels [B, C] (multi-hot; an all-zero row is a background-only video). Only
 valid snippets count. ``example_weight`` [B] lets padded examples (weight 0) drop out.
 """
+
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -57,7 +59,9 @@ def _weighted_mean(per_video: Array, weight: Array) -> Array:
     return (per_video * weight).sum() / jnp.maximum(weight.sum(), 1.0)
 
 
-def mil_loss(class_logits: Array, mask: Array, labels: Array, example_weight: Array, topk_ratio: float) -> Array:
+def mil_loss(
+    class_logits: Array, mask: Array, labels: Array, example_weight: Array, topk_ratio: float
+) -> Array:
     """L_mil = -Σ_c ȳ_c log softmax(ẑ)_c, averaged over videos that have labels."""
     log_probs = jax.nn.log_softmax(video_logits(class_logits, mask, topk_ratio), axis=-1)
     per_video = -(normalized_labels(labels) * log_probs).sum(axis=-1)
@@ -66,12 +70,18 @@ def mil_loss(class_logits: Array, mask: Array, labels: Array, example_weight: Ar
 
 
 def foreground_loss(
-    class_logits: Array, reliability_logits: Array, mask: Array, labels: Array, example_weight: Array
+    class_logits: Array,
+    reliability_logits: Array,
+    mask: Array,
+    labels: Array,
+    example_weight: Array,
 ) -> Array:
     """L_fg: q_c = Σ_t μ_t softmax(z_t)_c / (Σ_t μ_t + ε); L_fg = -Σ_c ȳ_c log q_c."""
     reliability = jax.nn.sigmoid(reliability_logits) * mask
     class_probs = jax.nn.softmax(class_logits, axis=-1)
-    pooled = (reliability[..., None] * class_probs).sum(axis=1) / (reliability.sum(axis=1, keepdims=True) + _EPS)
+    pooled = (reliability[..., None] * class_probs).sum(axis=1) / (
+        reliability.sum(axis=1, keepdims=True) + _EPS
+    )
     per_video = -(normalized_labels(labels) * jnp.log(pooled + _EPS)).sum(axis=-1)
     has_action = (labels.sum(axis=-1) > 0).astype(per_video.dtype)
     return _weighted_mean(per_video, example_weight * has_action)
@@ -110,7 +120,12 @@ def smooth_over_time(values: Array, mask: Array, window: int) -> Array:
 
     def box_sum(x: Array) -> Array:  # sum over the window, zero beyond the ends
         return jax.lax.reduce_window(
-            x, 0.0, jax.lax.add, (1, 2 * window + 1, 1), (1, 1, 1), ((0, 0), (window, window), (0, 0))
+            x,
+            0.0,
+            jax.lax.add,
+            (1, 2 * window + 1, 1),
+            (1, 1, 1),
+            ((0, 0), (window, window), (0, 0)),
         )
 
     return box_sum(values * valid) / jnp.maximum(box_sum(valid), 1.0)
@@ -132,7 +147,9 @@ def consistency_pseudo_labels(
     Returns (pseudo_labels [B, T] in 0..C, C = background; confident [B, T] bool).
     """
     smoothed = jax.lax.stop_gradient(smooth_over_time(posterior, mask, window))
-    allowed = jnp.concatenate([labels > 0, jnp.ones_like(labels[:, :1], dtype=bool)], axis=-1)  # [B, C+1]
+    allowed = jnp.concatenate(
+        [labels > 0, jnp.ones_like(labels[:, :1], dtype=bool)], axis=-1
+    )  # [B, C+1]
     candidates = jnp.where(allowed[:, None, :], smoothed, -1.0)
     pseudo = jnp.argmax(candidates, axis=-1)
     confident = (jnp.max(candidates, axis=-1) >= threshold) & mask
@@ -174,15 +191,22 @@ def consistency_losses(
     BCE(μ_t, 1[ŷ_t ≠ bg]), both averaged over the confident valid snippets."""
     num_classes = labels.shape[-1]
     if rule not in PSEUDO_LABEL_RULES:
-        raise ValueError(f"loss.pseudo_label_rule must be one of {PSEUDO_LABEL_RULES}, got {rule!r}")
-    rule_fn = foreground_mass_pseudo_labels if rule == "foreground_mass" else consistency_pseudo_labels
+        raise ValueError(
+            f"loss.pseudo_label_rule must be one of {PSEUDO_LABEL_RULES}, got {rule!r}"
+        )
+    rule_fn = (
+        foreground_mass_pseudo_labels if rule == "foreground_mass" else consistency_pseudo_labels
+    )
     pseudo, confident = rule_fn(posterior, mask, labels, window, threshold)
     weight = (confident & (example_weight[:, None] > 0)).astype(posterior.dtype)
     count = jnp.maximum(weight.sum(), 1.0)
     picked = jnp.take_along_axis(posterior, pseudo[..., None], axis=-1)[..., 0]
     class_continuity = -(jnp.log(picked + _EPS) * weight).sum() / count
     is_foreground = (pseudo != num_classes).astype(reliability_logits.dtype)
-    bce = -(is_foreground * jax.nn.log_sigmoid(reliability_logits) + (1 - is_foreground) * jax.nn.log_sigmoid(-reliability_logits))
+    bce = -(
+        is_foreground * jax.nn.log_sigmoid(reliability_logits)
+        + (1 - is_foreground) * jax.nn.log_sigmoid(-reliability_logits)
+    )
     reliability_consistency = (bce * weight).sum() / count
     return class_continuity, reliability_consistency
 
@@ -208,11 +232,15 @@ def total_loss(
         terms["mil"] = mil_loss(class_logits, mask, labels, example_weight, loss_config.topk_ratio)
         loss += loss_config.mil_weight * terms["mil"]
     if loss_config.fg_weight:
-        terms["fg"] = foreground_loss(class_logits, reliability_logits, mask, labels, example_weight)
+        terms["fg"] = foreground_loss(
+            class_logits, reliability_logits, mask, labels, example_weight
+        )
         loss += loss_config.fg_weight * terms["fg"]
     if loss_config.rel_weight:
         rel_args = (reliability_logits, mask, labels, example_weight, loss_config.topk_ratio)
-        terms["rel"] = reliability_loss(*rel_args, background_weight=loss_config.get("rel_background_weight", 1.0))
+        terms["rel"] = reliability_loss(
+            *rel_args, background_weight=loss_config.get("rel_background_weight", 1.0)
+        )
         loss += loss_config.rel_weight * terms["rel"]
     if loss_config.class_consistency_weight or loss_config.reliability_consistency_weight:
         terms["class_consistency"], terms["reliability_consistency"] = consistency_losses(

@@ -10,6 +10,7 @@ interrupted study resumes. After every run it rewrites ``docs/results_<flavour>.
 (machine, command, per-run metrics) and the flavour's table in ``docs/results.md``
 (between ``<!-- table:<flavour> -->`` markers; the text around them is kept).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,30 +44,64 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "skip_none": ("No skip", {"model.skip": "none"}),
     "merge_layernorm": ("LayerNorm merge", {"model.merge": "layernorm"}),
     "merge_tanh": ("tanh merge", {"model.merge": "tanh"}),
-    "no_gate": ("Ungated attention (gate fixed open, as the paper's equations)", {"model.attention_gate": False}),
-    "no_gate_layernorm": ("Ungated attention + LayerNorm merge (this project's first full model)", {
-        "model.attention_gate": False, "model.merge": "layernorm"}),
-    "gate_frozen": ("Control: gate held at 0 (same streams, scale and head; no attention)", {
-        "model.attention_gate_frozen": True}),
+    "no_gate": (
+        "Ungated attention (gate fixed open, as the paper's equations)",
+        {"model.attention_gate": False},
+    ),
+    "no_gate_layernorm": (
+        "Ungated attention + LayerNorm merge (this project's first full model)",
+        {"model.attention_gate": False, "model.merge": "layernorm"},
+    ),
+    "gate_frozen": (
+        "Control: gate held at 0 (same streams, scale and head; no attention)",
+        {"model.attention_gate_frozen": True},
+    ),
     "attn_global": ("Global attention", {"model.attention_window": 0}),
     "attn_window4": ("Attention window ±4", {"model.attention_window": 4}),
-    "distance_bias": ("Global attention + learned distance bias", {"model.attention_window": 0, "model.distance_bias": True}),
+    "distance_bias": (
+        "Global attention + learned distance bias",
+        {"model.attention_window": 0, "model.distance_bias": True},
+    ),
     "softmax_bg": ("Closed-set softmax with a background class", {"model.head": "softmax_bg"}),
     "no_fg": ("without L_fg", {"loss.fg_weight": 0.0}),
     "no_rel": ("without L_rel", {"loss.rel_weight": 0.0}),
     "no_cc": ("without class consistency", {"loss.class_consistency_weight": 0.0}),
     "no_rc": ("without reliability consistency", {"loss.reliability_consistency_weight": 0.0}),
-    "rule_class_argmax": ("class_argmax pseudo-label rule (METHOD_NOTES)", {"loss.pseudo_label_rule": "class_argmax"}),
+    "rule_class_argmax": (
+        "class_argmax pseudo-label rule (METHOD_NOTES)",
+        {"loss.pseudo_label_rule": "class_argmax"},
+    ),
     "rel_bg0": ("L_rel without its bottom-k term", {"loss.rel_background_weight": 0.0}),
-    "rel_bg1": ("L_rel with a full-weight bottom-k term (METHOD_NOTES)", {"loss.rel_background_weight": 1.0}),
-    "cas_smooth": ("Full + CAS smoothing (5) in post-processing", {"localization.cas_smoothing": 5}),
+    "rel_bg1": (
+        "L_rel with a full-weight bottom-k term (METHOD_NOTES)",
+        {"loss.rel_background_weight": 1.0},
+    ),
+    "cas_smooth": (
+        "Full + CAS smoothing (5) in post-processing",
+        {"localization.cas_smoothing": 5},
+    ),
     # Longer training (the 600-step default is sized for the CPU budget; see docs/results.md).
     "full_1k": ("Full model, 1000 steps", {"train.num_steps": 1000}),
     "visual_1k": ("Visual only, 1000 steps", {"model.fusion": "visual", "train.num_steps": 1000}),
     "audio_1k": ("Audio only, 1000 steps", {"model.fusion": "audio", "train.num_steps": 1000}),
-    "concat_1k": ("Early concatenation, 1000 steps", {"model.fusion": "concat", "train.num_steps": 1000}),
+    "concat_1k": (
+        "Early concatenation, 1000 steps",
+        {"model.fusion": "concat", "train.num_steps": 1000},
+    ),
 }
-CORE = ("full", "visual", "audio", "concat", "softmax_bg", "no_fg", "no_rel", "no_cc", "no_rc", "no_gate", "gate_frozen")
+CORE = (
+    "full",
+    "visual",
+    "audio",
+    "concat",
+    "softmax_bg",
+    "no_fg",
+    "no_rel",
+    "no_cc",
+    "no_rc",
+    "no_gate",
+    "gate_frozen",
+)
 LONGER = ("full_1k", "visual_1k", "audio_1k", "concat_1k")
 GROUPS = {
     "core": CORE,
@@ -74,7 +109,8 @@ GROUPS = {
     "grid": tuple(v for v in VARIANTS if v not in LONGER),
     # The AVE-style grid that was run: the fusion, gate/merge, attention-range, head and loss
     # rows (CAS smoothing only affects detection; stage and skip rows were not run on AVE).
-    "grid_ave": CORE + ("no_gate_layernorm", "merge_layernorm", "attn_global", "rule_class_argmax", "rel_bg1"),
+    "grid_ave": CORE
+    + ("no_gate_layernorm", "merge_layernorm", "attn_global", "rule_class_argmax", "rel_bg1"),
     "longer": LONGER,
     "all": tuple(VARIANTS),
 }
@@ -84,16 +120,32 @@ AVE_KEYS = ("accuracy", "accuracy_ungated")
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--flavour", choices=("activitynet12", "ave"), default="activitynet12")
     p.add_argument("--seeds", default="0,1,2", help="Training seeds, comma-separated.")
-    p.add_argument("--variants", default="core", help=f"a group {sorted(GROUPS)} (core = {','.join(CORE)}) or a comma list of {list(VARIANTS)}")
-    p.add_argument("--quick", action="store_true", help="Smoke run: 1 seed, 100 steps, small benchmark; writes no docs.")
+    p.add_argument(
+        "--variants",
+        default="core",
+        help=f"a group {sorted(GROUPS)} (core = {','.join(CORE)}) or a comma list of {list(VARIANTS)}",
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="Smoke run: 1 seed, 100 steps, small benchmark; writes no docs.",
+    )
     p.add_argument("--bench-seed", type=int, default=0, help="Seed of the benchmark features.")
-    p.add_argument("--work", default="/tmp/avloc_ablations", help="Benchmark files, TFDS data and run workdirs.")
+    p.add_argument(
+        "--work",
+        default="/tmp/avloc_ablations",
+        help="Benchmark files, TFDS data and run workdirs.",
+    )
     p.add_argument("--annotations", help="Real annotations (default: ../shared/data/<flavour>).")
     p.add_argument("--steps", type=int, help="Override train.num_steps.")
-    p.add_argument("--docs", default=str(REPO / "docs"), help="Where results.md and results_<flavour>.json go.")
+    p.add_argument(
+        "--docs", default=str(REPO / "docs"), help="Where results.md and results_<flavour>.json go."
+    )
     return p
 
 
@@ -105,10 +157,12 @@ def _set(config, dotted: str, value) -> None:
     node[leaf] = value
 
 
-def prepare_data(flavour: str, work: Path, bench_seed: int, annotations: str | None, quick: bool) -> Path:
+def prepare_data(
+    flavour: str, work: Path, bench_seed: int, annotations: str | None, quick: bool
+) -> Path:
     """make-benchmark + build-data once; returns the TFDS data dir."""
-    from avloc_jax import benchmark
-    from avloc_jax.commands import build_data
+    from avloc_jax.benchmark import generator as benchmark
+    from avloc_jax.cli import build_data
 
     tag = f"{flavour}_s{bench_seed}{'_quick' if quick else ''}"
     src, data = work / f"src_{tag}", work / f"data_{tag}"
@@ -119,16 +173,22 @@ def prepare_data(flavour: str, work: Path, bench_seed: int, annotations: str | N
         else:
             config.num_train, config.num_val, config.num_test, config.num_noisy = 400, 100, 100, 20
     if not (src / "benchmark.json").is_file():
-        benchmark.make_benchmark(flavour, src, annotations=annotations, config=config, seed=bench_seed, overwrite=True)
+        benchmark.make_benchmark(
+            flavour, src, annotations=annotations, config=config, seed=bench_seed, overwrite=True
+        )
     # AVE: the weak setting (the 178 background-only videos join train), as configs/benchmark_ave.py.
     builder_config = "weak" if flavour == "ave" else "default"
     if not (data / flavour / builder_config / "1.0.0" / "dataset_info.json").is_file():
-        build_data.build(flavour, data, builder_config=builder_config, manual_dir=src, overwrite=True)
+        build_data.build(
+            flavour, data, builder_config=builder_config, manual_dir=src, overwrite=True
+        )
     return data
 
 
-def run_one(flavour: str, variant: str, seed: int, data: Path, work: Path, steps: int | None, quick: bool) -> dict:
-    from avloc_jax import train
+def run_one(
+    flavour: str, variant: str, seed: int, data: Path, work: Path, steps: int | None, quick: bool
+) -> dict:
+    from avloc_jax.engine import train
 
     workdir = work / f"runs_{flavour}{'_quick' if quick else ''}" / variant / f"seed{seed}"
     done = workdir / "ablation_result.json"
@@ -187,7 +247,10 @@ def summarise(results: list[dict], keys: tuple[str, ...]) -> dict[str, dict]:
         for k in keys:
             table[r["variant"]][k].append(float(r["test"][k]))
     return {
-        v: {"seeds": row["seeds"], **{k: [float(np.mean(row[k])), float(np.std(row[k]))] for k in keys}}
+        v: {
+            "seeds": row["seeds"],
+            **{k: [float(np.mean(row[k])), float(np.std(row[k]))] for k in keys},
+        }
         for v, row in table.items()
     }
 
@@ -224,8 +287,14 @@ def markdown_table(flavour: str, summary: dict, keys: tuple[str, ...], payload: 
         row = summary[variant]
         cells = [f"{scale * row[key][0]:.1f} ± {scale * row[key][1]:.1f}" for key in keys]
         cells.append(gap_cell(variant, row))
-        lines.append(f"| {VARIANTS[variant][0]} | {len(row['seeds'])} | " + " | ".join(cells) + " |")
-    lines += ["", f"Full model vs each baseline ({k}; target: a lead of more than twice the larger std):", ""]
+        lines.append(
+            f"| {VARIANTS[variant][0]} | {len(row['seeds'])} | " + " | ".join(cells) + " |"
+        )
+    lines += [
+        "",
+        f"Full model vs each baseline ({k}; target: a lead of more than twice the larger std):",
+        "",
+    ]
     for suffix in ("", "_1k"):  # the default length, and the longer-training rows
         if "full" + suffix not in summary:
             continue
@@ -281,15 +350,22 @@ def main(argv: list[str] | None = None) -> int:
     docs = Path(args.docs)
     json_path = docs / f"results_{args.flavour}.json"
     previous = json.loads(json_path.read_text()) if json_path.is_file() and not args.quick else {}
-    results = [r for r in previous.get("runs", []) if not (r["variant"] in variants and r["seed"] in seeds)]
-    this_command = "python bench/ablations.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    results = [
+        r for r in previous.get("runs", []) if not (r["variant"] in variants and r["seed"] in seeds)
+    ]
+    this_command = "python bench/ablations.py " + " ".join(
+        argv if argv is not None else sys.argv[1:]
+    )
     payload = None
     for variant in variants:
         for seed in seeds:
             r = run_one(args.flavour, variant, seed, data, work, args.steps, args.quick)
             results.append(r)
             metric = r["test"][keys[0]]
-            print(f"{variant:14s} seed {seed}: test {keys[0]} {metric:.4f} ({r['seconds']:.0f} s)", flush=True)
+            print(
+                f"{variant:14s} seed {seed}: test {keys[0]} {metric:.4f} ({r['seconds']:.0f} s)",
+                flush=True,
+            )
             payload = {
                 "flavour": args.flavour,
                 "command": this_command,
@@ -307,7 +383,11 @@ def main(argv: list[str] | None = None) -> int:
                 tmp = json_path.with_suffix(".json.tmp")
                 tmp.write_text(json.dumps(payload, indent=1))
                 tmp.replace(json_path)
-                write_docs(docs, args.flavour, markdown_table(args.flavour, payload["summary"], keys, payload))
+                write_docs(
+                    docs,
+                    args.flavour,
+                    markdown_table(args.flavour, payload["summary"], keys, payload),
+                )
     if payload is not None:
         print(markdown_table(args.flavour, payload["summary"], keys, payload))
     return 0

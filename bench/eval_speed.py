@@ -33,7 +33,7 @@ import numpy as np  # noqa: E402
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path.insert(0, ROOT)
 
-from avloc_jax import detection_eval  # noqa: E402
+from avloc_jax.evaluation import detection_eval  # noqa: E402
 
 DEFAULT_ANNOTATIONS = "/work/shared/data/activitynet12"
 SECTION = "## Detection evaluation speed"

@@ -9,6 +9,7 @@ ground-truth segment ("action"), within `--context-seconds` outside one ("contex
 the rest ("far"). A μ that does not separate these groups leaves localization to the class
 softmax alone (docs/results.md). Writes JSON with the machine and the command.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,7 +28,9 @@ sys.path.insert(0, str(REPO))
 REGIONS = ("action", "context", "far")
 
 
-def snippet_regions(duration: float, num_snippets: int, segments: np.ndarray, context_seconds: float) -> dict[str, np.ndarray]:
+def snippet_regions(
+    duration: float, num_snippets: int, segments: np.ndarray, context_seconds: float
+) -> dict[str, np.ndarray]:
     """Boolean masks [T] of the three regions, from snippet centres t = (i + 0.5) duration / T."""
     centres = (np.arange(num_snippets) + 0.5) * duration / num_snippets
     inside = np.zeros(num_snippets, bool)
@@ -39,8 +42,10 @@ def snippet_regions(duration: float, num_snippets: int, segments: np.ndarray, co
     return {"action": inside, "context": near, "far": ~inside & ~near}
 
 
-def region_means(workdir: str, data_dir: str | None, split: str, context_seconds: float) -> dict[str, dict[str, float]]:
-    from avloc_jax import inference
+def region_means(
+    workdir: str, data_dir: str | None, split: str, context_seconds: float
+) -> dict[str, dict[str, float]]:
+    from avloc_jax.serving import inference
 
     loaded = inference.load(workdir=workdir, notice=lambda message: None)
     dataset = inference.load_split_dataset(loaded, data_dir)
@@ -54,7 +59,9 @@ def region_means(workdir: str, data_dir: str | None, split: str, context_seconds
             continue
         reliability = np.asarray(out["reliability"])
         length = len(reliability)
-        masks = snippet_regions(float(record["duration"]), length, record["segments"], context_seconds)
+        masks = snippet_regions(
+            float(record["duration"]), length, record["segments"], context_seconds
+        )
         # The posterior of the video's ground-truth class(es): the best of them per snippet.
         classes = np.unique(np.asarray(record["segment_labels"]))
         gt_posterior = np.asarray(out["posterior"])[:length, classes].max(axis=-1)
@@ -62,7 +69,10 @@ def region_means(workdir: str, data_dir: str | None, split: str, context_seconds
             sums[region]["reliability"].append(reliability[mask])
             sums[region]["gt_class_posterior"].append(gt_posterior[mask])
     return {
-        region: {key: float(np.concatenate(values).mean()) if values else float("nan") for key, values in parts.items()}
+        region: {
+            key: float(np.concatenate(values).mean()) if values else float("nan")
+            for key, values in parts.items()
+        }
         | {"snippets": int(sum(len(v) for v in parts["reliability"]))}
         for region, parts in sums.items()
     }
@@ -71,9 +81,13 @@ def region_means(workdir: str, data_dir: str | None, split: str, context_seconds
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("workdirs", nargs="+")
-    parser.add_argument("--data-dir", help="TFDS data dir (default: the one in each workdir's config).")
+    parser.add_argument(
+        "--data-dir", help="TFDS data dir (default: the one in each workdir's config)."
+    )
     parser.add_argument("--split", default="test")
-    parser.add_argument("--context-seconds", type=float, default=3.0, help="Width of the 'context' band.")
+    parser.add_argument(
+        "--context-seconds", type=float, default=3.0, help="Width of the 'context' band."
+    )
     parser.add_argument("--out", help="JSON output path (default: stdout only).")
     args = parser.parse_args(argv)
     os.environ.setdefault("AVLOC_PROGRESS", "0")
@@ -84,12 +98,25 @@ def main(argv: list[str] | None = None) -> int:
     for workdir in args.workdirs:
         results[workdir] = region_means(workdir, args.data_dir, args.split, args.context_seconds)
         row = results[workdir]
-        print(workdir + ": " + "; ".join(
-            f"{r} μ {row[r]['reliability']:.2f} p(gt) {row[r]['gt_class_posterior']:.2f}" for r in REGIONS), flush=True)
+        print(
+            workdir
+            + ": "
+            + "; ".join(
+                f"{r} μ {row[r]['reliability']:.2f} p(gt) {row[r]['gt_class_posterior']:.2f}"
+                for r in REGIONS
+            ),
+            flush=True,
+        )
     payload = {
-        "command": "python bench/reliability_regions.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
-                    "jax": jax.__version__, "devices": [str(d) for d in jax.devices()]},
+        "command": "python bench/reliability_regions.py "
+        + " ".join(argv if argv is not None else sys.argv[1:]),
+        "machine": {
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "jax": jax.__version__,
+            "devices": [str(d) for d in jax.devices()],
+        },
         "split": args.split,
         "context_seconds": args.context_seconds,
         "results": results,

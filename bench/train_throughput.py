@@ -9,6 +9,7 @@ train step; utilisation is reported against the device's peak where it is known.
 Dispatch overhead is measured as the time of a trivial jitted call, for comparison with
 the step time (a step dominated by its matmuls has overhead << step time).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,8 +27,10 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from avloc_jax import models, parallel, train  # noqa: E402
-from avloc_jax.data_types import Dataset, DatasetMetadata  # noqa: E402
+from avloc_jax.common import parallel
+from avloc_jax.data.records import Dataset, DatasetMetadata  # noqa: E402
+from avloc_jax.engine import train  # noqa: E402
+from avloc_jax.model import models
 from configs import default  # noqa: E402
 
 SHAPES = {
@@ -103,8 +106,11 @@ def bench_one(shape_name: str, batch_size: int, dtype: str, steps: int) -> dict:
     config.model.embed_dim = 256 if shape_name == "activitynet" else 128
     config.train.batch_size = batch_size
     meta = DatasetMetadata(
-        name=shape_name, task="detection", class_names=tuple(f"c{i}" for i in range(shape["num_classes"])),
-        visual_dim=shape["visual_dim"], audio_dim=shape["audio_dim"],
+        name=shape_name,
+        task="detection",
+        class_names=tuple(f"c{i}" for i in range(shape["num_classes"])),
+        visual_dim=shape["visual_dim"],
+        audio_dim=shape["audio_dim"],
     )
     dataset = Dataset(metadata=meta, splits={})
     mesh = parallel.make_mesh()
@@ -119,7 +125,9 @@ def bench_one(shape_name: str, batch_size: int, dtype: str, steps: int) -> dict:
         "visual": rng.random((batch_size, t, shape["visual_dim"]), np.float32),
         "audio": rng.random((batch_size, t, shape["audio_dim"]), np.float32),
         "mask": np.ones((batch_size, t), bool),
-        "labels": np.eye(shape["num_classes"], dtype=np.float32)[rng.integers(shape["num_classes"], size=batch_size)],
+        "labels": np.eye(shape["num_classes"], dtype=np.float32)[
+            rng.integers(shape["num_classes"], size=batch_size)
+        ],
     }
     batch = parallel.to_global(batch, parallel.batch_sharded(mesh))
 
@@ -142,7 +150,10 @@ def bench_one(shape_name: str, batch_size: int, dtype: str, steps: int) -> dict:
     peak = PEAK_FLOPS.get((jax.devices()[0].device_kind, dtype))
     matmul_rate = matmul_flops_per_second(dtype)
     result = {
-        "shape": shape_name, **shape, "batch_size": batch_size, "dtype": dtype,
+        "shape": shape_name,
+        **shape,
+        "batch_size": batch_size,
+        "dtype": dtype,
         "embed_dim": config.model.embed_dim,
         "params": parallel.tree_size(state.params),
         "compile_seconds": round(compile_seconds, 3),
@@ -164,19 +175,21 @@ def bench_one(shape_name: str, batch_size: int, dtype: str, steps: int) -> dict:
 def pipeline_throughput(shape_name: str, batch_size: int, num_batches: int = 30) -> dict:
     """Videos/s that the host input pipeline (grain, snippet sampling, padding) delivers
     from in-memory records of the given shape (videos 1x to 3x the sampled length)."""
-    from avloc_jax import input_pipeline
+    from avloc_jax.data import input_pipeline
 
     shape = SHAPES[shape_name]
     rng = np.random.default_rng(0)
     records = []
     for i in range(256):
         length = int(rng.integers(shape["snippets"], 3 * shape["snippets"] + 1))
-        records.append({
-            "video_id": f"v{i}",
-            "visual": rng.random((length, shape["visual_dim"]), np.float32),
-            "audio": rng.random((length, shape["audio_dim"]), np.float32),
-            "labels": np.eye(shape["num_classes"], dtype=np.float32)[i % shape["num_classes"]],
-        })
+        records.append(
+            {
+                "video_id": f"v{i}",
+                "visual": rng.random((length, shape["visual_dim"]), np.float32),
+                "audio": rng.random((length, shape["audio_dim"]), np.float32),
+                "labels": np.eye(shape["num_classes"], dtype=np.float32)[i % shape["num_classes"]],
+            }
+        )
     batches = input_pipeline.train_batches(
         records, batch_size=batch_size, seed=0, num_snippets=shape["snippets"], sampling="random"
     )
@@ -185,18 +198,27 @@ def pipeline_throughput(shape_name: str, batch_size: int, num_batches: int = 30)
     for _ in range(num_batches):
         next(batches)
     elapsed = time.perf_counter() - start
-    return {"pipeline_shape": shape_name, "pipeline_batch_size": batch_size, "pipeline_videos_per_second": num_batches * batch_size / elapsed}
+    return {
+        "pipeline_shape": shape_name,
+        "pipeline_batch_size": batch_size,
+        "pipeline_videos_per_second": num_batches * batch_size / elapsed,
+    }
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--shapes", default="ave,activitynet")
     parser.add_argument("--batch-sizes", default="32,128")
     parser.add_argument("--dtypes", default="float32,bfloat16")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--out", default="")
     args = parser.parse_args(argv)
-    header = {"machine": machine_info(), "command": " ".join([os.path.basename(sys.executable)] + sys.argv)}
+    header = {
+        "machine": machine_info(),
+        "command": " ".join([os.path.basename(sys.executable)] + sys.argv),
+    }
     header["dispatch_overhead_seconds"] = dispatch_overhead_seconds()
     results = []
     for shape_name in args.shapes.split(","):

@@ -4,6 +4,7 @@
   avloc train --config=configs/activitynet12.py --workdir=runs/anet --config.data.data_dir=~/tensorflow_datasets
 Detection mAP at tIoU 0.5:0.05:0.95 (the official ActivityNet protocol).
 """
+
 from configs import default
 
 

@@ -7,6 +7,7 @@ Then:
 The metric is segment accuracy over every test snippet (background included); the best
 checkpoint is chosen on the validation split, never on test.
 """
+
 from configs import default
 
 

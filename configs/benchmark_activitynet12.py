@@ -9,6 +9,7 @@ configs/activitynet12.py, from the demo and benchmark findings (docs/results.md)
 attention window ±1 (near-action visual context punishes wide windows), lr 3e-4 (1e-3
 overfits small training sets after ~100 steps).
 """
+
 from configs import default
 
 
@@ -16,7 +17,9 @@ def get_config():
     config = default.get_config()
     config.data.name = "activitynet12"
     config.data.num_snippets = 64
-    config.data.val_fraction = 0.15  # held-out part of `training` (90 of 600 videos) for model selection
+    config.data.val_fraction = (
+        0.15  # held-out part of `training` (90 of 600 videos) for model selection
+    )
     config.data.eval_buckets = (64, 128, 256, 384)
 
     config.model.embed_dim = 64

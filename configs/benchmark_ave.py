@@ -6,6 +6,7 @@
       --config.data.data_dir=/tmp/bench/data
 Segment accuracy over every test snippet; model selection on val. Sized for a 2-core CPU.
 """
+
 from configs import ave
 
 

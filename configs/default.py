@@ -5,6 +5,7 @@ train.batch_size, train.learning_rate, eval.every_steps, model.fusion,
 model.num_stages, model.head, seed. Feature sizes and class lists are not here: they
 come from the dataset's metadata.
 """
+
 import ml_collections
 
 
@@ -18,7 +19,9 @@ def get_config() -> ml_collections.ConfigDict:
     config.data.num_snippets = 64  # training-time snippet sampling length
     config.data.sampling = "random"  # random | uniform
     config.data.eval_buckets = ()  # padded lengths for evaluation; () = derived from the data
-    config.data.val_fraction = 0.1  # held-out part of training used as val where a dataset has no val split
+    config.data.val_fraction = (
+        0.1  # held-out part of training used as val where a dataset has no val split
+    )
     config.data.weak_setting = False  # AVE: add the 178 background-only videos to train
     config.data.device_resident = False  # keep the whole training split on the devices
 
@@ -73,7 +76,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.eval.batch_size = 32
     config.eval.reliability_threshold = 0.5  # θ for AVE-style gated snippet labels
 
-    from avloc_jax import localization
+    from avloc_jax.evaluation import localization
 
     config.localization = localization.default_config()
 

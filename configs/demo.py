@@ -3,7 +3,8 @@
 Runs to completion on a 2-core CPU in a few minutes:
   avloc train --config=configs/demo.py --workdir=/tmp/avloc_demo
 """
-from avloc_jax import demo_data
+
+from avloc_jax.data import demo_data
 from configs import default
 
 

@@ -4,6 +4,7 @@
   avloc train --config=configs/thumos14.py --workdir=runs/thumos --config.data.data_dir=~/tensorflow_datasets
 Detection mAP at tIoU 0.1:0.1:0.7.
 """
+
 from configs import default
 
 

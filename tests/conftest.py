@@ -1,4 +1,5 @@
 """Fixtures shared by the test modules."""
+
 import os
 import tempfile
 
@@ -7,7 +8,9 @@ import pytest
 # Many tests train tiny models from scratch, each compiling the same train/eval steps
 # again; a persistent compilation cache (shared with the tests' subprocesses through the
 # environment) turns most of those compilations into cache hits.
-os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettempdir(), "avloc_jax_test_cache"))
+os.environ.setdefault(
+    "JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettempdir(), "avloc_jax_test_cache")
+)
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
@@ -18,9 +21,12 @@ from demo_helpers import tiny_config
 def trained_demo(tmp_path_factory):
     """(workdir, dataset, config) of one short demo training run, shared by the session
     (per xdist worker). Tests must not modify the workdir."""
-    from avloc_jax import train
+    from avloc_jax.engine import train
 
-    config = tiny_config(20, **{"train.log_every_steps": 10, "train.checkpoint_every_steps": 10, "eval.every_steps": 10})
+    config = tiny_config(
+        20,
+        **{"train.log_every_steps": 10, "train.checkpoint_every_steps": 10, "eval.every_steps": 10},
+    )
     workdir = tmp_path_factory.mktemp("trained_demo") / "workdir"
     train.train_and_evaluate(config, workdir)
     return workdir, train.load_dataset(config), config

@@ -1,4 +1,5 @@
 """Shared test helpers: a demo config that trains in seconds."""
+
 from configs import demo
 
 

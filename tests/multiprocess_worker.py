@@ -8,6 +8,7 @@ trains the tiny demo config for a few steps and, on process 0, prints the logged
 as JSON. Every process writes the training-video indices it read to
 W/read_indices_<I>.json, so the test can check that each read only its shard.
 """
+
 import argparse
 import json
 import os
@@ -36,11 +37,14 @@ def main() -> None:
     if args.num_processes > 1:
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
         jax.distributed.initialize(
-            coordinator_address=f"127.0.0.1:{args.port}", num_processes=args.num_processes, process_id=args.process_id
+            coordinator_address=f"127.0.0.1:{args.port}",
+            num_processes=args.num_processes,
+            process_id=args.process_id,
         )
 
-    from avloc_jax import train
     from demo_helpers import tiny_config
+
+    from avloc_jax.engine import train
 
     read: list[int] = []  # every read, in order (prefetching included)
     original_load = train.load_dataset
@@ -76,7 +80,11 @@ def main() -> None:
     if jax.process_index() == 0:
         events = [json.loads(line) for line in open(os.path.join(args.workdir, "metrics.jsonl"))]
         losses = [e["loss/total"] for e in events if e["event"] == "train"]
-        print(json.dumps({"devices": jax.device_count(), "processes": jax.process_count(), "losses": losses}))
+        print(
+            json.dumps(
+                {"devices": jax.device_count(), "processes": jax.process_count(), "losses": losses}
+            )
+        )
 
 
 if __name__ == "__main__":

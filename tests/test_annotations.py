@@ -1,5 +1,6 @@
 """Annotation readers (AVE, W-TALC folders, GT JSON) and `avloc export-gt`, on small
 files in the exact formats and, where present, on the real files in /work/shared/data."""
+
 import json
 from pathlib import Path
 
@@ -7,18 +8,24 @@ import h5py
 import numpy as np
 import pytest
 
-from avloc_jax import annotations as ann
-from avloc_jax import detection_eval
-from avloc_jax.annotations import DataError
-from avloc_jax.commands import export_gt
+from avloc_jax.cli import export_gt
+from avloc_jax.data import annotations as ann
+from avloc_jax.data.annotations import DataError
+from avloc_jax.evaluation import detection_eval
 
 SHARED = Path("/work/shared/data")
 REAL_AVE = SHARED / "ave"
 REAL_ANET = SHARED / "activitynet12"
 REAL_THUMOS = SHARED / "thumos14"
-needs_real_ave = pytest.mark.skipif(not (REAL_AVE / "Annotations.txt").is_file(), reason="real AVE files absent")
-needs_real_anet = pytest.mark.skipif(not (REAL_ANET / "subset.npy").is_file(), reason="real ActivityNet1.2 folder absent")
-needs_real_thumos = pytest.mark.skipif(not (REAL_THUMOS / "subset.npy").is_file(), reason="real THUMOS14 folder absent")
+needs_real_ave = pytest.mark.skipif(
+    not (REAL_AVE / "Annotations.txt").is_file(), reason="real AVE files absent"
+)
+needs_real_anet = pytest.mark.skipif(
+    not (REAL_ANET / "subset.npy").is_file(), reason="real ActivityNet1.2 folder absent"
+)
+needs_real_thumos = pytest.mark.skipif(
+    not (REAL_THUMOS / "subset.npy").is_file(), reason="real THUMOS14 folder absent"
+)
 
 
 # ----------------------------------------------------------------------------- AVE
@@ -32,7 +39,12 @@ def write_annotations(path, rows, header=True):
 
 @pytest.mark.parametrize("header", [True, False])
 def test_ave_annotations_first_appearance_order_and_snippets(tmp_path, header):
-    rows = [("Bark", "a", 2, 5), ("Church bell", "b", 0, 10), ("Bark", "c", 9, 10), ("Banjo", "d", 3, 3)]
+    rows = [
+        ("Bark", "a", 2, 5),
+        ("Church bell", "b", 0, 10),
+        ("Bark", "c", 9, 10),
+        ("Banjo", "d", 3, 3),
+    ]
     write_annotations(tmp_path / "A.txt", rows, header)
     a = ann.read_ave_annotations(tmp_path / "A.txt")
     assert a.class_names == ("Bark", "Church bell", "Banjo")
@@ -89,7 +101,9 @@ def test_real_ave_annotations_match_the_label_files():
     np.testing.assert_array_equal(ann.ave_snippet_labels(a) != 28, closs.astype(bool))
     mil = ann.read_h5_array(REAL_AVE / "mil_labels.h5")  # [4143, 29] video level
     np.testing.assert_array_equal(ann.ave_video_labels(a), mil[:, :28])
-    orders = [ann.read_ave_order(REAL_AVE / f"{s}_order.h5", len(a)) for s in ("train", "val", "test")]
+    orders = [
+        ann.read_ave_order(REAL_AVE / f"{s}_order.h5", len(a)) for s in ("train", "val", "test")
+    ]
     assert [len(o) for o in orders] == [3339, 402, 402]
     assert len(np.unique(np.concatenate(orders))) == 4143
 
@@ -105,15 +119,22 @@ def save_object(path, items):
     np.save(path, arr, allow_pickle=True)
 
 
-def write_wtalc_folder(folder, *, classes, videos, duration_2d=False, urls=True, classlist_name="classlist.npy"):
+def write_wtalc_folder(
+    folder, *, classes, videos, duration_2d=False, urls=True, classlist_name="classlist.npy"
+):
     """videos: list of dicts name, subset, duration, segments [[s, e]...], labels [...]."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    np.save(folder / classlist_name, np.array([c.encode() for c in classes]))  # bytes, like the real files
+    np.save(
+        folder / classlist_name, np.array([c.encode() for c in classes])
+    )  # bytes, like the real files
     np.save(folder / "subset.npy", np.array([v["subset"].encode() for v in videos]))
     np.save(folder / "videoname.npy", np.array([v["name"].encode() for v in videos]))
     if urls:
-        np.save(folder / "url.npy", np.array([f"https://www.youtube.com/watch?v={v['id']}".encode() for v in videos]))
+        np.save(
+            folder / "url.npy",
+            np.array([f"https://www.youtube.com/watch?v={v['id']}".encode() for v in videos]),
+        )
     durations = np.array([v["duration"] for v in videos], np.float64)
     np.save(folder / "duration.npy", durations[:, None] if duration_2d else durations)
     save_object(folder / "segments.npy", [list(map(list, v["segments"])) for v in videos])
@@ -124,15 +145,37 @@ def write_wtalc_folder(folder, *, classes, videos, duration_2d=False, urls=True,
 
 def small_videos():
     return [
-        dict(name="video_1", id="AAAAAAAAAAA", subset="training", duration=20.0, segments=[[2.0, 8.0]], labels=["Ballet"]),
-        dict(name="video_2", id="BBBBBBBBBBB", subset="validation", duration=10.0,
-             segments=[[0.0, 4.0], [5.0, 10.0]], labels=["Archery", "Ballet"]),
-        dict(name="video_3", id="CCCCCCCCCCC", subset="training", duration=30.0, segments=[[10.0, 12.5]], labels=["Archery"]),
+        dict(
+            name="video_1",
+            id="AAAAAAAAAAA",
+            subset="training",
+            duration=20.0,
+            segments=[[2.0, 8.0]],
+            labels=["Ballet"],
+        ),
+        dict(
+            name="video_2",
+            id="BBBBBBBBBBB",
+            subset="validation",
+            duration=10.0,
+            segments=[[0.0, 4.0], [5.0, 10.0]],
+            labels=["Archery", "Ballet"],
+        ),
+        dict(
+            name="video_3",
+            id="CCCCCCCCCCC",
+            subset="training",
+            duration=30.0,
+            segments=[[10.0, 12.5]],
+            labels=["Archery"],
+        ),
     ]
 
 
 def test_wtalc_folder_reader_normalises_strings_and_ids(tmp_path):
-    write_wtalc_folder(tmp_path / "ann", classes=["Archery", "Ballet"], videos=small_videos(), duration_2d=True)
+    write_wtalc_folder(
+        tmp_path / "ann", classes=["Archery", "Ballet"], videos=small_videos(), duration_2d=True
+    )
     a = ann.read_wtalc_annotations(tmp_path / "ann")
     assert a.class_names == ("Archery", "Ballet")
     assert a.video_ids == ("AAAAAAAAAAA", "BBBBBBBBBBB", "CCCCCCCCCCC")  # from url.npy, after 'v='
@@ -150,7 +193,10 @@ def test_wtalc_bad_inputs(tmp_path):
     videos = small_videos()
     videos[2]["labels"] = ["Curling"]
     write_wtalc_folder(tmp_path / "a", classes=["Archery", "Ballet"], videos=videos)
-    with pytest.raises(DataError, match=r"row 2 \(video CCCCCCCCCCC\) has label 'Curling', which is not in classlist"):
+    with pytest.raises(
+        DataError,
+        match=r"row 2 \(video CCCCCCCCCCC\) has label 'Curling', which is not in classlist",
+    ):
         ann.read_wtalc_annotations(tmp_path / "a")
 
     videos = small_videos()
@@ -185,7 +231,11 @@ def test_wtalc_bad_inputs(tmp_path):
 def test_snippet_labels_from_segments_centre_rule():
     # 10 snippets over 20 s: snippet t covers [2t, 2t+2), centre 2t+1.
     labels = ann.snippet_labels_from_segments(
-        np.array([[2.0, 8.0], [6.5, 12.0]]), np.array([1, 0]), duration=20.0, num_snippets=10, background=5
+        np.array([[2.0, 8.0], [6.5, 12.0]]),
+        np.array([1, 0]),
+        duration=20.0,
+        num_snippets=10,
+        background=5,
     )
     # centres 1,3,5,7,9,11,...: [2,8) covers 3,5,7; [6.5,12) covers 7,9,11 but the first segment wins at 7.
     np.testing.assert_array_equal(labels, [5, 1, 1, 1, 0, 0, 5, 5, 5, 5])
@@ -230,7 +280,12 @@ def _check_gt(gt, class_names):
 @needs_real_anet
 def test_export_gt_real_activitynet12(tmp_path, capsys):
     out = tmp_path / "anet_gt.json"
-    assert export_gt.main(["--annotations", str(REAL_ANET), "--layout", "activitynet12", "--out", str(out)]) == 0
+    assert (
+        export_gt.main(
+            ["--annotations", str(REAL_ANET), "--layout", "activitynet12", "--out", str(out)]
+        )
+        == 0
+    )
     assert "training: 4819 videos" in capsys.readouterr().out
     gt = json.loads(out.read_text())
     subsets = [v["subset"] for v in gt["database"].values()]
@@ -245,7 +300,16 @@ def test_export_gt_real_activitynet12(tmp_path, capsys):
 def test_export_gt_real_thumos14_scores_perfect_predictions(tmp_path):
     out = tmp_path / "thumos_gt.json"
     rc = export_gt.main(
-        ["--annotations", str(REAL_THUMOS), "--layout", "thumos14", "--out", str(out), "--subset", "test"]
+        [
+            "--annotations",
+            str(REAL_THUMOS),
+            "--layout",
+            "thumos14",
+            "--out",
+            str(out),
+            "--subset",
+            "test",
+        ]
     )
     assert rc == 0
     gt = json.loads(out.read_text())
@@ -257,16 +321,30 @@ def test_export_gt_real_thumos14_scores_perfect_predictions(tmp_path):
     # as predictions scores mAP 1 at every THUMOS threshold.
     predictions = {
         "results": {
-            vid: [{"label": a["label"], "score": 1.0, "segment": a["segment"]} for a in v["annotations"]]
+            vid: [
+                {"label": a["label"], "score": 1.0, "segment": a["segment"]}
+                for a in v["annotations"]
+            ]
             for vid, v in gt["database"].items()
         }
     }
-    result = detection_eval.evaluate_detections(gt, predictions, ann.LAYOUTS["thumos14"].tiou_thresholds, subset="test")
+    result = detection_eval.evaluate_detections(
+        gt, predictions, ann.LAYOUTS["thumos14"].tiou_thresholds, subset="test"
+    )
     assert result["average_mAP"] == pytest.approx(1.0)
 
 
 def test_export_gt_bad_folder_exit_code(tmp_path, capsys):
-    rc = export_gt.main(["--annotations", str(tmp_path / "none"), "--layout", "thumos14", "--out", str(tmp_path / "g.json")])
+    rc = export_gt.main(
+        [
+            "--annotations",
+            str(tmp_path / "none"),
+            "--layout",
+            "thumos14",
+            "--out",
+            str(tmp_path / "g.json"),
+        ]
+    )
     assert rc == 1
     assert "not found" in capsys.readouterr().err
     assert not (tmp_path / "g.json").exists()
@@ -274,10 +352,16 @@ def test_export_gt_bad_folder_exit_code(tmp_path, capsys):
 
 def test_ground_truth_json_reader_errors(tmp_path):
     path = tmp_path / "gt.json"
-    path.write_text(json.dumps({"database": {"v1": {"subset": "training", "duration": 0, "annotations": []}}}))
+    path.write_text(
+        json.dumps({"database": {"v1": {"subset": "training", "duration": 0, "annotations": []}}})
+    )
     with pytest.raises(DataError, match=r"video 'v1'.*zero-length"):
         ann.read_ground_truth_json(path)
-    path.write_text(json.dumps({"database": {"v1": {"subset": "t", "duration": 5, "annotations": [{"label": "x"}]}}}))
+    path.write_text(
+        json.dumps(
+            {"database": {"v1": {"subset": "t", "duration": 5, "annotations": [{"label": "x"}]}}}
+        )
+    )
     with pytest.raises(DataError, match="annotation 0"):
         ann.read_ground_truth_json(path)
     path.write_text("[1, 2]")

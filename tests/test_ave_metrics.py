@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from avloc_jax import ave_metrics
+from avloc_jax.evaluation import ave_metrics
 
 
 def test_gated_labels_use_top_class_where_reliable():

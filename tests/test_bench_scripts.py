@@ -1,4 +1,5 @@
 """The ablation study's variant table and summaries, and the μ-region diagnostic."""
+
 import importlib
 import sys
 from pathlib import Path
@@ -22,7 +23,10 @@ def test_every_variant_override_names_an_existing_config_key(flavour):
             for key in parents:
                 node = node[key]
             assert leaf in node, f"{variant}: {dotted} is not a config key"
-            assert type(node[leaf]) is type(value) or isinstance(value, (int, float)), (variant, dotted)
+            assert type(node[leaf]) is type(value) or isinstance(value, (int, float)), (
+                variant,
+                dotted,
+            )
     for group, members in ablations.GROUPS.items():
         assert set(members) <= set(ablations.VARIANTS), group
     assert set(ablations.BASELINES) <= set(ablations.GROUPS["core"])
@@ -32,13 +36,24 @@ def test_summary_and_table_report_mean_std_and_the_two_std_verdict():
     keys = ("average_mAP",)
     runs = [
         {"variant": v, "seed": s, "test": {"average_mAP": x}}
-        for v, xs in {"full": (0.80, 0.82, 0.81), "concat": (0.70, 0.71, 0.72), "visual": (0.79, 0.81, 0.80)}.items()
+        for v, xs in {
+            "full": (0.80, 0.82, 0.81),
+            "concat": (0.70, 0.71, 0.72),
+            "visual": (0.79, 0.81, 0.80),
+        }.items()
         for s, x in enumerate(xs)
     ]
     summary = ablations.summarise(runs, keys)
     assert summary["full"]["average_mAP"][0] == pytest.approx(0.81)
     assert summary["full"]["average_mAP"][1] == pytest.approx(np.std([0.80, 0.82, 0.81]))
-    payload = {"command": "x", "num_steps": [600], "bench_seed": 0, "runs": runs, "run_minutes": 1.0, "machine": {"cpus": 2}}
+    payload = {
+        "command": "x",
+        "num_steps": [600],
+        "bench_seed": 0,
+        "runs": runs,
+        "run_minutes": 1.0,
+        "machine": {"cpus": 2},
+    }
     table = ablations.markdown_table("activitynet12", summary, keys, payload)
     assert "| Full model" in table and "81.0 ± 0.8" in table
     assert "full − concat: +10.0 (larger std 0.8); met: yes" in table

@@ -3,15 +3,18 @@ on-disk formats. The builders read them back (shapes, snippet rates, dtypes, row
 alignment), the output is a pure function of the seed, and the planted structure is there.
 
 Needs the real annotation files in ../shared/data (skipped with a reason when absent)."""
+
 import json
 
 import h5py
 import numpy as np
 import pytest
 
-from avloc_jax import annotations as ann
-from avloc_jax import benchmark, cli, datasets, synthetic_features
-from avloc_jax.commands import build_data
+from avloc_jax.benchmark import generator as benchmark
+from avloc_jax.cli import build_data
+from avloc_jax.cli import main as cli
+from avloc_jax.data import annotations as ann
+from avloc_jax.data import datasets, synthetic_features
 
 ROOT = benchmark.default_annotations_root()
 needs_anet = pytest.mark.skipif(
@@ -19,7 +22,8 @@ needs_anet = pytest.mark.skipif(
     reason=f"real ActivityNet1.2 annotations not found in {ROOT / 'activitynet12'}",
 )
 needs_ave = pytest.mark.skipif(
-    not (ROOT / "ave" / "audio_feature_noisy.h5").is_file(), reason=f"real AVE files not found in {ROOT / 'ave'}"
+    not (ROOT / "ave" / "audio_feature_noisy.h5").is_file(),
+    reason=f"real AVE files not found in {ROOT / 'ave'}",
 )
 
 
@@ -61,13 +65,23 @@ def test_activitynet_files_read_back_by_the_builder(anet):
     assert sub.video_ids == tuple(real.video_ids[r] for r in rows)
     np.testing.assert_allclose(sub.durations, real.durations[rows])
     for i, r in enumerate(rows):
-        np.testing.assert_allclose(np.asarray(sub.segments[i]).reshape(-1, 2), np.asarray(real.segments[r]).reshape(-1, 2))
-        assert [sub.class_names[c] for c in sub.segment_classes(i)] == [real.class_names[c] for c in real.segment_classes(r)]
+        np.testing.assert_allclose(
+            np.asarray(sub.segments[i]).reshape(-1, 2), np.asarray(real.segments[r]).reshape(-1, 2)
+        )
+        assert [sub.class_names[c] for c in sub.segment_classes(i)] == [
+            real.class_names[c] for c in real.segment_classes(r)
+        ]
     # Same dtypes as the real files.
     for name in ("subset.npy", "videoname.npy", "url.npy", "duration.npy", "classlist.npy"):
-        assert _load_objects(src / benchmark.ANET_ANNOTATIONS / name).dtype.kind == _load_objects(ROOT / "activitynet12" / name).dtype.kind
+        assert (
+            _load_objects(src / benchmark.ANET_ANNOTATIONS / name).dtype.kind
+            == _load_objects(ROOT / "activitynet12" / name).dtype.kind
+        )
     # Snippet rates: visual 0.64 s, audio 0.96 s, aligned object arrays.
-    visual, audio = _load_objects(src / benchmark.ANET_VISUAL), _load_objects(src / benchmark.ANET_AUDIO)
+    visual, audio = (
+        _load_objects(src / benchmark.ANET_VISUAL),
+        _load_objects(src / benchmark.ANET_AUDIO),
+    )
     assert visual.dtype == object and len(visual) == len(audio) == len(rows)
     for i, d in enumerate(sub.durations):
         assert visual[i].shape == (int(np.ceil(d / 0.64)), 16) and visual[i].dtype == np.float32
@@ -90,7 +104,10 @@ def test_activitynet_pipeline_loads_the_build(anet):
         record = test[k]
         i = by_id[record["video_id"]]
         np.testing.assert_array_equal(record["visual"], visual[i])
-        assert record["audio"].shape == (len(visual[i]), 8)  # audio resampled onto the visual snippets
+        assert record["audio"].shape == (
+            len(visual[i]),
+            8,
+        )  # audio resampled onto the visual snippets
         assert record["labels"].sum() >= 1
 
 
@@ -112,7 +129,16 @@ def test_activitynet_deterministic_and_seed_dependent(tmp_path):
     # Refuses to replace without overwrite; the CLI says so.
     with pytest.raises(FileExistsError):
         benchmark.make_activitynet12(tmp_path / "a", config=config, seed=1)
-    argv = ["make-benchmark", "activitynet12", "--out", str(tmp_path / "a"), "--num-train", "3", "--num-test", "2"]
+    argv = [
+        "make-benchmark",
+        "activitynet12",
+        "--out",
+        str(tmp_path / "a"),
+        "--num-train",
+        "3",
+        "--num-test",
+        "2",
+    ]
     assert cli.main(argv) == 1
     assert cli.main(argv + ["--overwrite", "--visual-dim", "8"]) == 0
     assert _load_objects(tmp_path / "a" / benchmark.ANET_VISUAL)[0].shape[1] == 8
@@ -141,8 +167,12 @@ def test_planted_structure(anet):
     silent = st.kinds.index("silent")
     loud = st.kinds.index("distinct")
     for label, same in ((silent, True), (loud, False)):
-        with_seg = synthetic_features.synthesize_video(np.random.default_rng(0), 60.0, [(10.0, 30.0)], [label], st, config)
-        without = synthetic_features.synthesize_video(np.random.default_rng(0), 60.0, [], [], st, config)
+        with_seg = synthetic_features.synthesize_video(
+            np.random.default_rng(0), 60.0, [(10.0, 30.0)], [label], st, config
+        )
+        without = synthetic_features.synthesize_video(
+            np.random.default_rng(0), 60.0, [], [], st, config
+        )
         assert np.array_equal(with_seg[1], without[1]) == same
         assert not np.array_equal(with_seg[0], without[0])  # vision always sees the action
 
@@ -170,24 +200,34 @@ def test_ave_files_read_back_by_the_builder(ave):
     with h5py.File(src / "audio_feature.h5") as f:
         assert f["avadataset"].shape == (20, 10, 128)
     with h5py.File(src / "audio_feature_noisy.h5") as f:
-        assert f["avadataset"].shape == (3, 10, 128) and f["avadataset"].dtype == np.float64  # as the real file
+        assert (
+            f["avadataset"].shape == (3, 10, 128) and f["avadataset"].dtype == np.float64
+        )  # as the real file
 
     ds = datasets.load_dataset("ave", tmp / "data", builder_config="weak")
     counts = {s: len(ds.split(s)) for s in ("train", "val", "test")}
     assert counts == {"train": 12 + 3, "val": 4, "test": 4}
     # Each split holds the chosen real rows of that split, in the split file's order.
-    real_orders = {s: ann.read_ave_order(ROOT / "ave" / f"{s}_order.h5", len(real)) for s in ("train", "val", "test")}
+    real_orders = {
+        s: ann.read_ave_order(ROOT / "ave" / f"{s}_order.h5", len(real))
+        for s in ("train", "val", "test")
+    }
     labels = ann.ave_snippet_labels(sub)  # class index = first appearance in the subset file
     assert ds.metadata.class_names == sub.class_names
     for split in ("val", "test"):
         chosen = [r for r in real_orders[split].tolist() if r in set(rows)]
         source = ds.split(split)
-        assert [source[k]["video_id"] for k in range(len(source))] == [real.video_ids[r] for r in chosen]
+        assert [source[k]["video_id"] for k in range(len(source))] == [
+            real.video_ids[r] for r in chosen
+        ]
         for k, r in enumerate(chosen):
             i = rows.index(r)
             np.testing.assert_array_equal(source[k]["snippet_labels"], labels[i])
             assert sub.class_names[sub.classes[i]] == real.class_names[real.classes[r]]
-            np.testing.assert_array_equal(source[k]["snippet_labels"] == len(sub.class_names), ann.ave_snippet_labels(real)[r] == 28)
+            np.testing.assert_array_equal(
+                source[k]["snippet_labels"] == len(sub.class_names),
+                ann.ave_snippet_labels(real)[r] == 28,
+            )
     noisy = ds.split("train")[len(ds.split("train")) - 1]
     assert noisy["video_id"].startswith("noisy_") and noisy["labels"].sum() == 0
 
@@ -200,7 +240,11 @@ def test_ave_background_audio_is_real(ave):
     config = _ave_config()
     st = synthetic_features.make_class_structure(28, config, 4)
     for i, row in enumerate(manifest["noisy_rows"]):
-        _, synth = synthetic_features.synthesize_video(np.random.default_rng([4, 13, row]), 10.0, [], [], st, config)
-        np.testing.assert_allclose(written[i] - synth, real[row] / manifest["real_audio_std"], atol=1e-5)
+        _, synth = synthetic_features.synthesize_video(
+            np.random.default_rng([4, 13, row]), 10.0, [], [], st, config
+        )
+        np.testing.assert_allclose(
+            written[i] - synth, real[row] / manifest["real_audio_std"], atol=1e-5
+        )
     meta = json.loads((tmp / "src" / "benchmark.json").read_text())
     assert meta["counts"]["noisy"] == 3 and meta["flavour"] == "ave"

@@ -1,5 +1,6 @@
 """`avloc build-data`: builds without TensorFlow, refuses to replace a complete dataset
 without --overwrite, and a failed build leaves nothing (and keeps an older build intact)."""
+
 import json
 import os
 import subprocess
@@ -8,11 +9,11 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-
-from avloc_jax import cli, datasets
-from avloc_jax.commands import build_data
-
 from test_tfds_builders import write_ave, write_generic
+
+from avloc_jax.cli import build_data
+from avloc_jax.cli import main as cli
+from avloc_jax.data import datasets
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -24,7 +25,15 @@ def _leftovers(data_dir):
 def test_build_refuse_overwrite_and_atomic_failure(tmp_path, capsys):
     write_ave(tmp_path / "ave", n=9)
     data_dir = tmp_path / "tfds"
-    argv = ["build-data", "ave", "--data-dir", str(data_dir), "--manual-dir", str(tmp_path / "ave"), "--quiet"]
+    argv = [
+        "build-data",
+        "ave",
+        "--data-dir",
+        str(data_dir),
+        "--manual-dir",
+        str(tmp_path / "ave"),
+        "--quiet",
+    ]
     assert cli.main(argv) == 0
     out = capsys.readouterr().out
     assert "built ave/default" in out and "train: 3 videos" in out and "3 classes" in out
@@ -56,7 +65,16 @@ def test_build_refuse_overwrite_and_atomic_failure(tmp_path, capsys):
 def test_failed_first_build_leaves_no_dataset(tmp_path, capsys):
     write_ave(tmp_path / "ave", n=9)
     (tmp_path / "ave" / "test_order.h5").unlink()
-    rc = cli.main(["build-data", "ave", "--data-dir", str(tmp_path / "tfds"), "--manual-dir", str(tmp_path / "ave")])
+    rc = cli.main(
+        [
+            "build-data",
+            "ave",
+            "--data-dir",
+            str(tmp_path / "tfds"),
+            "--manual-dir",
+            str(tmp_path / "ave"),
+        ]
+    )
     assert rc == 1
     assert "test_order not found" in capsys.readouterr().err
     assert sorted(os.listdir(tmp_path / "tfds")) == []
@@ -64,14 +82,31 @@ def test_failed_first_build_leaves_no_dataset(tmp_path, capsys):
 
 def test_generic_flags_and_argument_errors(tmp_path, capsys):
     write_generic(tmp_path / "mine", subsets=("train", "test"))
-    rc = build_data.main([
-        "generic", "--data-dir", str(tmp_path / "tfds"), "--name", "mine",
-        "--gt", str(tmp_path / "mine" / "gt.json"), "--visual", str(tmp_path / "mine" / "visual"),
-        "--audio", str(tmp_path / "mine" / "audio"), "--train-split", "train", "--test-split", "test",
-        "--tiou", "0.1,0.3,0.5",
-    ])
+    rc = build_data.main(
+        [
+            "generic",
+            "--data-dir",
+            str(tmp_path / "tfds"),
+            "--name",
+            "mine",
+            "--gt",
+            str(tmp_path / "mine" / "gt.json"),
+            "--visual",
+            str(tmp_path / "mine" / "visual"),
+            "--audio",
+            str(tmp_path / "mine" / "audio"),
+            "--train-split",
+            "train",
+            "--test-split",
+            "test",
+            "--tiou",
+            "0.1,0.3,0.5",
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
-    ds = datasets.load_dataset("generic", tmp_path / "tfds", builder_config="mine", heldout_fraction=0.34)
+    ds = datasets.load_dataset(
+        "generic", tmp_path / "tfds", builder_config="mine", heldout_fraction=0.34
+    )
     assert ds.metadata.tiou_thresholds == (0.1, 0.3, 0.5)
     # The derived split is called "train" too: the full stored one stays reachable.
     assert len(ds.split("train")) + len(ds.split("val")) == len(ds.split("train_full")) == 3
@@ -85,15 +120,17 @@ def test_cli_build_runs_without_tensorflow(tmp_path):
     code = (
         "import importlib.util, sys\n"
         "assert importlib.util.find_spec('tensorflow') is None, 'TensorFlow is installed here'\n"
-        "from avloc_jax import cli\n"
+        "from avloc_jax.cli import main as cli\n"
         f"rc = cli.main(['build-data', 'ave', '--data-dir', {str(tmp_path / 'tfds')!r}, "
         f"'--manual-dir', {str(tmp_path / 'ave')!r}])\n"
-        "from avloc_jax import datasets\n"
+        "from avloc_jax.data import datasets\n"
         f"d = datasets.load_dataset('ave', {str(tmp_path / 'tfds')!r})\n"
         "print('RESULT', rc, len(d.split('train')), d.split('train')[0]['visual'].shape, 'tensorflow' in sys.modules)\n"
     )
     env = {**os.environ, "AVLOC_PROGRESS": "0"}
-    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "RESULT 0 2 (10, 6) False" in proc.stdout
     assert "\r" not in proc.stderr  # no progress bar off a terminal

@@ -1,7 +1,7 @@
 """Detection mAP: hand-worked cases, and agreement with a deliberately simple re-implementation.
 
 `reference_evaluate` below follows METHOD_NOTES §5 line by line with plain Python loops
-and shares no code with avloc_jax.detection_eval. Its tie rules are the documented ones:
+and shares no code with avloc_jax.evaluation.detection_eval. Its tie rules are the documented ones:
 equal scores keep input order (Python's sort is stable), equal tIoUs try the earlier
 ground truth first.
 """
@@ -11,8 +11,8 @@ import warnings
 import numpy as np
 import pytest
 
-from avloc_jax import detection_eval
-from avloc_jax.detection_eval import DetectionEvalWarning, evaluate_detections
+from avloc_jax.evaluation import detection_eval
+from avloc_jax.evaluation.detection_eval import DetectionEvalWarning, evaluate_detections
 
 # ---------------------------------------------------------------------------------------
 # The simple reference.

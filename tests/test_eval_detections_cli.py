@@ -5,7 +5,9 @@ import warnings
 import numpy as np
 import pytest
 
-from avloc_jax import cli, detection_eval
+from avloc_jax.cli import main as cli
+
+from avloc_jax.evaluation import detection_eval
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
 """`avloc export`: self-contained, params-only, atomically written inference bundles."""
+
 import json
 import shutil
 
@@ -7,7 +8,9 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from avloc_jax import cli, inference, train
+from avloc_jax.cli import main as cli
+from avloc_jax.data import loading
+from avloc_jax.serving import inference
 
 
 @pytest.fixture(scope="module")
@@ -33,16 +36,30 @@ def test_bundle_layout_is_params_only_from_the_best_checkpoint(trained, tmp_path
     assert code == 0, stderr
     bundle = tmp_path / "bundle"
     assert stdout.strip() == str(bundle)
-    assert sorted(p.name for p in bundle.iterdir()) == ["bundle.json", "config.json", "dataset_metadata.json", "params"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]  # no temporary directory left behind
+    assert sorted(p.name for p in bundle.iterdir()) == [
+        "bundle.json",
+        "config.json",
+        "dataset_metadata.json",
+        "params",
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "bundle"
+    ]  # no temporary directory left behind
 
     info = json.loads((bundle / "bundle.json").read_text())
     best_step = json.loads((workdir / "results" / "validation_metrics.json").read_text())["step"]
-    assert info["format"] == inference.BUNDLE_FORMAT and info["checkpoint"] == "best" and info["step"] == best_step
+    assert (
+        info["format"] == inference.BUNDLE_FORMAT
+        and info["checkpoint"] == "best"
+        and info["step"] == best_step
+    )
 
     meta = json.loads((bundle / "dataset_metadata.json").read_text())
     assert meta["class_names"] == list(dataset.metadata.class_names)
-    assert (meta["visual_dim"], meta["audio_dim"]) == (dataset.metadata.visual_dim, dataset.metadata.audio_dim)
+    assert (meta["visual_dim"], meta["audio_dim"]) == (
+        dataset.metadata.visual_dim,
+        dataset.metadata.audio_dim,
+    )
     assert meta["seconds_per_snippet"] == 1.0
 
     # parameters only: the checkpoint's tree is the model's parameter tree, no optimizer state
@@ -57,7 +74,10 @@ def test_round_trip_gives_identical_outputs(trained, tmp_path, capsys):
     bundle = inference.write_bundle(inference.load_workdir(workdir), tmp_path / "bundle")
     from_workdir, from_bundle = inference.load_workdir(workdir), inference.load_bundle(bundle)
     assert from_workdir.step == from_bundle.step
-    for a, b in zip(jax.tree_util.tree_leaves(from_workdir.params), jax.tree_util.tree_leaves(from_bundle.params)):
+    for a, b in zip(
+        jax.tree_util.tree_leaves(from_workdir.params),
+        jax.tree_util.tree_leaves(from_bundle.params),
+    ):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
     files = ("--visual", features / "v.npy", "--audio", features / "a.npy")
@@ -83,8 +103,17 @@ def test_bundle_is_self_contained(trained, tmp_path, monkeypatch, capsys):
     def no_dataset(config):
         raise AssertionError("a bundle must not need the dataset")
 
-    monkeypatch.setattr(train, "load_dataset", no_dataset)
-    code, stdout, stderr = run(capsys, "predict", "--bundle", bundle, "--visual", features / "v.npy", "--audio", features / "a.npy")
+    monkeypatch.setattr(loading, "load_dataset", no_dataset)
+    code, stdout, stderr = run(
+        capsys,
+        "predict",
+        "--bundle",
+        bundle,
+        "--visual",
+        features / "v.npy",
+        "--audio",
+        features / "a.npy",
+    )
     assert code == 0, stderr
     assert json.loads(stdout)["results"]["v"]
 
@@ -117,7 +146,9 @@ def test_failed_export_leaves_nothing(trained, tmp_path, monkeypatch, capsys):
 
 
 def test_export_errors(tmp_path, capsys):
-    code, _, stderr = run(capsys, "export", "--workdir", tmp_path / "absent", "--out", tmp_path / "b")
+    code, _, stderr = run(
+        capsys, "export", "--workdir", tmp_path / "absent", "--out", tmp_path / "b"
+    )
     assert code == 1 and "does not exist" in stderr and "Traceback" not in stderr
     (tmp_path / "w").mkdir()
     code, _, stderr = run(capsys, "export", "--workdir", tmp_path / "w", "--out", tmp_path / "b")
@@ -125,7 +156,9 @@ def test_export_errors(tmp_path, capsys):
     assert not (tmp_path / "b").exists()
 
 
-def test_workdir_metadata_from_its_file_or_derived_from_the_config(trained, trained_demo, tmp_path, monkeypatch):
+def test_workdir_metadata_from_its_file_or_derived_from_the_config(
+    trained, trained_demo, tmp_path, monkeypatch
+):
     workdir, dataset, _ = trained
     copy = tmp_path / "workdir"
     shutil.copytree(workdir, copy)
@@ -138,7 +171,7 @@ def test_workdir_metadata_from_its_file_or_derived_from_the_config(trained, trai
     def no_dataset(config):
         raise AssertionError("the metadata file should be enough")
 
-    monkeypatch.setattr(train, "load_dataset", no_dataset)
+    monkeypatch.setattr(loading, "load_dataset", no_dataset)
     stored = inference.load_workdir(copy)
     assert stored.metadata == dataset.metadata and stored.seconds_per_snippet == 1.0
     # without a config to ask, the snippet length is estimated from training durations / T

@@ -1,11 +1,12 @@
 """grain input pipeline: determinism and exact resume, process sharding, snippet sampling,
 padding and masks, and evaluation that covers every video exactly once."""
+
 import itertools
 
 import numpy as np
 import pytest
 
-from avloc_jax import input_pipeline as ip
+from avloc_jax.data import input_pipeline as ip
 
 
 def make_source(n=23, lengths=None, dv=5, da=3, c=4, seed=0):
@@ -18,8 +19,14 @@ def make_source(n=23, lengths=None, dv=5, da=3, c=4, seed=0):
         visual[:, 0] = i
         visual[:, 1] = np.arange(t)
         audio = np.full((int(t), da), i, np.float32)
-        records.append({"video_id": f"v{i}", "visual": visual, "audio": audio,
-                        "labels": np.eye(c, dtype=np.float32)[i % c]})
+        records.append(
+            {
+                "video_id": f"v{i}",
+                "visual": visual,
+                "audio": audio,
+                "labels": np.eye(c, dtype=np.float32)[i % c],
+            }
+        )
     return records
 
 
@@ -49,7 +56,9 @@ def test_train_batches_shapes_masks_and_padding():
             assert np.all(np.diff(times) > 0)  # temporal order kept
             if length <= 16:
                 np.testing.assert_array_equal(times, np.arange(length))  # short: all snippets
-            np.testing.assert_array_equal(batch["audio"][row, :valid], index)  # audio follows visual
+            np.testing.assert_array_equal(
+                batch["audio"][row, :valid], index
+            )  # audio follows visual
             np.testing.assert_array_equal(batch["labels"][row], source[index]["labels"])
 
 
@@ -126,7 +135,9 @@ def test_process_slices_are_disjoint_cover_the_data_and_match_one_process():
     per_process = []
     for p in range(3):
         source = RecordingSource(records)
-        batches = take(ip.train_batches(source, process_index=p, process_count=3, num_threads=0, **kwargs), 4)
+        batches = take(
+            ip.train_batches(source, process_index=p, process_count=3, num_threads=0, **kwargs), 4
+        )
         assert all(b["visual"].shape[0] == 2 for b in batches)  # local batch = 6 // 3
         ids = [i for b in batches for i in video_ids(b)]
         assert source.read == set(ids)  # each process decoded only its own videos
@@ -136,7 +147,9 @@ def test_process_slices_are_disjoint_cover_the_data_and_match_one_process():
     # The global batch is the same with 1 or 3 processes: rows [2p, 2p+2) come from process p.
     for k in range(4):
         for key in single[k]:
-            np.testing.assert_array_equal(np.concatenate([run[k][key] for run in per_process]), single[k][key])
+            np.testing.assert_array_equal(
+                np.concatenate([run[k][key] for run in per_process]), single[k][key]
+            )
     with pytest.raises(ValueError, match="multiple of process_count"):
         next(ip.train_batches(records, batch_size=4, seed=0, num_snippets=8, process_count=3))
 
@@ -155,8 +168,13 @@ def test_eval_covers_every_video_once_in_lockstep(process_count):
     source = make_source(n=37)
     per_process = []
     for p in range(process_count):
-        per_process.append(list(ip.eval_batches(source, batch_size=8, buckets=None, process_index=p,
-                                                process_count=process_count)))
+        per_process.append(
+            list(
+                ip.eval_batches(
+                    source, batch_size=8, buckets=None, process_index=p, process_count=process_count
+                )
+            )
+        )
     # Same number of batches and the same shapes on every process.
     shapes = [[b["visual"].shape for b, _ in run] for run in per_process]
     assert all(s == shapes[0] for s in shapes)
@@ -174,7 +192,9 @@ def test_eval_covers_every_video_once_in_lockstep(process_count):
                     continue
                 seen.append(index)
                 t = len(source[index]["visual"])
-                np.testing.assert_array_equal(batch["mask"][row], np.arange(batch["mask"].shape[1]) < t)
+                np.testing.assert_array_equal(
+                    batch["mask"][row], np.arange(batch["mask"].shape[1]) < t
+                )
                 np.testing.assert_array_equal(batch["visual"][row, :t], source[index]["visual"])
                 np.testing.assert_array_equal(batch["labels"][row], source[index]["labels"])
     assert sorted(seen) == list(range(37))
@@ -187,12 +207,20 @@ def test_eval_bucket_assignment_and_given_buckets():
     assert out[-1][1] == [4, -1]
     source = make_source(lengths=[5, 70, 33, 16, 17])
     plan = ip.eval_plan(ip.source_lengths(source), batch_size=4)
-    assert plan == [(16, [0, 3, -1, -1]), (32, [4, -1, -1, -1]), (64, [2, -1, -1, -1]), (70, [1, -1, -1, -1])]
+    assert plan == [
+        (16, [0, 3, -1, -1]),
+        (32, [4, -1, -1, -1]),
+        (64, [2, -1, -1, -1]),
+        (70, [1, -1, -1, -1]),
+    ]
 
 
 def test_eval_empty_process_batches_keep_lockstep():
     source = make_source(n=3)
-    runs = [list(ip.eval_batches(source, batch_size=8, process_index=p, process_count=4)) for p in range(4)]
+    runs = [
+        list(ip.eval_batches(source, batch_size=8, process_index=p, process_count=4))
+        for p in range(4)
+    ]
     assert [len(r) for r in runs] == [len(runs[0])] * 4
     # 3 videos in one global batch of 8: processes 2 and 3 get all-padding batches.
     assert all(i == -1 for _, idx in runs[3] for i in idx)

@@ -1,11 +1,12 @@
 """Localization post-processing: steps, recovery of known segments, NMS, top-N, edge cases."""
+
 import math
 
 import numpy as np
 import pytest
 
-from avloc_jax import detection_eval, localization
-from avloc_jax.data_types import ground_truth_json
+from avloc_jax.data.records import ground_truth_json
+from avloc_jax.evaluation import detection_eval, localization
 
 
 def config(**overrides):
@@ -36,7 +37,9 @@ def test_default_config_holds_every_constant():
 
 
 def test_upsample_is_centre_aligned_and_clamped():
-    np.testing.assert_allclose(localization.upsample(np.array([[0.0, 1.0]]), 2), [[0.0, 0.25, 0.75, 1.0]])
+    np.testing.assert_allclose(
+        localization.upsample(np.array([[0.0, 1.0]]), 2), [[0.0, 0.25, 0.75, 1.0]]
+    )
     np.testing.assert_allclose(localization.upsample(np.array([[0.3]]), 4), [[0.3] * 4])
     np.testing.assert_allclose(localization.upsample(np.array([[1.0, 3.0]]), 1), [[1.0, 3.0]])
 
@@ -66,13 +69,16 @@ def test_outer_inner_contrast_hand_worked():
     # Run [4,8): inner 1; margin ceil(.25*4)=1 -> outer = mean(row[3], row[8]) = .25.
     # Run [0,4): inner .125; left margin clipped away, right = row[4] = 1 -> -.875.
     # Run [1,2) with margin 0: no outer region -> contrast = inner = .5.
-    got = localization.outer_inner_contrast(row, np.array([0, 0]), np.array([4, 0]), np.array([8, 4]), 0.25)
+    got = localization.outer_inner_contrast(
+        row, np.array([0, 0]), np.array([4, 0]), np.array([8, 4]), 0.25
+    )
     np.testing.assert_allclose(got, [0.75, -0.875])
     got0 = localization.outer_inner_contrast(row, np.array([0]), np.array([1]), np.array([2]), 0.0)
     np.testing.assert_allclose(got0, [0.5])
     # Whole-video run: the outer region is empty on both sides.
     np.testing.assert_allclose(
-        localization.outer_inner_contrast(row, np.array([0]), np.array([0]), np.array([12]), 0.25), [row.mean()]
+        localization.outer_inner_contrast(row, np.array([0]), np.array([0]), np.array([12]), 0.25),
+        [row.mean()],
     )
 
 
@@ -122,7 +128,9 @@ def test_recovers_known_segments(nms):
     top = dets[: len(segments)]
     truth = np.array([[2.0 * a, 2.0 * b] for a, b in segments])
     for s_true, e_true in truth:
-        best = max(detection_eval.segment_iou([[s, e]], [[s_true, e_true]])[0] for _, _, s, e in top)
+        best = max(
+            detection_eval.segment_iou([[s, e]], [[s_true, e_true]])[0] for _, _, s, e in top
+        )
         assert best > 0.9, (s_true, e_true, top)
     scores = [d[1] for d in dets]
     assert scores == sorted(scores, reverse=True)
@@ -172,9 +180,13 @@ def test_class_selection_and_fallback_to_top_class():
     cas = step_cas(30, [(5, 15)])
     scores = np.array([0.3, 0.5, 0.2])
     assert {c for c, *_ in localization.localize(cas, scores, 30.0, config())} == {0, 1, 2}
-    assert {c for c, *_ in localization.localize(cas, scores, 30.0, config(class_threshold=0.4))} == {1}
+    assert {
+        c for c, *_ in localization.localize(cas, scores, 30.0, config(class_threshold=0.4))
+    } == {1}
     # Every class rejected -> the top class only.
-    assert {c for c, *_ in localization.localize(cas, np.array([0.01, 0.05, 0.02]), 30.0, config())} == {1}
+    assert {
+        c for c, *_ in localization.localize(cas, np.array([0.01, 0.05, 0.02]), 30.0, config())
+    } == {1}
 
 
 def test_single_snippet_and_constant_cas_give_the_whole_video():
@@ -203,7 +215,9 @@ def test_times_scale_with_duration_and_min_length():
     long = localization.localize(cas, np.array([0.0, 1.0, 0.0]), 80.0, config(nms="hard"))
     np.testing.assert_allclose([d[2:] for d in long], [tuple(2 * x for x in d[2:]) for d in short])
     # The 2-snippet bump disappears with min_length_snippets = 3.
-    filtered = localization.localize(cas, np.array([0.0, 1.0, 0.0]), 40.0, config(nms="hard", min_length_snippets=3))
+    filtered = localization.localize(
+        cas, np.array([0.0, 1.0, 0.0]), 40.0, config(nms="hard", min_length_snippets=3)
+    )
     assert all(e - s >= 3 - 1e-9 for _, _, s, e in filtered)
     assert any(e - s < 3 for _, _, s, e in short)
 
@@ -212,15 +226,21 @@ def test_smoothing_merges_a_one_snippet_dip():
     cas = step_cas(40, [(10, 30)], noise=0.0)
     cas[20, 1] = 0.05  # one dropped snippet splits the action at every threshold
     split = localization.localize(cas, np.array([0.0, 1.0, 0.0]), 40.0, config(nms="hard"))
-    merged = localization.localize(cas, np.array([0.0, 1.0, 0.0]), 40.0, config(nms="hard", cas_smoothing=3))
-    best = lambda dets: max(detection_eval.segment_iou([[s, e]], [[10, 30]])[0] for _, _, s, e in dets)  # noqa: E731
+    merged = localization.localize(
+        cas, np.array([0.0, 1.0, 0.0]), 40.0, config(nms="hard", cas_smoothing=3)
+    )
+    best = lambda dets: max(
+        detection_eval.segment_iou([[s, e]], [[10, 30]])[0] for _, _, s, e in dets
+    )  # noqa: E731
     assert best(split) < 0.9 < best(merged)
 
 
 def test_raw_contrast_option_changes_scores_not_segments():
     cas = step_cas(40, [(10, 20)])
     a = localization.localize(cas, np.array([0.0, 1.0, 0.0]), 40.0, config(nms="hard"))
-    b = localization.localize(cas, np.array([0.0, 1.0, 0.0]), 40.0, config(nms="hard", contrast_on="raw"))
+    b = localization.localize(
+        cas, np.array([0.0, 1.0, 0.0]), 40.0, config(nms="hard", contrast_on="raw")
+    )
     assert a[0][2:] == pytest.approx(b[0][2:])
     assert a[0][1] > b[0][1]  # raw CAS spans 0.05..0.92, the normalised one 0..1
 
@@ -228,13 +248,18 @@ def test_raw_contrast_option_changes_scores_not_segments():
 def test_localize_videos_and_json_layout():
     cas = step_cas(20, [(5, 12)])
     per_video = localization.localize_videos(
-        [("a", cas, np.array([0.0, 1.0, 0.0]), 20.0), ("b", cas[:0], np.array([0.0, 1.0, 0.0]), 5.0)]
+        [
+            ("a", cas, np.array([0.0, 1.0, 0.0]), 20.0),
+            ("b", cas[:0], np.array([0.0, 1.0, 0.0]), 5.0),
+        ]
     )
     assert set(per_video) == {"a", "b"} and per_video["b"] == []
     out = localization.detections_to_json(per_video, ["x", "y", "z"], version="v1")
     assert out["version"] == "v1" and set(out) == {"version", "results", "external_data"}
     first = out["results"]["a"][0]
-    assert first["label"] == "y" and len(first["segment"]) == 2 and isinstance(first["score"], float)
+    assert (
+        first["label"] == "y" and len(first["segment"]) == 2 and isinstance(first["score"], float)
+    )
     assert out["results"]["b"] == []
 
 

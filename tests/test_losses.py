@@ -1,11 +1,13 @@
 """The weakly-supervised losses: finiteness, gradients, minima on constructed cases."""
+
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import pytest
 
-from avloc_jax import losses, models
+from avloc_jax import losses
+from avloc_jax.model import models
 
 B, T, C = 3, 16, 4
 
@@ -98,10 +100,18 @@ def test_each_loss_is_lower_for_ideal_predictions(term):
     mask, labels, ideal, wrong = _ideal_and_wrong()
     config = _loss_config()
     example_weight = jnp.ones((B,))
-    _, ideal_terms = losses.total_loss(_outputs_from_logits(*ideal, mask), mask, labels, example_weight, config, 10)
-    _, wrong_terms = losses.total_loss(_outputs_from_logits(*wrong, mask), mask, labels, example_weight, config, 10)
+    _, ideal_terms = losses.total_loss(
+        _outputs_from_logits(*ideal, mask), mask, labels, example_weight, config, 10
+    )
+    _, wrong_terms = losses.total_loss(
+        _outputs_from_logits(*wrong, mask), mask, labels, example_weight, config, 10
+    )
     assert np.isfinite(float(ideal_terms[term])) and np.isfinite(float(wrong_terms[term]))
-    assert float(ideal_terms[term]) < float(wrong_terms[term]), (term, ideal_terms[term], wrong_terms[term])
+    assert float(ideal_terms[term]) < float(wrong_terms[term]), (
+        term,
+        ideal_terms[term],
+        wrong_terms[term],
+    )
     assert float(ideal_terms["total"]) < float(wrong_terms["total"])
 
 
@@ -114,8 +124,12 @@ def test_background_only_video_pushes_reliability_down():
     high = rel.copy()
     high[2] = 6.0
     weight = jnp.ones((B,))
-    loss_low = losses.reliability_loss(jnp.asarray(low), jnp.asarray(mask), jnp.asarray(labels), weight, k_config.topk_ratio)
-    loss_high = losses.reliability_loss(jnp.asarray(high), jnp.asarray(mask), jnp.asarray(labels), weight, k_config.topk_ratio)
+    loss_low = losses.reliability_loss(
+        jnp.asarray(low), jnp.asarray(mask), jnp.asarray(labels), weight, k_config.topk_ratio
+    )
+    loss_high = losses.reliability_loss(
+        jnp.asarray(high), jnp.asarray(mask), jnp.asarray(labels), weight, k_config.topk_ratio
+    )
     assert float(loss_low) < float(loss_high)
 
 
@@ -126,7 +140,9 @@ def _model_and_batch():
     audio = rng.normal(size=(B, T, 5)).astype(np.float32)
     # Ungated, so that every trunk parameter (the bilinear attention weights included) is
     # reached at initialisation; a zero gate would, rightly, block the bilinear weights.
-    model = models.AVLocModel(num_classes=C, embed_dim=8, dropout_rate=0.0, attention_window=0, attention_gate=False)
+    model = models.AVLocModel(
+        num_classes=C, embed_dim=8, dropout_rate=0.0, attention_window=0, attention_gate=False
+    )
     params = model.init(jax.random.key(0), visual, audio, mask)
     # Start with μ ≈ 0.95 so that the consistency pseudo-labels include action classes
     # (at μ ≈ 0.5 they are all background, and L_cc rightly never reaches the action branch).
@@ -144,7 +160,9 @@ def _model_and_batch():
         ("reliability_consistency", False, True),
     ],
 )
-def test_every_loss_is_finite_with_gradients_where_it_should_reach(term, reaches_action, reaches_reliability):
+def test_every_loss_is_finite_with_gradients_where_it_should_reach(
+    term, reaches_action, reaches_reliability
+):
     model, params, (visual, audio, mask, labels) = _model_and_batch()
     config = _loss_config(consistency_threshold=0.0)
 
@@ -155,7 +173,10 @@ def test_every_loss_is_finite_with_gradients_where_it_should_reach(term, reaches
 
     value, grads = jax.value_and_grad(term_value)(params)
     assert np.isfinite(float(value))
-    flat = {jax.tree_util.keystr(path): np.asarray(g) for path, g in jax.tree_util.tree_leaves_with_path(grads)}
+    flat = {
+        jax.tree_util.keystr(path): np.asarray(g)
+        for path, g in jax.tree_util.tree_leaves_with_path(grads)
+    }
     assert all(np.isfinite(g).all() for g in flat.values())
     nonzero = {k for k, g in flat.items() if np.abs(g).max() > 0}
     action_head = {k for k in flat if "'action'" in k}
@@ -177,11 +198,15 @@ def test_zero_weight_switches_a_term_off_and_warmup_delays_consistency():
     weight = jnp.ones((B,))
     _, terms = losses.total_loss(outputs, mask, labels, weight, _loss_config(fg_weight=0.0), 0)
     assert "fg" not in terms and "mil" in terms
-    config = _loss_config(consistency_warmup_steps=100, mil_weight=0.0, fg_weight=0.0, rel_weight=0.0)
+    config = _loss_config(
+        consistency_warmup_steps=100, mil_weight=0.0, fg_weight=0.0, rel_weight=0.0
+    )
     early, _ = losses.total_loss(outputs, mask, labels, weight, config, 99)
     late, late_terms = losses.total_loss(outputs, mask, labels, weight, config, 100)
     assert float(early) == 0.0
-    assert float(late) == pytest.approx(float(late_terms["class_consistency"] + late_terms["reliability_consistency"]))
+    assert float(late) == pytest.approx(
+        float(late_terms["class_consistency"] + late_terms["reliability_consistency"])
+    )
 
 
 def test_padded_examples_do_not_count():
@@ -192,17 +217,25 @@ def test_padded_examples_do_not_count():
     mixed_rel = ideal[1].copy()
     mixed_rel[1] = wrong[1][1]
     weight = jnp.asarray([1.0, 0.0, 1.0])
-    _, with_wrong = losses.total_loss(_outputs_from_logits(mixed_class, mixed_rel, mask), mask, labels, weight, config, 10)
-    _, all_ideal = losses.total_loss(_outputs_from_logits(*ideal, mask), mask, labels, weight, config, 10)
+    _, with_wrong = losses.total_loss(
+        _outputs_from_logits(mixed_class, mixed_rel, mask), mask, labels, weight, config, 10
+    )
+    _, all_ideal = losses.total_loss(
+        _outputs_from_logits(*ideal, mask), mask, labels, weight, config, 10
+    )
     for key in ("mil", "fg", "rel", "class_consistency", "reliability_consistency"):
-        assert float(with_wrong[key]) == pytest.approx(float(all_ideal[key]), rel=1e-5, abs=1e-6), key
+        assert float(with_wrong[key]) == pytest.approx(float(all_ideal[key]), rel=1e-5, abs=1e-6), (
+            key
+        )
 
 
 def test_pseudo_labels_only_use_labelled_classes_or_background():
     mask, labels = _batch()
     rng = np.random.default_rng(1)
     posterior = jax.nn.softmax(jnp.asarray(rng.normal(size=(B, T, C + 1)) * 3), axis=-1)
-    pseudo, confident = losses.consistency_pseudo_labels(posterior, jnp.asarray(mask), jnp.asarray(labels), 1, 0.0)
+    pseudo, confident = losses.consistency_pseudo_labels(
+        posterior, jnp.asarray(mask), jnp.asarray(labels), 1, 0.0
+    )
     pseudo = np.asarray(pseudo)
     assert set(np.unique(pseudo[0])) <= {1, C}
     assert set(np.unique(pseudo[1])) <= {0, 3, C}
@@ -217,17 +250,27 @@ def test_foreground_mass_rule_keeps_split_class_mass_as_foreground():
     labels = np.zeros((1, C), np.float32)
     labels[0, 2] = 1
     mask = np.ones((1, T), bool)
-    posterior = np.concatenate([np.full((1, T, C), 0.7 / C), np.full((1, T, 1), 0.3)], axis=-1).astype(np.float32)
-    argmax_pseudo, _ = losses.consistency_pseudo_labels(jnp.asarray(posterior), jnp.asarray(mask), jnp.asarray(labels), 1, 0.0)
-    mass_pseudo, confident = losses.foreground_mass_pseudo_labels(jnp.asarray(posterior), jnp.asarray(mask), jnp.asarray(labels), 1, 0.6)
+    posterior = np.concatenate(
+        [np.full((1, T, C), 0.7 / C), np.full((1, T, 1), 0.3)], axis=-1
+    ).astype(np.float32)
+    argmax_pseudo, _ = losses.consistency_pseudo_labels(
+        jnp.asarray(posterior), jnp.asarray(mask), jnp.asarray(labels), 1, 0.0
+    )
+    mass_pseudo, confident = losses.foreground_mass_pseudo_labels(
+        jnp.asarray(posterior), jnp.asarray(mask), jnp.asarray(labels), 1, 0.6
+    )
     assert (np.asarray(argmax_pseudo) == C).all()
     assert (np.asarray(mass_pseudo) == 2).all() and np.asarray(confident).all()
     # below the confidence τ nothing is used
-    _, unsure = losses.foreground_mass_pseudo_labels(jnp.asarray(posterior), jnp.asarray(mask), jnp.asarray(labels), 1, 0.75)
+    _, unsure = losses.foreground_mass_pseudo_labels(
+        jnp.asarray(posterior), jnp.asarray(mask), jnp.asarray(labels), 1, 0.75
+    )
     assert not np.asarray(unsure).any()
     # background-only videos stay background under both rules
     none = np.zeros_like(labels)
-    bg_pseudo, _ = losses.foreground_mass_pseudo_labels(jnp.asarray(posterior), jnp.asarray(mask), jnp.asarray(none), 1, 0.0)
+    bg_pseudo, _ = losses.foreground_mass_pseudo_labels(
+        jnp.asarray(posterior), jnp.asarray(mask), jnp.asarray(none), 1, 0.0
+    )
     assert (np.asarray(bg_pseudo) == C).all()
 
 
@@ -237,20 +280,50 @@ def test_config_selects_the_pseudo_label_rule_and_rel_background_weight():
     weight = jnp.ones((B,))
     results = {}
     for rule in losses.PSEUDO_LABEL_RULES:
-        _, terms = losses.total_loss(outputs, mask, labels, weight, _loss_config(pseudo_label_rule=rule), 10)
+        _, terms = losses.total_loss(
+            outputs, mask, labels, weight, _loss_config(pseudo_label_rule=rule), 10
+        )
         results[rule] = float(terms["class_consistency"])
     assert all(np.isfinite(v) for v in results.values())
     with pytest.raises(ValueError, match="pseudo_label_rule"):
         losses.total_loss(outputs, mask, labels, weight, _loss_config(pseudo_label_rule="vote"), 10)
     # Without the background term, a labelled video whose μ is high everywhere is not penalised.
     high = np.full((B, T), 6.0, np.float32)
-    with_bg = losses.reliability_loss(jnp.asarray(high), jnp.asarray(mask), jnp.asarray(labels), weight, 8.0)
-    half_bg = losses.reliability_loss(jnp.asarray(high), jnp.asarray(mask), jnp.asarray(labels), weight, 8.0, background_weight=0.5)
-    without_bg = losses.reliability_loss(jnp.asarray(high), jnp.asarray(mask), jnp.asarray(labels), weight, 8.0, background_weight=0.0)
+    with_bg = losses.reliability_loss(
+        jnp.asarray(high), jnp.asarray(mask), jnp.asarray(labels), weight, 8.0
+    )
+    half_bg = losses.reliability_loss(
+        jnp.asarray(high),
+        jnp.asarray(mask),
+        jnp.asarray(labels),
+        weight,
+        8.0,
+        background_weight=0.5,
+    )
+    without_bg = losses.reliability_loss(
+        jnp.asarray(high),
+        jnp.asarray(mask),
+        jnp.asarray(labels),
+        weight,
+        8.0,
+        background_weight=0.0,
+    )
     assert float(without_bg) < float(half_bg) < float(with_bg)
     # The config key reaches the loss.
-    _, terms_off = losses.total_loss(_outputs_from_logits(np.zeros((B, T, C), np.float32), high, mask), mask, labels, weight,
-                                     _loss_config(rel_background_weight=0.0), 10)
-    _, terms_on = losses.total_loss(_outputs_from_logits(np.zeros((B, T, C), np.float32), high, mask), mask, labels, weight,
-                                    _loss_config(rel_background_weight=1.0), 10)
+    _, terms_off = losses.total_loss(
+        _outputs_from_logits(np.zeros((B, T, C), np.float32), high, mask),
+        mask,
+        labels,
+        weight,
+        _loss_config(rel_background_weight=0.0),
+        10,
+    )
+    _, terms_on = losses.total_loss(
+        _outputs_from_logits(np.zeros((B, T, C), np.float32), high, mask),
+        mask,
+        labels,
+        weight,
+        _loss_config(rel_background_weight=1.0),
+        10,
+    )
     assert float(terms_off["rel"]) < float(terms_on["rel"])

@@ -1,4 +1,5 @@
 """Behaviour of the Flax modules: shapes, masking, equivariance, modality purity."""
+
 import itertools
 
 import jax
@@ -6,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from avloc_jax import models
+from avloc_jax.model import models
 
 B, T, DV, DA, C, D = 2, 12, 20, 8, 5, 16
 
@@ -64,15 +65,23 @@ def test_padding_invariance(kwargs):
     out = model.apply(params, visual, audio, mask)
     extra = 7
     rng = np.random.default_rng(5)
-    visual_long = np.concatenate([visual, 100 * rng.normal(size=(B, extra, DV)).astype(np.float32)], axis=1)
-    audio_long = np.concatenate([audio, 100 * rng.normal(size=(B, extra, DA)).astype(np.float32)], axis=1)
+    visual_long = np.concatenate(
+        [visual, 100 * rng.normal(size=(B, extra, DV)).astype(np.float32)], axis=1
+    )
+    audio_long = np.concatenate(
+        [audio, 100 * rng.normal(size=(B, extra, DA)).astype(np.float32)], axis=1
+    )
     mask_long = np.concatenate([mask, np.zeros((B, extra), bool)], axis=1)
     # garbage inside the already-padded tail of video 1 too
     visual_long[1, T - 3 : T] = 1e3
     out_long = model.apply(params, visual_long, audio_long, mask_long)
     for key in out:
         np.testing.assert_allclose(
-            np.asarray(out_long[key])[:, :T][mask], np.asarray(out[key])[mask], rtol=1e-5, atol=1e-5, err_msg=key
+            np.asarray(out_long[key])[:, :T][mask],
+            np.asarray(out[key])[mask],
+            rtol=1e-5,
+            atol=1e-5,
+            err_msg=key,
         )
 
 
@@ -86,8 +95,12 @@ def test_cross_attention_stage_is_equivariant_to_joint_time_permutation():
     audio_out, visual_out, _ = stage.apply(params, audio, visual, mask)
     perm = rng.permutation(T)
     audio_p, visual_p, _ = stage.apply(params, audio[:, perm], visual[:, perm], mask[:, perm])
-    np.testing.assert_allclose(np.asarray(audio_p), np.asarray(audio_out)[:, perm], rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(np.asarray(visual_p), np.asarray(visual_out)[:, perm], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(audio_p), np.asarray(audio_out)[:, perm], rtol=1e-5, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        np.asarray(visual_p), np.asarray(visual_out)[:, perm], rtol=1e-5, atol=1e-6
+    )
     # The whole multi-stage fusion (no positional input) is equivariant too.
     fusion = models.MultiStageCrossAttention(num_stages=3, window=0, attention_gate=False)
     fparams = fusion.init(jax.random.key(1), audio, visual, mask)
@@ -120,13 +133,20 @@ def test_each_modality_values_come_only_from_that_modality():
     _, visual_out, _ = stage.apply(params, audio, visual_const, mask)
     np.testing.assert_allclose(np.asarray(visual_out), visual_const, rtol=1e-5, atol=1e-5)
     _, visual_out_other_audio, _ = stage.apply(params, 50 * audio[:, ::-1], visual_const, mask)
-    np.testing.assert_allclose(np.asarray(visual_out_other_audio), visual_const, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(visual_out_other_audio), visual_const, rtol=1e-5, atol=1e-5
+    )
 
     visual = rng.normal(size=(B, T, D)).astype(np.float32)
     _, visual_zero_audio, logits = stage.apply(params, np.zeros_like(audio), visual, mask)
     for b in range(B):
         expected = visual[b][mask[b]].mean(axis=0)
-        np.testing.assert_allclose(np.asarray(visual_zero_audio)[b][mask[b]], np.broadcast_to(expected, (mask[b].sum(), D)), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(
+            np.asarray(visual_zero_audio)[b][mask[b]],
+            np.broadcast_to(expected, (mask[b].sum(), D)),
+            rtol=1e-5,
+            atol=1e-5,
+        )
     _, visual_with_audio, _ = stage.apply(params, audio, visual, mask)
     assert not np.allclose(np.asarray(visual_with_audio), np.asarray(visual_zero_audio), atol=1e-3)
 
@@ -188,7 +208,9 @@ def test_open_set_posterior_is_a_distribution():
         np.testing.assert_allclose(posterior.sum(-1)[mask], 1.0, rtol=1e-5)
         out = model.apply(params, visual, audio, mask)
         # background probability is 1 - μ
-        np.testing.assert_allclose(posterior[..., -1][mask], 1 - np.asarray(out["reliability"])[mask], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(
+            posterior[..., -1][mask], 1 - np.asarray(out["reliability"])[mask], rtol=1e-5, atol=1e-6
+        )
 
 
 def test_window_restricts_attention():
@@ -203,7 +225,9 @@ def test_window_restricts_attention():
     visual2 = visual.copy()
     visual2[0, 8] += 10
     _, out2, _ = stage.apply(params, audio, visual2, mask)
-    np.testing.assert_allclose(np.asarray(out2)[0, :5], np.asarray(out)[0, :5], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(out2)[0, :5], np.asarray(out)[0, :5], rtol=1e-6, atol=1e-6
+    )
     assert not np.allclose(np.asarray(out2)[0, 8], np.asarray(out)[0, 8])
 
 

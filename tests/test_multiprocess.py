@@ -1,5 +1,6 @@
 """Two real processes (4 CPU devices each, jax.distributed over localhost) train exactly
 like one process with 8 devices; each process reads only its shard; only process 0 writes."""
+
 import json
 import os
 import subprocess
@@ -14,7 +15,13 @@ WORKER = Path(__file__).resolve().parent / "multiprocess_worker.py"
 
 def _run(args, timeout=400):
     env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_COORDINATOR_ADDRESS")}
-    return subprocess.Popen([sys.executable, str(WORKER), *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, str(WORKER), *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def test_two_processes_match_one_process_with_eight_devices(tmp_path):
@@ -27,8 +34,20 @@ def test_two_processes_match_one_process_with_eight_devices(tmp_path):
     port = portpicker.pick_unused_port()
     workdir = tmp_path / "multi"
     procs = [
-        _run(["--process-id", str(i), "--num-processes", "2", "--port", str(port),
-              "--devices-per-process", "4", "--workdir", str(workdir)])
+        _run(
+            [
+                "--process-id",
+                str(i),
+                "--num-processes",
+                "2",
+                "--port",
+                str(port),
+                "--devices-per-process",
+                "4",
+                "--workdir",
+                str(workdir),
+            ]
+        )
         for i in range(2)
     ]
     outputs = [p.communicate(timeout=400) for p in procs]
@@ -47,7 +66,10 @@ def test_two_processes_match_one_process_with_eight_devices(tmp_path):
     single_reads = json.loads((tmp_path / "single" / "read_indices_0.json").read_text())
     assert reads[0] and reads[1]
     for process_reads in reads:
-        assert len(process_reads) <= 0.6 * len(single_reads), (len(process_reads), len(single_reads))
+        assert len(process_reads) <= 0.6 * len(single_reads), (
+            len(process_reads),
+            len(single_reads),
+        )
     assert reads[0][:4] != reads[1][:4]
     assert set(reads[0]) | set(reads[1]) <= set(range(48))
     # Logs and results come from process 0 only: one config, one metrics file, no duplicates.

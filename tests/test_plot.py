@@ -1,12 +1,14 @@
 """`avloc plot`: per-video figures, the attention map and training curves, as PNGs."""
+
 import types
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from avloc_jax import cli, plotting
-from avloc_jax.commands import plot as plot_command
+from avloc_jax.cli import main as cli
+from avloc_jax.cli import plot as plot_command
+from avloc_jax.viz import plotting
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +33,9 @@ def assert_png(path, figsize):
 
 
 def test_split_figures_and_attention_map(workdir, tmp_path, capsys):
-    code, stdout, stderr = run(capsys, "--workdir", workdir, "--split", "test", "--videos", 3, "--out", tmp_path)
+    code, stdout, stderr = run(
+        capsys, "--workdir", workdir, "--split", "test", "--videos", 3, "--out", tmp_path
+    )
     assert code == 0, stderr
     written = [line for line in stdout.splitlines() if line]
     videos = [p for p in written if not p.endswith("_attention.png")]
@@ -41,7 +45,9 @@ def test_split_figures_and_attention_map(workdir, tmp_path, capsys):
     for path in videos:
         assert_png(tmp_path / path.rsplit("/", 1)[-1], plotting.VIDEO_FIGSIZE)
     assert_png(tmp_path / attention[0].rsplit("/", 1)[-1], plotting.ATTENTION_FIGSIZE)
-    assert all(name.startswith("test_demo_test_") for name in (p.rsplit("/", 1)[-1] for p in written))
+    assert all(
+        name.startswith("test_demo_test_") for name in (p.rsplit("/", 1)[-1] for p in written)
+    )
 
 
 def test_training_curves(workdir, tmp_path, capsys):
@@ -67,16 +73,25 @@ def test_models_without_cross_attention_skip_the_map_with_a_note(tmp_path, capsy
     T, C = 12, 3
     rng = np.random.default_rng(0)
     reliability = rng.uniform(size=T)
-    posterior = np.concatenate([reliability[:, None] * rng.dirichlet(np.ones(C), size=T), 1 - reliability[:, None]], 1)
+    posterior = np.concatenate(
+        [reliability[:, None] * rng.dirichlet(np.ones(C), size=T), 1 - reliability[:, None]], 1
+    )
     loaded = types.SimpleNamespace(
         has_cross_attention=False,
-        config=types.SimpleNamespace(model=types.SimpleNamespace(fusion="concat"), eval=types.SimpleNamespace(reliability_threshold=0.5)),
+        config=types.SimpleNamespace(
+            model=types.SimpleNamespace(fusion="concat"),
+            eval=types.SimpleNamespace(reliability_threshold=0.5),
+        ),
         metadata=types.SimpleNamespace(class_names=("a", "b", "c")),
     )
     item = plot_command.VideoItem(
         video_id="x/y z",  # made safe for a file name
         duration=6.0,
-        outputs={"posterior": posterior, "reliability": reliability, "video_scores": np.array([0.2, 0.5, 0.3])},
+        outputs={
+            "posterior": posterior,
+            "reliability": reliability,
+            "video_scores": np.array([0.2, 0.5, 0.3]),
+        },
         detections=[],  # nothing detected: still a figure
         ground_truth=None,
     )
@@ -87,9 +102,16 @@ def test_models_without_cross_attention_skip_the_map_with_a_note(tmp_path, capsy
 
 
 def test_option_errors(workdir, tmp_path, capsys):
-    assert run(capsys, "--workdir", workdir, "--out", tmp_path)[0] == 2  # neither --split nor --curves
-    assert run(capsys, "--workdir", workdir, "--split", "test", "--curves", "--out", tmp_path)[0] == 2
-    assert run(capsys, "--workdir", workdir, "--split", "test", "--videos", 0, "--out", tmp_path)[0] == 2
+    assert (
+        run(capsys, "--workdir", workdir, "--out", tmp_path)[0] == 2
+    )  # neither --split nor --curves
+    assert (
+        run(capsys, "--workdir", workdir, "--split", "test", "--curves", "--out", tmp_path)[0] == 2
+    )
+    assert (
+        run(capsys, "--workdir", workdir, "--split", "test", "--videos", 0, "--out", tmp_path)[0]
+        == 2
+    )
     code, _, stderr = run(capsys, "--workdir", tmp_path, "--curves", "--out", tmp_path)
     assert code == 1 and "metrics.jsonl" in stderr
     code, _, stderr = run(capsys, "--workdir", workdir, "--split", "nosuch", "--out", tmp_path)

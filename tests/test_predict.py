@@ -1,11 +1,13 @@
 """`avloc predict`: new feature files and dataset splits -> official ActivityNet JSON."""
+
 import json
 
 import numpy as np
 import pytest
 
-from avloc_jax import cli, inference
-from avloc_jax.data_types import as_str, ground_truth_json
+from avloc_jax.cli import main as cli
+from avloc_jax.data.records import as_str, ground_truth_json
+from avloc_jax.serving import inference
 
 
 @pytest.fixture(scope="module")
@@ -60,15 +62,30 @@ def test_files_give_json_that_eval_detections_scores(trained, video, tmp_path, c
 
     gt = tmp_path / "gt.json"
     gt.write_text(json.dumps(ground_truth_json([record], dataset.metadata.class_names, "test")))
-    code = cli.main(["eval-detections", "--ground-truth", str(gt), "--predictions", str(out), "--tiou", "0.1:0.7:7", "--json"])
+    code = cli.main(
+        [
+            "eval-detections",
+            "--ground-truth",
+            str(gt),
+            "--predictions",
+            str(out),
+            "--tiou",
+            "0.1:0.7:7",
+            "--json",
+        ]
+    )
     result = json.loads(capsys.readouterr().out)
     assert code == 0 and 0.0 <= result["average_mAP"] <= 1.0
 
     # The single-video path agrees with the engine's batched evaluation of this video.
-    engine = json.loads((workdir / "results" / "test_detections.json").read_text())["results"][video_id]
+    engine = json.loads((workdir / "results" / "test_detections.json").read_text())["results"][
+        video_id
+    ]
     mine = payload["results"][video_id]
     assert [d["label"] for d in mine[:5]] == [d["label"] for d in engine[:5]]
-    np.testing.assert_allclose([d["score"] for d in mine[:5]], [d["score"] for d in engine[:5]], atol=1e-5)
+    np.testing.assert_allclose(
+        [d["score"] for d in mine[:5]], [d["score"] for d in engine[:5]], atol=1e-5
+    )
 
 
 def test_default_duration_is_snippets_times_seconds_per_snippet(trained, video, capsys):
@@ -78,7 +95,9 @@ def test_default_duration_is_snippets_times_seconds_per_snippet(trained, video, 
     assert code == 0
     # demo snippets last 1 s, so T x 1 s is the video's duration
     seconds = len(record["visual"]) * 1.0
-    code, explicit, _ = predict(capsys, "--workdir", workdir, "--visual", visual, "--audio", audio, "--duration", seconds)
+    code, explicit, _ = predict(
+        capsys, "--workdir", workdir, "--visual", visual, "--audio", audio, "--duration", seconds
+    )
     assert code == 0
     assert json.loads(default) == json.loads(explicit)
     assert set(json.loads(default)["results"]) == {"v"}  # the id defaults to the file name
@@ -89,7 +108,9 @@ def test_split_equals_the_engines_test_detections(trained, tmp_path, capsys):
     out = tmp_path / "test.json"
     code, _, stderr = predict(capsys, "--workdir", workdir, "--split", "test", "--out", out)
     assert code == 0, stderr
-    assert json.loads(out.read_text()) == json.loads((workdir / "results" / "test_detections.json").read_text())
+    assert json.loads(out.read_text()) == json.loads(
+        (workdir / "results" / "test_detections.json").read_text()
+    )
     code, _, stderr = predict(capsys, "--workdir", workdir, "--split", "nosuch")
     assert code == 2 and "nosuch" in stderr and "Traceback" not in stderr
 
@@ -99,7 +120,9 @@ def test_audio_of_another_length_is_resampled_with_a_notice(trained, video, tmp_
     visual, audio, _ = video
     longer = tmp_path / "a_long.npy"
     np.save(longer, np.repeat(np.load(audio), 3, axis=0))  # 3x the snippet rate
-    code, stdout, stderr = predict(capsys, "--workdir", workdir, "--visual", visual, "--audio", longer)
+    code, stdout, stderr = predict(
+        capsys, "--workdir", workdir, "--visual", visual, "--audio", longer
+    )
     assert code == 0, stderr
     assert "resampled" in stderr and str(longer) in stderr
     assert json.loads(stdout)["results"]["v"]
@@ -144,7 +167,9 @@ def test_bad_files_give_clear_errors_without_traceback(trained, video, tmp_path,
     visual, audio, _ = video
     dv = dataset.metadata.visual_dim
     for name, (path, message) in _bad_inputs(tmp_path, dv).items():
-        code, stdout, stderr = predict(capsys, "--workdir", workdir, "--visual", path, "--audio", audio)
+        code, stdout, stderr = predict(
+            capsys, "--workdir", workdir, "--visual", path, "--audio", audio
+        )
         assert code == 2, name
         assert stdout == "", name
         assert str(path) in stderr and message in stderr, (name, stderr)
@@ -153,7 +178,9 @@ def test_bad_files_give_clear_errors_without_traceback(trained, video, tmp_path,
     # the audio file is checked against the audio size
     code, _, stderr = predict(capsys, "--workdir", workdir, "--visual", visual, "--audio", visual)
     assert code == 2 and f"[T, {dataset.metadata.audio_dim}]" in stderr and "audio" in stderr
-    code, _, stderr = predict(capsys, "--workdir", workdir, "--visual", visual, "--audio", audio, "--duration", -3)
+    code, _, stderr = predict(
+        capsys, "--workdir", workdir, "--visual", visual, "--audio", audio, "--duration", -3
+    )
     assert code == 2 and "--duration" in stderr
 
 
@@ -162,8 +189,15 @@ def test_option_and_source_errors(trained, video, tmp_path, capsys):
     visual, audio, _ = video
     assert predict(capsys, "--workdir", workdir)[0] == 2  # neither files nor split
     assert predict(capsys, "--workdir", workdir, "--visual", visual)[0] == 2  # no audio
-    assert predict(capsys, "--workdir", workdir, "--visual", visual, "--audio", audio, "--split", "test")[0] == 2
-    code, _, stderr = predict(capsys, "--workdir", tmp_path / "absent", "--visual", visual, "--audio", audio)
+    assert (
+        predict(
+            capsys, "--workdir", workdir, "--visual", visual, "--audio", audio, "--split", "test"
+        )[0]
+        == 2
+    )
+    code, _, stderr = predict(
+        capsys, "--workdir", tmp_path / "absent", "--visual", visual, "--audio", audio
+    )
     assert code == 1 and "does not exist" in stderr
     code, _, stderr = predict(capsys, "--bundle", tmp_path, "--visual", visual, "--audio", audio)
     assert code == 1 and "not an inference bundle" in stderr
@@ -193,5 +227,7 @@ def test_ave_models_add_gated_snippet_labels(trained, video, tmp_path, capsys):
     assert code == 0, stderr
     per_video = json.loads(stdout)["snippet_labels"]
     source = dataset.split("validation")
-    assert {as_str(r["video_id"]): len(r["visual"]) for r in source} == {k: len(v) for k, v in per_video.items()}
+    assert {as_str(r["video_id"]): len(r["visual"]) for r in source} == {
+        k: len(v) for k, v in per_video.items()
+    }
     assert set(sum(per_video.values(), [])) <= set(dataset.metadata.class_names) | {"background"}

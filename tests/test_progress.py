@@ -1,4 +1,5 @@
 """Progress bars (quiet off a terminal) and the TensorBoard sink of the metric logger."""
+
 import io
 import json
 import math
@@ -10,8 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from avloc_jax import progress, tensorboard_writer
-from avloc_jax.metric_logging import MetricLogger
+from avloc_jax.common import progress
+from avloc_jax.engine import tensorboard_writer
+from avloc_jax.engine.metric_logging import MetricLogger
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -108,7 +110,7 @@ def test_subprocess_with_pipes_prints_nothing():
     """stdout and stderr are pipes (as under a scheduler or in CI): not a byte of output."""
     code = textwrap.dedent(
         """
-        from avloc_jax.progress import ProgressBar, track
+        from avloc_jax.common.progress import ProgressBar, track
         bar = ProgressBar(total=100, initial=0, desc="train")
         for i in range(100):
             bar.update(1, loss=1.0 / (i + 1))
@@ -118,7 +120,9 @@ def test_subprocess_with_pipes_prints_nothing():
         """
     )
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)}
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout == "" and result.stderr == ""
 
@@ -134,8 +138,18 @@ def test_scalar_tags_follow_the_naming_scheme():
     assert set(tags) == {"loss/total", "loss/mil", "learning_rate", "throughput/steps_per_sec",
                          "throughput/videos_per_sec", "train/grad_norm", "train/train_compilations"}  # fmt: skip
     assert math.isnan(tags["train/grad_norm"])
-    evaluation = {"event": "eval", "step": 6, "split": "validation", "is_best": True, "average_mAP": 0.25, "note": "x"}
-    assert tensorboard_writer.scalar_tags("eval", evaluation) == {"validation/is_best": 1.0, "validation/average_mAP": 0.25}
+    evaluation = {
+        "event": "eval",
+        "step": 6,
+        "split": "validation",
+        "is_best": True,
+        "average_mAP": 0.25,
+        "note": "x",
+    }
+    assert tensorboard_writer.scalar_tags("eval", evaluation) == {
+        "validation/is_best": 1.0,
+        "validation/average_mAP": 0.25,
+    }
     final = {"split": "test", "accuracy": 0.7}
     assert tensorboard_writer.scalar_tags("final", final) == {"final/test/accuracy": 0.7}
     assert tensorboard_writer.scalar_tags("preempted", {"step": 3}) == {}
@@ -145,7 +159,15 @@ def test_metric_logger_sink_writes_readable_event_files(tmp_path):
     logger = MetricLogger(tmp_path)
     logger.add_writer(tensorboard_writer.TensorBoardWriter(tmp_path / "tensorboard"))
     for step in (4, 8):
-        logger.write("train", step, {"loss/total": np.float32(2.0 / step), "learning_rate": 1e-3 * step, "steps_per_sec": 10.0})
+        logger.write(
+            "train",
+            step,
+            {
+                "loss/total": np.float32(2.0 / step),
+                "learning_rate": 1e-3 * step,
+                "steps_per_sec": 10.0,
+            },
+        )
     logger.write("eval", 8, {"split": "validation", "average_mAP": 0.3, "is_best": True})
     logger.write("final", 8, {"split": "test", "average_mAP": 0.2})
     logger.close()

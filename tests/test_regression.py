@@ -4,6 +4,7 @@
 before the package was split into layers. Same seed, same CPU, same numbers: metrics,
 detections and `avloc predict` output agree to float rounding.
 """
+
 import json
 import sys
 from pathlib import Path

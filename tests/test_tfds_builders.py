@@ -1,8 +1,9 @@
 """TFDS builders: each one runs on small files written here in the exact public formats,
-the examples are read back through `avloc_jax.datasets.load_dataset` (ArrayRecord, no
+the examples are read back through `avloc_jax.data.datasets.load_dataset` (ArrayRecord, no
 TensorFlow) and checked value by value; bad input raises DataError naming what is wrong
 and leaves no dataset behind. With the real annotation files present, the builders run on
 them (with tiny stand-in features) and give the published counts."""
+
 import json
 import pickle
 import sys
@@ -12,12 +13,6 @@ import h5py
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
-
-from avloc_jax import annotations as ann
-from avloc_jax import datasets, input_pipeline
-from avloc_jax.annotations import DataError
-from avloc_jax.commands import build_data
-
 from test_annotations import (  # noqa: E402  (tests dir is on sys.path under pytest)
     REAL_ANET,
     REAL_AVE,
@@ -29,6 +24,11 @@ from test_annotations import (  # noqa: E402  (tests dir is on sys.path under py
     write_annotations,
     write_wtalc_folder,
 )
+
+from avloc_jax.cli import build_data
+from avloc_jax.data import annotations as ann
+from avloc_jax.data import datasets, input_pipeline
+from avloc_jax.data.annotations import DataError
 
 tfds.disable_progress_bar()
 
@@ -91,8 +91,17 @@ def save_py2_style_object_array(path, arrays):
         pickle.dump(arr, f, protocol=2)
 
 
-def write_wtalc_dataset(folder, *, layout="activitynet12", videos=None, seed=0, dv=8, da=3, visual_folder=False,
-                        audio_object=False):
+def write_wtalc_dataset(
+    folder,
+    *,
+    layout="activitynet12",
+    videos=None,
+    seed=0,
+    dv=8,
+    da=3,
+    visual_folder=False,
+    audio_object=False,
+):
     """Annotation folder + visual (object .npy or folder) + audio (folder or object .npy).
     Audio has a different snippet count (resampled by the builder)."""
     folder = Path(folder)
@@ -101,8 +110,14 @@ def write_wtalc_dataset(folder, *, layout="activitynet12", videos=None, seed=0, 
     lay = ann.LAYOUTS[layout]
     classes = ["Archery", "Ballet"]
     ann_dir = folder / f"{lay.feature_prefix}-Annotations"
-    write_wtalc_folder(ann_dir, classes=classes, videos=videos, duration_2d=layout == "thumos14",
-                       urls=layout == "activitynet12", classlist_name=lay.classlist)
+    write_wtalc_folder(
+        ann_dir,
+        classes=classes,
+        videos=videos,
+        duration_2d=layout == "thumos14",
+        urls=layout == "activitynet12",
+        classlist_name=lay.classlist,
+    )
     if layout == "thumos14":  # the 101-class list sits beside the 20-class one
         np.save(ann_dir / "classlist.npy", np.array([b"Archery", b"Ballet", b"Other"]))
     ids = [v["id"] if layout == "activitynet12" else v["name"] for v in videos]
@@ -151,7 +166,9 @@ def _build(dataset, data_dir, **kwargs):
 def _no_dataset_left(data_dir, name):
     data_dir = Path(data_dir)
     leftovers = [p for p in data_dir.iterdir()] if data_dir.exists() else []
-    assert not (data_dir / name).exists(), f"partial dataset left: {list((data_dir / name).rglob('*'))}"
+    assert not (data_dir / name).exists(), (
+        f"partial dataset left: {list((data_dir / name).rglob('*'))}"
+    )
     assert not [p for p in leftovers if p.name.startswith(".avloc-build")], leftovers
 
 
@@ -177,7 +194,9 @@ def test_ave_builder_round_trip(tmp_path):
             c, vid, s, e = src["rows"][row]
             assert r["video_id"] == vid
             assert r["visual"].dtype == np.float32 and r["visual"].shape == (10, 6)
-            np.testing.assert_allclose(r["visual"], src["visual"][row].mean(axis=(1, 2)), rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(
+                r["visual"], src["visual"][row].mean(axis=(1, 2)), rtol=1e-5, atol=1e-6
+            )
             np.testing.assert_array_equal(r["audio"], src["audio"][row])
             np.testing.assert_array_equal(r["labels"], np.eye(3)[AVE_CLASSES.index(c)])
             expected = np.where((np.arange(10) >= s) & (np.arange(10) < e), AVE_CLASSES.index(c), 3)
@@ -210,7 +229,9 @@ def test_ave_weak_setting_adds_background_videos(tmp_path):
     for row, r in enumerate(noisy):
         assert r["audio"].dtype == np.float32
         np.testing.assert_allclose(r["audio"], src["noisy_audio"][row].astype(np.float32))
-        np.testing.assert_allclose(r["visual"], src["noisy_visual"][row].mean(axis=(1, 2)), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(
+            r["visual"], src["noisy_visual"][row].mean(axis=(1, 2)), rtol=1e-5, atol=1e-6
+        )
         assert not r["labels"].any()
         np.testing.assert_array_equal(r["snippet_labels"], [3] * 10)
     assert len(ds.split("test")) == len(src["orders"]["test"])  # weak videos only in train
@@ -248,7 +269,12 @@ def test_ave_bad_inputs(tmp_path, corrupt, message):
         labels[1, 0] = 1
         h5(folder / "labels_noisy.h5", labels)
     with pytest.raises(DataError, match=message):
-        _build("ave", tmp_path / "tfds", manual_dir=folder, builder_config="weak" if corrupt == "noisy_event" else "default")
+        _build(
+            "ave",
+            tmp_path / "tfds",
+            manual_dir=folder,
+            builder_config="weak" if corrupt == "noisy_event" else "default",
+        )
     _no_dataset_left(tmp_path / "tfds", "ave")
 
 
@@ -259,7 +285,11 @@ def test_real_ave_annotation_files_build(tmp_path):
     visual = np.broadcast_to(np.arange(n, dtype=np.float32)[:, None, None], (n, 10, 2)).copy()
     h5(tmp_path / "v.h5", visual)
     h5(tmp_path / "a.h5", np.zeros((n, 10, 1), np.float32))
-    paths = {"annotations": REAL_AVE / "Annotations.txt", "visual": tmp_path / "v.h5", "audio": tmp_path / "a.h5"}
+    paths = {
+        "annotations": REAL_AVE / "Annotations.txt",
+        "visual": tmp_path / "v.h5",
+        "audio": tmp_path / "a.h5",
+    }
     paths.update({f"{s}_order": REAL_AVE / f"{s}_order.h5" for s in ("train", "val", "test")})
     _build("ave", tmp_path / "tfds", paths=paths)
     ds = datasets.load_dataset("ave", tmp_path / "tfds")
@@ -296,7 +326,9 @@ def test_activitynet12_builder_round_trip_and_heldout(tmp_path):
     np.testing.assert_array_equal(r["visual"], src["visual"][1])  # [5, 8]
     assert r["audio"].shape == (5, 3)  # 10 audio snippets resampled onto 5 visual ones
     # Output snippet t sits at input position 2t + 0.5: the mean of audio 2t and 2t+1.
-    np.testing.assert_allclose(r["audio"], (src["audio"][1][0::2] + src["audio"][1][1::2]) / 2, rtol=1e-5)
+    np.testing.assert_allclose(
+        r["audio"], (src["audio"][1][0::2] + src["audio"][1][1::2]) / 2, rtol=1e-5
+    )
     np.testing.assert_array_equal(r["labels"], [1.0, 1.0])
     np.testing.assert_array_equal(r["segments"], [[0.0, 4.0], [5.0, 10.0]])
     np.testing.assert_array_equal(r["segment_labels"], [0, 1])
@@ -306,9 +338,15 @@ def test_activitynet12_builder_round_trip_and_heldout(tmp_path):
     np.testing.assert_array_equal(ds.split("validation").lengths, [5])
 
     held = datasets.load_dataset("activitynet12", tmp_path / "tfds", heldout_fraction=0.5)
-    assert (held.metadata.train_split, held.metadata.val_split, held.metadata.test_split) == ("train", "val", "validation")
+    assert (held.metadata.train_split, held.metadata.val_split, held.metadata.test_split) == (
+        "train",
+        "val",
+        "validation",
+    )
     ids = lambda s: [held.split(s)[i]["video_id"] for i in range(len(held.split(s)))]  # noqa: E731
-    assert sorted(ids("train") + ids("val")) == ["AAAAAAAAAAA", "CCCCCCCCCCC"] and len(ids("val")) == 1
+    assert (
+        sorted(ids("train") + ids("val")) == ["AAAAAAAAAAA", "CCCCCCCCCCC"] and len(ids("val")) == 1
+    )
     again = datasets.load_dataset("activitynet12", tmp_path / "tfds", config={"val_fraction": 0.5})
     assert [again.split("val")[0]["video_id"]] == ids("val")  # deterministic
     np.testing.assert_array_equal(held.split("val").lengths, [len(held.split("val")[0]["visual"])])
@@ -320,7 +358,9 @@ def test_heldout_indices_deterministic_and_sized():
     assert len(held) == 100 and len(keep) == 900
     assert np.intersect1d(keep, held).size == 0
     keep2, held2 = datasets.heldout_indices(list(reversed(ids)), 0.1)
-    assert sorted(ids[i] for i in held) == sorted(ids[::-1][i] for i in held2)  # by id, not position
+    assert sorted(ids[i] for i in held) == sorted(
+        ids[::-1][i] for i in held2
+    )  # by id, not position
 
 
 def test_activitynet12_visual_folder_and_audio_object_array(tmp_path):
@@ -334,7 +374,14 @@ def test_activitynet12_visual_folder_and_audio_object_array(tmp_path):
 
 def test_thumos14_builder_keeps_detection_videos(tmp_path):
     videos = small_videos() + [
-        dict(name="video_validation_9", id="-", subset="validation", duration=8.0, segments=[], labels=[]),
+        dict(
+            name="video_validation_9",
+            id="-",
+            subset="validation",
+            duration=8.0,
+            segments=[],
+            labels=[],
+        ),
     ]
     for v, name in zip(videos, ["video_validation_1", "video_test_2", "video_validation_3"]):
         v["name"] = name
@@ -346,7 +393,10 @@ def test_thumos14_builder_keeps_detection_videos(tmp_path):
     assert meta.tiou_thresholds == (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
     assert (meta.train_split, meta.val_split, meta.test_split) == ("train", "val", "test")
     validation = ds.split("validation")
-    assert [validation[i]["video_id"] for i in range(len(validation))] == ["video_validation_1", "video_validation_3"]
+    assert [validation[i]["video_id"] for i in range(len(validation))] == [
+        "video_validation_1",
+        "video_validation_3",
+    ]
     assert [ds.split("test")[0]["video_id"]] == ["video_test_2"]
     assert len(ds.split("train")) + len(ds.split("val")) == 2
     np.testing.assert_array_equal(validation[1]["visual"], src["visual"][2])
@@ -357,7 +407,10 @@ def test_thumos14_builder_keeps_detection_videos(tmp_path):
     [
         ("nan", r"visual features of row 2 \(video CCCCCCCCCCC\) contain NaN/Inf"),
         ("zero_len", r"visual features of row 1 \(video BBBBBBBBBBB\) have zero length"),
-        ("rank", r"visual features of row 0 \(video AAAAAAAAAAA\) have shape \[10, 8, 1\]; expected \[T, D\]"),
+        (
+            "rank",
+            r"visual features of row 0 \(video AAAAAAAAAAA\) have shape \[10, 8, 1\]; expected \[T, D\]",
+        ),
         ("dtype", r"visual features of row 0 \(video AAAAAAAAAAA\) have dtype <U"),
         ("dim", r"audio features of row 2 \(video CCCCCCCCCCC\) have 5 dims; expected 3"),
         ("rows", r"visual features have 2 rows; expected 3"),
@@ -400,16 +453,29 @@ def test_skip_missing_records_skipped_videos(tmp_path):
     folder = tmp_path / "anet"
     write_wtalc_dataset(folder)
     (folder / "audio" / "AAAAAAAAAAA.npy").unlink()
-    _build("activitynet12", tmp_path / "tfds", manual_dir=folder, builder_kwargs={"skip_missing": True})
+    _build(
+        "activitynet12", tmp_path / "tfds", manual_dir=folder, builder_kwargs={"skip_missing": True}
+    )
     ds = datasets.load_dataset("activitynet12", tmp_path / "tfds", heldout_fraction=0.0)
     assert len(ds.split("validation")) == 1
-    assert [ds.split("training")[i]["video_id"] for i in range(len(ds.split("training")))] == ["CCCCCCCCCCC"]
-    builder = tfds.builder_from_directory(str(datasets.find_dataset_dir("activitynet12", tmp_path / "tfds")))
+    assert [ds.split("training")[i]["video_id"] for i in range(len(ds.split("training")))] == [
+        "CCCCCCCCCCC"
+    ]
+    builder = tfds.builder_from_directory(
+        str(datasets.find_dataset_dir("activitynet12", tmp_path / "tfds"))
+    )
     assert builder.info.metadata["skipped"] == {"training": ["AAAAAAAAAAA"]}
     # A split left empty is an error that says why, not TFDS's "No examples were yielded".
     (folder / "audio" / "BBBBBBBBBBB.npy").unlink()
-    with pytest.raises(DataError, match=r"split 'validation' has no video \(1 skipped for missing features\)"):
-        _build("activitynet12", tmp_path / "tfds2", manual_dir=folder, builder_kwargs={"skip_missing": True})
+    with pytest.raises(
+        DataError, match=r"split 'validation' has no video \(1 skipped for missing features\)"
+    ):
+        _build(
+            "activitynet12",
+            tmp_path / "tfds2",
+            manual_dir=folder,
+            builder_kwargs={"skip_missing": True},
+        )
     _no_dataset_left(tmp_path / "tfds2", "activitynet12")
 
 
@@ -453,13 +519,19 @@ def test_real_thumos14_build(tmp_path):
 
 
 def test_generic_builder(tmp_path):
-    database, feats = write_generic(tmp_path / "mine", subsets=("training", "validation", "testing"))
+    database, feats = write_generic(
+        tmp_path / "mine", subsets=("training", "validation", "testing")
+    )
     (tmp_path / "mine" / "classes.txt").write_text("run\njump\nswim\n")
     _build("generic", tmp_path / "tfds", builder_config="mine", manual_dir=tmp_path / "mine")
     ds = datasets.load_dataset("generic", tmp_path / "tfds", builder_config="mine")
     meta = ds.metadata
     assert meta.class_names == ("run", "jump", "swim")
-    assert (meta.train_split, meta.val_split, meta.test_split) == ("training", "validation", "testing")
+    assert (meta.train_split, meta.val_split, meta.test_split) == (
+        "training",
+        "validation",
+        "testing",
+    )
     assert [len(ds.split(s)) for s in ("training", "validation", "testing")] == [2, 2, 2]
     r = ds.split("testing")[1]  # clip5: no annotation -> background-only video
     assert r["video_id"] == "clip5" and not r["labels"].any() and r["segments"].shape == (0, 2)
@@ -474,10 +546,16 @@ def test_generic_builder_heldout_and_unknown_label(tmp_path):
     write_generic(tmp_path / "mine")
     _build("generic", tmp_path / "tfds", builder_config="two", manual_dir=tmp_path / "mine")
     ds = datasets.load_dataset("generic", tmp_path / "tfds", heldout_fraction=0.34)
-    assert (ds.metadata.train_split, ds.metadata.val_split, ds.metadata.test_split) == ("train", "val", "validation")
+    assert (ds.metadata.train_split, ds.metadata.val_split, ds.metadata.test_split) == (
+        "train",
+        "val",
+        "validation",
+    )
     assert len(ds.split("train")) == 2 and len(ds.split("val")) == 1
     (tmp_path / "mine" / "classes.txt").write_text("run\n")
-    with pytest.raises(DataError, match=r"video 'clip1' has label 'jump', which is not in the class list"):
+    with pytest.raises(
+        DataError, match=r"video 'clip1' has label 'jump', which is not in the class list"
+    ):
         _build("generic", tmp_path / "tfds2", builder_config="bad", manual_dir=tmp_path / "mine")
     _no_dataset_left(tmp_path / "tfds2", "generic")
 
@@ -489,5 +567,7 @@ def test_loaded_split_feeds_the_pipeline(tmp_path):
     source = ds.split("training")
     batch = next(input_pipeline.train_batches(source, batch_size=2, seed=0, num_snippets=4))
     assert batch["visual"].shape == (2, 4, 8) and batch["audio"].shape == (2, 4, 3)
-    seen = [i for _, idx in input_pipeline.eval_batches(source, batch_size=2) for i in idx if i >= 0]
+    seen = [
+        i for _, idx in input_pipeline.eval_batches(source, batch_size=2) for i in idx if i >= 0
+    ]
     assert sorted(seen) == [0, 1]

@@ -1,4 +1,5 @@
 """The training engine: workdir contract, resume, preemption, data parallelism."""
+
 import json
 import os
 import signal
@@ -11,19 +12,22 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
-
-from avloc_jax import train
 from demo_helpers import tiny_config
+
+from avloc_jax.engine import train
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _restore_params(config, workdir, which):
-    from avloc_jax import evaluation, parallel
+    from avloc_jax.common import parallel
+    from avloc_jax.evaluation import evaluators as evaluation
 
     dataset = train.load_dataset(config)
     template = train.abstract_train_state(config, dataset.metadata, parallel.make_mesh())
-    ckpt = train.Checkpoints(Path(workdir) / "checkpoints", 2, evaluation.selection_metric_name(dataset.metadata))
+    ckpt = train.Checkpoints(
+        Path(workdir) / "checkpoints", 2, evaluation.selection_metric_name(dataset.metadata)
+    )
     state = ckpt.restore(which, template)
     ckpt.close()
     return state
@@ -91,9 +95,13 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path, monkeypatch, device_resi
     straight = _restore_params(config, tmp_path / "straight", "last")
     resumed = _restore_params(config, tmp_path / "resumed", "last")
     assert int(straight.step) == int(resumed.step) == 12
-    for a, b in zip(jax.tree_util.tree_leaves(straight.params), jax.tree_util.tree_leaves(resumed.params)):
+    for a, b in zip(
+        jax.tree_util.tree_leaves(straight.params), jax.tree_util.tree_leaves(resumed.params)
+    ):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=0, atol=1e-6)
-    for a, b in zip(jax.tree_util.tree_leaves(straight.opt_state), jax.tree_util.tree_leaves(resumed.opt_state)):
+    for a, b in zip(
+        jax.tree_util.tree_leaves(straight.opt_state), jax.tree_util.tree_leaves(resumed.opt_state)
+    ):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=0, atol=1e-6)
 
 
@@ -103,16 +111,18 @@ def test_sigterm_mid_run_leaves_a_restorable_checkpoint(tmp_path):
     script = textwrap.dedent(
         f"""
         import sys
-        sys.path.insert(0, {str(REPO)!r}); sys.path.insert(0, {str(REPO / 'tests')!r})
+        sys.path.insert(0, {str(REPO)!r}); sys.path.insert(0, {str(REPO / "tests")!r})
         from demo_helpers import tiny_config
-        from avloc_jax import train
+        from avloc_jax.engine import train
         config = tiny_config(num_steps=100000)
         config.eval.every_steps = 100000
         config.train.checkpoint_every_steps = 100000
         print(train.train_and_evaluate(config, {str(workdir)!r}), flush=True)
         """
     )
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     metrics = workdir / "metrics.jsonl"
     deadline = time.time() + 120
     while time.time() < deadline and not (metrics.exists() and '"train"' in metrics.read_text()):
@@ -134,10 +144,10 @@ def test_eight_devices_give_the_same_loss_as_one(tmp_path, device_resident):
     script = textwrap.dedent(
         f"""
         import json, sys
-        sys.path.insert(0, {str(REPO)!r}); sys.path.insert(0, {str(REPO / 'tests')!r})
+        sys.path.insert(0, {str(REPO)!r}); sys.path.insert(0, {str(REPO / "tests")!r})
         import jax
         from demo_helpers import tiny_config
-        from avloc_jax import train
+        from avloc_jax.engine import train
         config = tiny_config(num_steps=6)
         config.train.log_every_steps = 1 if not {device_resident} else 3
         config.data.device_resident = {device_resident}
@@ -149,9 +159,17 @@ def test_eight_devices_give_the_same_loss_as_one(tmp_path, device_resident):
     )
     results = {}
     for count in (1, 8):
-        env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={count}", JAX_PLATFORMS="cpu")
+        env = dict(
+            os.environ,
+            XLA_FLAGS=f"--xla_force_host_platform_device_count={count}",
+            JAX_PLATFORMS="cpu",
+        )
         out = subprocess.run(
-            [sys.executable, "-c", script, str(tmp_path / f"d{count}")], env=env, capture_output=True, text=True, timeout=300
+            [sys.executable, "-c", script, str(tmp_path / f"d{count}")],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
         assert out.returncode == 0, out.stderr[-3000:]
         results[count] = json.loads(out.stdout.strip().splitlines()[-1])
@@ -161,7 +179,7 @@ def test_eight_devices_give_the_same_loss_as_one(tmp_path, device_resident):
 
 
 def test_batch_size_must_split_over_devices():
-    from avloc_jax import parallel
+    from avloc_jax.common import parallel
 
     assert parallel.local_batch_size(8, "train.batch_size") == 8
     if jax.device_count() > 1:

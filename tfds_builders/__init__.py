@@ -6,9 +6,10 @@
   generic        users' own per-video .npy features + ActivityNet-format GT JSON
 
 Build with ``avloc build-data NAME --data-dir D --manual-dir M`` (docs/data.md); read
-with ``avloc_jax.datasets.load_dataset``. Builder modules are imported on demand, so
+with ``avloc_jax.data.datasets.load_dataset``. Builder modules are imported on demand, so
 importing this package does not register anything with TFDS.
 """
+
 from __future__ import annotations
 
 import importlib

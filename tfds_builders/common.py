@@ -1,27 +1,29 @@
 """What the avloc TFDS builders share: the record features, feature checks and stores,
 input-path resolution and the dataset metadata.
 
-Every builder writes the record of `avloc_jax.data_types` (one example per video) as
+Every builder writes the record of `avloc_jax.data.records` (one example per video) as
 ArrayRecord, with no TensorFlow: TFDS's NumPy encoders write and `as_data_source` reads.
 Examples keep the order in which they were generated (``disable_shuffling``), so index i
 of a split is the i-th video of the source files' order.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import inspect
 import logging
 import os
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
 from tensorflow_datasets.core import utils as tfds_utils
 
-from avloc_jax.annotations import DataError, load_npy
-from avloc_jax.data_types import DatasetMetadata
+from avloc_jax.data.annotations import DataError, load_npy
+from avloc_jax.data.records import DatasetMetadata
 
 PathLike = str | os.PathLike
 log = logging.getLogger("avloc.build")
@@ -32,7 +34,7 @@ DEFAULT_HELDOUT_FRACTION = 0.1
 
 
 def record_features() -> tfds.features.FeaturesDict:
-    """The shared record (see avloc_jax.data_types). Feature sizes vary between users'
+    """The shared record (see avloc_jax.data.records). Feature sizes vary between users'
     features, so they are dynamic here and recorded in the metadata; 'bytes' encoding
     stores the float arrays raw (TFDS needs it for two unknown dimensions)."""
     return tfds.features.FeaturesDict(
@@ -52,7 +54,9 @@ def record_features() -> tfds.features.FeaturesDict:
 # ----------------------------------------------------------------------------- checks
 
 
-def check_features(x: Any, *, what: str, source: str, video: str, dim: int | None = None) -> np.ndarray:
+def check_features(
+    x: Any, *, what: str, source: str, video: str, dim: int | None = None
+) -> np.ndarray:
     """float32 [T, D] or DataError: wrong rank/dtype, zero length, wrong D, NaN/Inf.
 
     what: 'visual' / 'audio'; source: the file it came from; video: row and id.
@@ -61,12 +65,20 @@ def check_features(x: Any, *, what: str, source: str, video: str, dim: int | Non
         x = np.asarray(x)
     except Exception as err:  # ragged or odd object
         raise DataError(f"{source}: {what} features of {video} are not an array: {err}") from err
-    if x.dtype == object or not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
-        raise DataError(f"{source}: {what} features of {video} have dtype {x.dtype}; expected a float array [T, D]")
+    if x.dtype == object or not (
+        np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)
+    ):
+        raise DataError(
+            f"{source}: {what} features of {video} have dtype {x.dtype}; expected a float array [T, D]"
+        )
     if x.ndim != 2:
-        raise DataError(f"{source}: {what} features of {video} have shape {list(x.shape)}; expected [T, D]")
+        raise DataError(
+            f"{source}: {what} features of {video} have shape {list(x.shape)}; expected [T, D]"
+        )
     if x.shape[0] == 0:
-        raise DataError(f"{source}: {what} features of {video} have zero length (shape {list(x.shape)})")
+        raise DataError(
+            f"{source}: {what} features of {video} have zero length (shape {list(x.shape)})"
+        )
     if dim is not None and x.shape[1] != dim:
         raise DataError(
             f"{source}: {what} features of {video} have {x.shape[1]} dims; expected {dim} like the other videos"
@@ -158,7 +170,9 @@ def open_store(path: Path, num_rows: int | None, what: str) -> FeatureStore:
         return FolderStore(path)
     if path.is_file():
         if num_rows is None:
-            raise DataError(f"{path}: {what} features must be a folder of <video_id>.npy files here")
+            raise DataError(
+                f"{path}: {what} features must be a folder of <video_id>.npy files here"
+            )
         return ObjectArrayStore(path, num_rows, what)
     raise DataError(f"{what} features not found: {path}")
 
@@ -166,7 +180,9 @@ def open_store(path: Path, num_rows: int | None, what: str) -> FeatureStore:
 # ----------------------------------------------------------------------------- builders
 
 
-def split_roles_json(train: str, val: str | None, test: str, heldout_fraction: float) -> dict[str, Any]:
+def split_roles_json(
+    train: str, val: str | None, test: str, heldout_fraction: float
+) -> dict[str, Any]:
     """Which stored split plays which role. With ``val=None`` the loader holds out
     `heldout_fraction` of `train` as the validation split (deterministic, by video id)."""
     return {"train": train, "val": val, "test": test, "heldout_fraction": float(heldout_fraction)}
@@ -186,7 +202,9 @@ class AvlocBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     """
 
     VERSION = VERSION
-    MANUAL_DOWNLOAD_INSTRUCTIONS = "See docs/data.md: point --manual-dir at the dataset's feature and annotation files."
+    MANUAL_DOWNLOAD_INSTRUCTIONS = (
+        "See docs/data.md: point --manual-dir at the dataset's feature and annotation files."
+    )
     # input name -> default names under the manual dir, first existing wins
     INPUTS: Mapping[str, Sequence[str]] = {}
     DESCRIPTION = ""
@@ -202,7 +220,9 @@ class AvlocBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     ):
         unknown = set(paths or {}) - set(self.INPUTS)
         if unknown:
-            raise ValueError(f"{self.name}: unknown inputs {sorted(unknown)}; expected some of {sorted(self.INPUTS)}")
+            raise ValueError(
+                f"{self.name}: unknown inputs {sorted(unknown)}; expected some of {sorted(self.INPUTS)}"
+            )
         if not 0.0 <= heldout_fraction < 1.0:
             raise ValueError(f"heldout_fraction must be in [0, 1), got {heldout_fraction}")
         self._paths = {k: Path(os.path.expanduser(str(v))) for k, v in (paths or {}).items() if v}
@@ -259,7 +279,11 @@ class AvlocBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         )
 
     def _set_metadata(
-        self, meta: DatasetMetadata, roles: Mapping[str, Any], sources: Mapping[str, Any], **extra: Any
+        self,
+        meta: DatasetMetadata,
+        roles: Mapping[str, Any],
+        sources: Mapping[str, Any],
+        **extra: Any,
     ) -> None:
         self.info.metadata.update(
             {
@@ -324,8 +348,12 @@ def aligned_features(
     video: str,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Checked float32 visual [T, Dv] and audio resampled to [T, Da]."""
-    visual = check_features(visual_raw, what="visual", source=visual_source, video=video, dim=dims.visual)
-    audio = check_features(audio_raw, what="audio", source=audio_source, video=video, dim=dims.audio)
+    visual = check_features(
+        visual_raw, what="visual", source=visual_source, video=video, dim=dims.visual
+    )
+    audio = check_features(
+        audio_raw, what="audio", source=audio_source, video=video, dim=dims.audio
+    )
     dims.visual, dims.audio = visual.shape[1], audio.shape[1]
     # Audio (e.g. VGGish, 0.96 s) and visual (e.g. I3D, 16 frames) snippet rates differ:
     # resample audio onto the visual snippets so that index t means the same time.
@@ -341,4 +369,6 @@ def generate_with_counts(builder: AvlocBuilder, split: str, examples: Iterator[t
         yield key, example
     if count == 0:  # TFDS cannot store an empty split; say why it is empty
         skipped = len(builder.info.metadata["skipped"].get(split, []))
-        raise DataError(f"{builder.name}: split {split!r} has no video ({skipped} skipped for missing features)")
+        raise DataError(
+            f"{builder.name}: split {split!r} has no video ({skipped} skipped for missing features)"
+        )

@@ -12,16 +12,18 @@ Inputs:
 One example per video of the layout's subsets (file order). Untrimmed videos get their
 per-snippet labels from the segments with t_sec = index * duration / T.
 """
+
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import tensorflow_datasets as tfds
 
-from avloc_jax import annotations as ann
-from avloc_jax.annotations import DataError
-from avloc_jax.data_types import TASK_DETECTION, DatasetMetadata
+from avloc_jax.data import annotations as ann
+from avloc_jax.data.annotations import DataError
+from avloc_jax.data.records import TASK_DETECTION, DatasetMetadata
 from tfds_builders import common
 
 
@@ -50,17 +52,21 @@ class WtalcBuilder(common.AvlocBuilder, skip_registration=True):
             class_names=annotations.class_names,
             visual_dim=0,  # set from the first video below
             audio_dim=0,
-            # Stored names; "" = held out of train at load time (avloc_jax.datasets).
+            # Stored names; "" = held out of train at load time (avloc_jax.data.datasets).
             train_split=train,
             val_split="",
             test_split=test,
             tiou_thresholds=layout.tiou_thresholds,
         )
-        self._set_metadata(meta, common.split_roles_json(train, None, test, self._heldout_fraction), paths)
+        self._set_metadata(
+            meta, common.split_roles_json(train, None, test, self._heldout_fraction), paths
+        )
         dims = common.DimTracker()
         return {
             subset: common.generate_with_counts(
-                self, subset, self._generate_examples(subset, rows[subset], annotations, visual, audio, dims)
+                self,
+                subset,
+                self._generate_examples(subset, rows[subset], annotations, visual, audio, dims),
             )
             for subset in layout.subsets
         }
@@ -91,22 +97,31 @@ class WtalcBuilder(common.AvlocBuilder, skip_registration=True):
                 self._note_skipped(subset, vid)
                 continue
             v, a = common.aligned_features(
-                raw["visual"], raw["audio"], dims=dims, visual_source=visual.description,
-                audio_source=audio.description, video=f"row {row} (video {vid})",
+                raw["visual"],
+                raw["audio"],
+                dims=dims,
+                visual_source=visual.description,
+                audio_source=audio.description,
+                video=f"row {row} (video {vid})",
             )
             self._record_dims(dims)
             classes = annotations.segment_classes(row)
             duration = float(annotations.durations[row])
             segments = annotations.segments[row]
-            yield vid, common.make_example(
-                video_id=vid,
-                visual=v,
-                audio=a,
-                labels=annotations.video_labels(row),
-                duration=duration,
-                segments=segments,
-                segment_labels=classes,
-                snippet_labels=ann.snippet_labels_from_segments(segments, classes, duration, len(v), num_classes),
+            yield (
+                vid,
+                common.make_example(
+                    video_id=vid,
+                    visual=v,
+                    audio=a,
+                    labels=annotations.video_labels(row),
+                    duration=duration,
+                    segments=segments,
+                    segment_labels=classes,
+                    snippet_labels=ann.snippet_labels_from_segments(
+                        segments, classes, duration, len(v), num_classes
+                    ),
+                ),
             )
 
     def _record_dims(self, dims: common.DimTracker) -> None:

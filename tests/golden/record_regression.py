@@ -9,6 +9,7 @@ re-runs the same and compares.
 
 Only re-record when a change is *meant* to alter the numbers, and say so in the commit.
 """
+
 from __future__ import annotations
 
 import json
@@ -54,7 +55,12 @@ def _run(args: list[str], **kwargs: Any) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO), "JAX_PLATFORMS": "cpu"}
     return subprocess.run(
         [sys.executable, "-m", "avloc_jax", *args],
-        cwd=REPO, env=env, check=True, capture_output=True, text=True, **kwargs
+        cwd=REPO,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        **kwargs,
     )
 
 
@@ -71,8 +77,8 @@ def run_demo(tmp: Path) -> dict[str, Any]:
 
     # One video through the user-facing predict path (feature files -> JSON).
     sys.path.insert(0, str(REPO))
+    from avloc_jax.data import demo_data
     from configs import demo
-    from avloc_jax import demo_data
 
     config = demo.get_config()
     dataset = demo_data.make_dataset(config.data.demo, seed=config.seed)
@@ -80,10 +86,21 @@ def run_demo(tmp: Path) -> dict[str, Any]:
     np.save(tmp / "visual.npy", np.asarray(record["visual"]))
     np.save(tmp / "audio.npy", np.asarray(record["audio"]))
     out = tmp / "predict.json"
-    _run([
-        "predict", "--workdir", str(workdir), "--visual", str(tmp / "visual.npy"),
-        "--audio", str(tmp / "audio.npy"), "--video-id", "v0", "--out", str(out),
-    ])
+    _run(
+        [
+            "predict",
+            "--workdir",
+            str(workdir),
+            "--visual",
+            str(tmp / "visual.npy"),
+            "--audio",
+            str(tmp / "audio.npy"),
+            "--video-id",
+            "v0",
+            "--out",
+            str(out),
+        ]
+    )
     return {
         "overrides": OVERRIDES,
         "metrics": metrics,

@@ -9,9 +9,10 @@ public, so papers report on ``validation``: it plays the test role, and the load
 out a deterministic 10% of ``training`` as the validation split for model selection.
 Video ids are YouTube ids (from url.npy). 100 classes, tIoU 0.5:0.05:0.95.
 """
+
 from __future__ import annotations
 
-from avloc_jax import annotations as ann
+from avloc_jax.data import annotations as ann
 from tfds_builders import wtalc
 
 

@@ -15,18 +15,20 @@ of Annotations.txt.
 
 Each clip is 10 s with one snippet per second: duration 10, t_sec = index.
 """
+
 from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import tensorflow_datasets as tfds
 
-from avloc_jax import annotations as ann
-from avloc_jax.annotations import DataError
-from avloc_jax.data_types import TASK_AVE, DatasetMetadata
+from avloc_jax.data import annotations as ann
+from avloc_jax.data.annotations import DataError
+from avloc_jax.data.records import TASK_AVE, DatasetMetadata
 from tfds_builders import common
 
 log = logging.getLogger("avloc.build")
@@ -42,7 +44,9 @@ def _feature_dataset(path, what: str, num_rows: int | None):
     if len(shape) not in (3, 5):
         problem = f"{what} has shape {shape}; expected [N, T, D] or [N, T, H, W, D]"
     elif num_rows is not None and shape[0] != num_rows:
-        problem = f"{what} has {shape[0]} rows but Annotations.txt has {num_rows} videos (row i = line i)"
+        problem = (
+            f"{what} has {shape[0]} rows but Annotations.txt has {num_rows} videos (row i = line i)"
+        )
     elif shape[1] != ann.AVE_SNIPPETS:
         problem = f"{what} has {shape[1]} snippets per video; expected {ann.AVE_SNIPPETS}"
     if problem is not None:
@@ -126,8 +130,12 @@ class Ave(common.AvlocBuilder):
                 self,
                 split,
                 self._generate_examples(
-                    split=split, order=orders[split], annotations=annotations,
-                    snippet_labels=snippet_labels, paths=paths, weak=weak and split == "train",
+                    split=split,
+                    order=orders[split],
+                    annotations=annotations,
+                    snippet_labels=snippet_labels,
+                    paths=paths,
+                    weak=weak and split == "train",
                 ),
             )
             for split in SPLITS
@@ -156,12 +164,22 @@ class Ave(common.AvlocBuilder):
         disagree = np.flatnonzero((labels != derived).any(axis=1))
         if disagree.size:
             # labels.h5 is what the AVE code trains on, so it wins; say how often it differs.
-            log.warning("labels.h5 differs from Annotations.txt on %d videos (e.g. row %d)", disagree.size, disagree[0])
+            log.warning(
+                "labels.h5 differs from Annotations.txt on %d videos (e.g. row %d)",
+                disagree.size,
+                disagree[0],
+            )
         return labels
 
     def _generate_examples(
-        self, *, split: str, order: np.ndarray, annotations: ann.AveAnnotations,
-        snippet_labels: np.ndarray, paths: dict, weak: bool,
+        self,
+        *,
+        split: str,
+        order: np.ndarray,
+        annotations: ann.AveAnnotations,
+        snippet_labels: np.ndarray,
+        paths: dict,
+        weak: bool,
     ) -> Iterator[tuple[str, dict]]:
         n, bg = len(annotations), annotations.num_classes
         video_labels = ann.ave_video_labels(annotations)
@@ -175,27 +193,48 @@ class Ave(common.AvlocBuilder):
                 vid = annotations.video_ids[row]
                 where = f"row {row} (video {vid})"
                 v = common.check_features(
-                    _row_features(visual, row), what="visual", source=str(paths["visual"]), video=where, dim=dims.visual
+                    _row_features(visual, row),
+                    what="visual",
+                    source=str(paths["visual"]),
+                    video=where,
+                    dim=dims.visual,
                 )
                 a = common.check_features(
-                    _row_features(audio, row), what="audio", source=str(paths["audio"]), video=where, dim=dims.audio
+                    _row_features(audio, row),
+                    what="audio",
+                    source=str(paths["audio"]),
+                    video=where,
+                    dim=dims.audio,
                 )
                 dims.visual, dims.audio = v.shape[1], a.shape[1]
                 segments, segment_labels = ann.segments_from_snippet_labels(snippet_labels[row], bg)
-                yield f"{row:05d}", common.make_example(
-                    video_id=vid, visual=v, audio=a, labels=video_labels[row], duration=float(ann.AVE_SNIPPETS),
-                    segments=segments, segment_labels=segment_labels, snippet_labels=snippet_labels[row],
+                yield (
+                    f"{row:05d}",
+                    common.make_example(
+                        video_id=vid,
+                        visual=v,
+                        audio=a,
+                        labels=video_labels[row],
+                        duration=float(ann.AVE_SNIPPETS),
+                        segments=segments,
+                        segment_labels=segment_labels,
+                        snippet_labels=snippet_labels[row],
+                    ),
                 )
             if weak:
                 yield from self._noisy_examples(paths, bg, dims)
 
-    def _noisy_examples(self, paths: dict, bg: int, dims: common.DimTracker) -> Iterator[tuple[str, dict]]:
+    def _noisy_examples(
+        self, paths: dict, bg: int, dims: common.DimTracker
+    ) -> Iterator[tuple[str, dict]]:
         """The weak setting's background-only videos (audio stored as float64)."""
         labels = ann.read_h5_array(paths["noisy_labels"], what="AVE labels_noisy.h5")
         if labels.ndim == 3:  # per-snippet one-hot: reduce to video level
             labels = labels.max(axis=1)
         if labels.ndim != 2 or labels.shape[1] != bg + 1:
-            raise DataError(f"{paths['noisy_labels']}: shape {list(labels.shape)}; expected [M, {bg + 1}]")
+            raise DataError(
+                f"{paths['noisy_labels']}: shape {list(labels.shape)}; expected [M, {bg + 1}]"
+            )
         events = np.flatnonzero(labels[:, :bg].any(axis=1))
         if events.size:
             raise DataError(
@@ -212,16 +251,29 @@ class Ave(common.AvlocBuilder):
                 vid = f"noisy_{row:03d}"
                 where = f"row {row} ({vid})"
                 v = common.check_features(
-                    _row_features(visual, row), what="visual", source=str(paths["noisy_visual"]), video=where,
+                    _row_features(visual, row),
+                    what="visual",
+                    source=str(paths["noisy_visual"]),
+                    video=where,
                     dim=dims.visual,
                 )
                 a = common.check_features(
-                    _row_features(audio, row), what="audio", source=str(paths["noisy_audio"]), video=where,
+                    _row_features(audio, row),
+                    what="audio",
+                    source=str(paths["noisy_audio"]),
+                    video=where,
                     dim=dims.audio,
                 )
-                yield f"noisy_{row:03d}", common.make_example(
-                    video_id=vid, visual=v, audio=a, labels=np.zeros(bg, np.float32),
-                    duration=float(ann.AVE_SNIPPETS), segments=np.zeros((0, 2), np.float32),
-                    segment_labels=np.zeros((0,), np.int32),
-                    snippet_labels=np.full(ann.AVE_SNIPPETS, bg, np.int32),
+                yield (
+                    f"noisy_{row:03d}",
+                    common.make_example(
+                        video_id=vid,
+                        visual=v,
+                        audio=a,
+                        labels=np.zeros(bg, np.float32),
+                        duration=float(ann.AVE_SNIPPETS),
+                        segments=np.zeros((0, 2), np.float32),
+                        segment_labels=np.zeros((0,), np.int32),
+                        snippet_labels=np.full(ann.AVE_SNIPPETS, bg, np.int32),
+                    ),
                 )

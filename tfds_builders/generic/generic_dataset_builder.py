@@ -14,18 +14,20 @@ val = 'validation'/'val' when it is not the test split, else a held-out part of 
 Pass ``split_roles={'train': ..., 'val': ... or None, 'test': ...}`` to choose. Use a
 BuilderConfig name per dataset (``avloc build-data generic --name mydata``).
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import tensorflow_datasets as tfds
 
-from avloc_jax import annotations as ann
-from avloc_jax.annotations import DataError
-from avloc_jax.data_types import TASK_DETECTION, DatasetMetadata
+from avloc_jax.data import annotations as ann
+from avloc_jax.data.annotations import DataError
+from avloc_jax.data.records import TASK_DETECTION, DatasetMetadata
 from tfds_builders import common
 
 TRAIN_NAMES = ("train", "training")
@@ -37,7 +39,9 @@ def read_class_list(path: Path) -> tuple[str, ...]:
     """One class per line (blank lines ignored), or a .npy of names."""
     if path.suffix == ".npy":
         return tuple(ann.as_text(x) for x in ann.load_npy(path, "class list").reshape(-1))
-    names = tuple(line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+    names = tuple(
+        line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+    )
     if len(set(names)) != len(names):
         raise DataError(f"{path}: a class name is listed twice")
     return names
@@ -88,7 +92,9 @@ class Generic(common.AvlocBuilder):
         subsets = list(dict.fromkeys(v.subset for v in videos))
         for subset in subsets:
             if not re.fullmatch(r"[A-Za-z]\w*", subset):
-                raise DataError(f"{paths['gt']}: subset name {subset!r} must be a word (letters, digits, _)")
+                raise DataError(
+                    f"{paths['gt']}: subset name {subset!r} must be a word (letters, digits, _)"
+                )
 
         if paths["classes"] is not None:
             class_names = read_class_list(paths["classes"])
@@ -108,9 +114,13 @@ class Generic(common.AvlocBuilder):
         roles = self._split_roles or default_roles(subsets)
         for role in ("train", "test"):
             if roles.get(role) not in subsets:
-                raise DataError(f"split role {role}={roles.get(role)!r} is not a subset of {paths['gt']}: {subsets}")
+                raise DataError(
+                    f"split role {role}={roles.get(role)!r} is not a subset of {paths['gt']}: {subsets}"
+                )
         if roles.get("val") is not None and roles["val"] not in subsets:
-            raise DataError(f"split role val={roles['val']!r} is not a subset of {paths['gt']}: {subsets}")
+            raise DataError(
+                f"split role val={roles['val']!r} is not a subset of {paths['gt']}: {subsets}"
+            )
         heldout = self._heldout_fraction if roles.get("val") is None else 0.0
         meta = DatasetMetadata(
             name=f"{self.name}/{self.builder_config.name}",
@@ -118,23 +128,31 @@ class Generic(common.AvlocBuilder):
             class_names=class_names,
             visual_dim=0,
             audio_dim=0,
-            # Stored names; "" = held out of train at load time (avloc_jax.datasets).
+            # Stored names; "" = held out of train at load time (avloc_jax.data.datasets).
             train_split=roles["train"],
             val_split=roles.get("val") or "",
             test_split=roles["test"],
             **({"tiou_thresholds": self._tiou} if self._tiou else {}),
         )
-        self._set_metadata(meta, common.split_roles_json(roles["train"], roles.get("val"), roles["test"], heldout), paths)
+        self._set_metadata(
+            meta,
+            common.split_roles_json(roles["train"], roles.get("val"), roles["test"], heldout),
+            paths,
+        )
         visual = common.FolderStore(paths["visual"])
         audio = common.FolderStore(paths["audio"])
         if not paths["visual"].is_dir() or not paths["audio"].is_dir():
-            raise DataError(f"visual and audio must be folders of <video_id>.npy: {paths['visual']}, {paths['audio']}")
+            raise DataError(
+                f"visual and audio must be folders of <video_id>.npy: {paths['visual']}, {paths['audio']}"
+            )
         dims = common.DimTracker()
         return {
             subset: common.generate_with_counts(
                 self,
                 subset,
-                self._generate_examples(subset, [v for v in videos if v.subset == subset], index, visual, audio, dims),
+                self._generate_examples(
+                    subset, [v for v in videos if v.subset == subset], index, visual, audio, dims
+                ),
             )
             for subset in subsets
         }
@@ -162,21 +180,30 @@ class Generic(common.AvlocBuilder):
                     f"{store.candidates(video.video_id)}"
                 )
             v, a = common.aligned_features(
-                raw["visual"], raw["audio"], dims=dims, visual_source=visual.description,
-                audio_source=audio.description, video=f"video {video.video_id}",
+                raw["visual"],
+                raw["audio"],
+                dims=dims,
+                visual_source=visual.description,
+                audio_source=audio.description,
+                video=f"video {video.video_id}",
             )
             meta = self.info.metadata["avloc"]
             meta["visual_dim"], meta["audio_dim"] = int(dims.visual), int(dims.audio)
             classes = np.asarray([index[label] for label in video.labels], np.int32)
             labels = np.zeros(num_classes, np.float32)
             labels[classes] = 1.0
-            yield video.video_id, common.make_example(
-                video_id=video.video_id,
-                visual=v,
-                audio=a,
-                labels=labels,
-                duration=video.duration,
-                segments=video.segments,
-                segment_labels=classes,
-                snippet_labels=ann.snippet_labels_from_segments(video.segments, classes, video.duration, len(v), num_classes),
+            yield (
+                video.video_id,
+                common.make_example(
+                    video_id=video.video_id,
+                    visual=v,
+                    audio=a,
+                    labels=labels,
+                    duration=video.duration,
+                    segments=video.segments,
+                    segment_labels=classes,
+                    snippet_labels=ann.snippet_labels_from_segments(
+                        video.segments, classes, video.duration, len(v), num_classes
+                    ),
+                ),
             )

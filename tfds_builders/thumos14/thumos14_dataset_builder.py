@@ -10,9 +10,10 @@ training set by convention) and ``test`` (210). The loader holds out 10% of
 ``validation`` for model selection; ``test`` plays the test role. Video ids are the video
 names (``video_test_0000004``). tIoU 0.1:0.1:0.7.
 """
+
 from __future__ import annotations
 
-from avloc_jax import annotations as ann
+from avloc_jax.data import annotations as ann
 from tfds_builders import wtalc
 
 

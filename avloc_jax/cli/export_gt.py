@@ -1,0 +1,49 @@
+"""`avloc export-gt --annotations DIR --layout {activitynet12,thumos14} --out GT.json [--subset S ...]`.
+
+Writes the ActivityNet-format ground truth (``{"version", "database": {video_id:
+{"subset", "duration", "annotations": [{"label", "segment"}]}}}``) of a W-TALC annotation
+folder, for `avloc eval-detections` and for other codebases. ActivityNet1.2 ids are YouTube
+ids (url.npy); THUMOS14 keeps its 20-class detection videos, ids = video names.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import sys
+
+from avloc_jax.data import annotations
+from avloc_jax.data.annotations import DataError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="avloc export-gt", description=__doc__.split("\n\n")[1])
+    p.add_argument("--annotations", required=True, help="The W-TALC annotation folder.")
+    p.add_argument("--layout", required=True, choices=sorted(annotations.LAYOUTS))
+    p.add_argument("--out", required=True, help="Output JSON path.")
+    p.add_argument(
+        "--subset",
+        action="append",
+        default=None,
+        help="Subset(s) to write (repeatable); default: all of the layout's (training+validation / validation+test).",
+    )
+    return p
+
+
+def main(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        gt = annotations.write_ground_truth_json(
+            args.annotations, args.layout, args.out, args.subset
+        )
+    except DataError as err:
+        print(f"avloc export-gt: error: {err}", file=sys.stderr)
+        return 1
+    videos = collections.Counter(v["subset"] for v in gt["database"].values())
+    segments = collections.Counter()
+    for v in gt["database"].values():
+        segments[v["subset"]] += len(v["annotations"])
+    for subset in videos:
+        print(f"{subset}: {videos[subset]} videos, {segments[subset]} segments")
+    print(f"wrote {args.out}")
+    return 0

@@ -1,0 +1,162 @@
+"""`avloc predict`: run a trained model on new feature files or on a dataset split.
+
+    avloc predict --workdir W --visual v.npy --audio a.npy [--duration SEC] [--video-id ID]
+    avloc predict --workdir W --split test [--data-dir D]
+    ... [--bundle BUNDLE instead of --workdir] [--out pred.json] [--plot DIR]
+
+Writes detections in the official ActivityNet prediction format
+({"version", "results": {video: [{"label", "score", "segment": [s, e]}]}, "external_data"});
+for AVE-style models (dataset task 'ave') also "snippet_labels": {video: [label per
+snippet]}, the video's top class where μ_t >= eval.reliability_threshold and
+'background' elsewhere.
+
+Feature files are .npy arrays [T, D] with the model's feature sizes. Audio with a
+different number of snippets is linearly resampled to the visual snippet count (a note
+goes to stderr). Without --duration a video lasts T x seconds_per_snippet of the model's
+dataset metadata (e.g. 1 s for the demo, 0.64 s for 16-frame I3D features at 25 fps).
+
+Exit status: 0 on success, 2 for unusable inputs or options (message on stderr, naming
+the file and what was expected), 1 when the workdir/bundle cannot be loaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+PROGRAM = "avloc predict"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROGRAM, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--workdir", help="a workdir written by `avloc train` (uses its best-by-val checkpoint)"
+    )
+    source.add_argument("--bundle", help="an inference bundle written by `avloc export`")
+    parser.add_argument("--visual", help="visual features of one video, .npy [T, Dv]")
+    parser.add_argument("--audio", help="audio features of the same video, .npy [Ta, Da]")
+    parser.add_argument(
+        "--duration",
+        type=float,
+        help="the video's length in seconds (default: T x seconds per snippet)",
+    )
+    parser.add_argument(
+        "--video-id", help="id of the video in the output (default: the visual file's name)"
+    )
+    parser.add_argument(
+        "--split", help="predict a whole dataset split instead: val, test, train or a split name"
+    )
+    parser.add_argument(
+        "--data-dir",
+        help="with --split: where the dataset was built (default: the config's data.data_dir)",
+    )
+    parser.add_argument("--out", help="output JSON file (default: stdout)")
+    parser.add_argument(
+        "--plot",
+        metavar="DIR",
+        help="also write figures (CAS, reliability, segments, attention) to DIR",
+    )
+    parser.add_argument(
+        "--plot-videos",
+        type=int,
+        default=4,
+        help="with --split --plot: how many videos to plot (default 4)",
+    )
+    return parser
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"{PROGRAM}: error: {message}", file=sys.stderr)
+    return code
+
+
+def _write_json(payload: dict[str, Any], out: str | None) -> None:
+    text = json.dumps(payload, indent=1)
+    if out is None:
+        print(text)
+        return
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text + "\n")
+    tmp.replace(path)
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    file_mode = args.visual is not None or args.audio is not None
+    if file_mode == (args.split is not None):
+        return _fail("give either --visual and --audio (one video) or --split (a dataset split)", 2)
+    if file_mode and (args.visual is None or args.audio is None):
+        return _fail("--visual and --audio go together", 2)
+    if args.split is not None and (args.duration is not None or args.video_id is not None):
+        return _fail("--duration and --video-id apply to --visual/--audio only", 2)
+
+    from avloc_jax.serving import inference  # heavy imports (jax) after the argument checks
+
+    try:
+        loaded = inference.load(workdir=args.workdir, bundle=args.bundle)
+    except FileNotFoundError as err:
+        return _fail(str(err), 1)
+    try:
+        if file_mode:
+            payload, details = inference.predict_files(
+                loaded, args.visual, args.audio, duration=args.duration, video_id=args.video_id
+            )
+            figures = _plot_files(loaded, details, args.plot) if args.plot else []
+        else:
+            dataset = inference.load_split_dataset(loaded, args.data_dir)
+            split = inference.resolve_split(dataset.metadata, args.split)
+            try:
+                dataset.split(split)
+            except KeyError as err:
+                raise inference.InputError(str(err.args[0])) from None
+            payload, _ = inference.predict_split(loaded, dataset, split)
+            figures = (
+                _plot_split(loaded, dataset, split, args.plot, args.plot_videos)
+                if args.plot
+                else []
+            )
+    except inference.InputError as err:
+        return _fail(str(err), 2)
+    except FileNotFoundError as err:  # e.g. a dataset that is not built
+        return _fail(str(err), 1)
+
+    _write_json(payload, args.out)
+    count = sum(len(v) for v in payload["results"].values())
+    where = args.out or "stdout"
+    print(
+        f"{PROGRAM}: {count} detections for {len(payload['results'])} video(s) -> {where} "
+        f"(model: {loaded.source}, step {loaded.step})",
+        file=sys.stderr,
+    )
+    for path in figures:
+        print(f"{PROGRAM}: wrote {path}", file=sys.stderr)
+    return 0
+
+
+def _plot_files(loaded: Any, details: dict[str, Any], out_dir: str) -> list[Path]:
+    from avloc_jax.cli import plot
+
+    item = plot.VideoItem(
+        video_id=details["video_id"],
+        duration=details["duration"],
+        outputs=details["outputs"],
+        detections=details["detections"],
+        ground_truth=None,
+    )
+    return plot.write_video_figures(loaded, [item], Path(out_dir))
+
+
+def _plot_split(loaded: Any, dataset: Any, split: str, out_dir: str, count: int) -> list[Path]:
+    """Figures of `count` videos of the split, as `avloc plot` draws them."""
+    from avloc_jax.cli import plot
+
+    return plot.plot_split(loaded, dataset, split, count, Path(out_dir))

@@ -1,1 +1,0 @@
-"""One module per `avloc` subcommand; each defines `main(argv: list[str]) -> int`."""

@@ -1,0 +1,94 @@
+"""Device-resident training data, for datasets that fit in device memory (AVE, the demo).
+
+The whole training split is padded to its longest video and kept on the devices
+(replicated). The batch for global step s is computed on device as a pure function of
+(seed, s): an epoch-wise permutation picks the videos, then fixed-length snippet sampling
+picks the snippets. Several steps then fuse into one `lax.scan` with no host-device
+traffic, and a resumed run sees exactly the batches it would have seen.
+
+The global batch does not depend on the device count; the train step shards it over the
+mesh with a sharding constraint, so the result is the same on 1 or 8 devices.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from avloc_jax.data.records import Record
+
+
+def stack_split(source: Sequence[Record]) -> dict[str, np.ndarray]:
+    """Pads every video to the split's longest: visual [N, T, Dv], audio [N, T, Da],
+    mask [N, T], labels [N, C]."""
+    if len(source) == 0:
+        raise ValueError("device-resident mode needs a non-empty training split")
+    records = [source[i] for i in range(len(source))]
+    max_len = max(len(r["visual"]) for r in records)
+    first = records[0]
+    out = {
+        "visual": np.zeros((len(records), max_len, first["visual"].shape[-1]), np.float32),
+        "audio": np.zeros((len(records), max_len, first["audio"].shape[-1]), np.float32),
+        "mask": np.zeros((len(records), max_len), bool),
+        "labels": np.stack([np.asarray(r["labels"], np.float32) for r in records]),
+    }
+    for i, record in enumerate(records):
+        length = len(record["visual"])
+        out["visual"][i, :length] = record["visual"]
+        out["audio"][i, :length] = record["audio"]
+        out["mask"][i, :length] = True
+    return out
+
+
+def sample_batch(
+    data: dict[str, jax.Array],
+    step: jax.Array,
+    *,
+    batch_size: int,
+    num_snippets: int,
+    sampling: str,
+    seed: int,
+) -> dict[str, jax.Array]:
+    """The global training batch of `step` (traceable; no host work).
+
+    Videos: permutation of epoch ⌊step / steps_per_epoch⌋, consecutive slices of it.
+    Snippets: a video longer than `num_snippets` keeps `num_snippets` of its valid
+    snippets in temporal order — a random subset ("random") or an evenly spaced stride
+    with a random offset ("uniform"); shorter videos keep all and are padded.
+    """
+    num_videos, max_len = data["mask"].shape
+    steps_per_epoch = max(num_videos // batch_size, 1)
+    key = jax.random.fold_in(jax.random.PRNGKey(seed), 7919)  # a stream apart from init/dropout
+    epoch, position = step // steps_per_epoch, step % steps_per_epoch
+    order = jax.random.permutation(jax.random.fold_in(key, epoch), num_videos)
+    indices = jax.lax.dynamic_slice_in_dim(order, position * batch_size, batch_size)
+    batch = jax.tree.map(lambda x: x[indices], data)
+
+    length = min(num_snippets, max_len)
+    sample_key = jax.random.fold_in(jax.random.fold_in(key, 104729), step)
+    valid_counts = batch["mask"].sum(axis=1)
+    if sampling == "random":
+        # Random scores on valid snippets, +inf-like on padding; keep the `length` smallest.
+        scores = jax.random.uniform(sample_key, batch["mask"].shape)
+        scores = jnp.where(batch["mask"], scores, 2.0 + jnp.arange(max_len))
+        keep = jnp.sort(jnp.argsort(scores, axis=1)[:, :length], axis=1)
+    elif sampling == "uniform":
+        stride = jnp.maximum(valid_counts / length, 1.0)
+        offset = jax.random.uniform(sample_key, (batch_size, 1)) * jnp.maximum(
+            stride[:, None] - 1, 0
+        )
+        keep = jnp.floor(jnp.arange(length)[None, :] * stride[:, None] + offset).astype(jnp.int32)
+        keep = jnp.where(jnp.arange(length)[None, :] < valid_counts[:, None], keep, max_len - 1)
+    else:
+        raise ValueError(f"data.sampling must be 'random' or 'uniform', got {sampling!r}")
+    take = lambda x: jnp.take_along_axis(x, keep.reshape(keep.shape + (1,) * (x.ndim - 2)), axis=1)  # noqa: E731
+    sampled_mask = jnp.arange(length)[None, :] < jnp.minimum(valid_counts, length)[:, None]
+    return {
+        "visual": take(batch["visual"]) * sampled_mask[..., None],
+        "audio": take(batch["audio"]) * sampled_mask[..., None],
+        "mask": sampled_mask,
+        "labels": batch["labels"],
+    }

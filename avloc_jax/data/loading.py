@@ -1,0 +1,17 @@
+"""The dataset a config names: the built-in demo data, or one built by `avloc build-data`."""
+
+from __future__ import annotations
+
+import ml_collections
+
+from avloc_jax.data import demo_data
+from avloc_jax.data.records import Dataset
+
+
+def load_dataset(config: ml_collections.ConfigDict) -> Dataset:
+    """The built-in demo data (generated from the config seed), or a TFDS dataset."""
+    if config.data.name == "demo":
+        return demo_data.make_dataset(config.data.demo, seed=config.seed)
+    from avloc_jax.data import datasets  # imports tensorflow_datasets, only needed here
+
+    return datasets.load_dataset(config.data.name, config.data.data_dir, config=config.data)

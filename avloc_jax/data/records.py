@@ -1,0 +1,110 @@
+"""The data contract shared by the dataset builders, the demo data, the input
+pipeline, the engine and the evaluation code.
+
+A *record* is one video, as a dict of NumPy values:
+
+  ``video_id``        str             the dataset's id (YouTube id for ActivityNet/AVE)
+  ``visual``          float32 [T, Dv] visual snippet features
+  ``audio``           float32 [T, Da] audio snippet features, aligned to the visual ones
+  ``labels``          float32 [C]     multi-hot video-level labels (all zero: background-only)
+  ``duration``        float32 []      the video's length in seconds
+  ``segments``        float32 [K, 2]  ground-truth (start, end) seconds; K may be 0
+  ``segment_labels``  int32   [K]     class index of each segment
+  ``snippet_labels``  int32   [T]     per-snippet class, C meaning background (AVE-style
+                                      datasets; untrimmed datasets derive it from segments)
+
+Training only ever reads ``visual``, ``audio`` and ``labels``: the segment-level fields are
+there for evaluation and validation-based model selection.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+Record = dict[str, Any]
+
+TASK_AVE = "ave"  # trimmed clips, per-snippet labels, segment accuracy
+TASK_DETECTION = "detection"  # untrimmed videos, detection mAP
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetMetadata:
+    """What a config needs to know about a dataset; users never type these."""
+
+    name: str
+    task: str  # TASK_AVE or TASK_DETECTION
+    class_names: tuple[str, ...]
+    visual_dim: int
+    audio_dim: int
+    # Split names in the dataset and the role each plays for the engine.
+    train_split: str = "train"
+    val_split: str = "validation"
+    test_split: str = "test"
+    # tIoU thresholds of the dataset's official protocol (detection task only).
+    tiou_thresholds: tuple[float, ...] = tuple(np.round(np.linspace(0.5, 0.95, 10), 2))
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> DatasetMetadata:
+        fields = {f.name for f in dataclasses.fields(cls)}
+        kwargs = {k: v for k, v in data.items() if k in fields}
+        kwargs["class_names"] = tuple(kwargs["class_names"])
+        if "tiou_thresholds" in kwargs:
+            kwargs["tiou_thresholds"] = tuple(float(x) for x in kwargs["tiou_thresholds"])
+        return cls(**kwargs)
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    """Random-access splits (a list, or a TFDS/grain data source) plus metadata."""
+
+    metadata: DatasetMetadata
+    splits: Mapping[str, Sequence[Record]]
+
+    def split(self, name: str) -> Sequence[Record]:
+        if name not in self.splits:
+            raise KeyError(
+                f"dataset {self.metadata.name!r} has no split {name!r}; "
+                f"available: {sorted(self.splits)}"
+            )
+        return self.splits[name]
+
+
+def ground_truth_json(records: Sequence[Record], class_names: Sequence[str], subset: str) -> dict:
+    """Ground truth of `records` in the official ActivityNet JSON layout."""
+    database = {}
+    for record in records:
+        annotations = [
+            {"label": class_names[int(lab)], "segment": [float(s), float(e)]}
+            for (s, e), lab in zip(
+                np.asarray(record["segments"]).reshape(-1, 2), record["segment_labels"]
+            )
+        ]
+        database[_as_str(record["video_id"])] = {
+            "subset": subset,
+            "duration": float(record["duration"]),
+            "annotations": annotations,
+        }
+    return {"version": "avloc-jax", "database": database}
+
+
+def _as_str(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    if isinstance(value, np.ndarray):
+        value = value.item()
+        return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+    return str(value)
+
+
+as_str = _as_str

@@ -1,0 +1,144 @@
+"""Feature synthesis with planted audio-visual structure, on a real timeline.
+
+Used by `avloc make-benchmark`: the videos, durations, segments and classes are real
+annotations; only the features are synthesised. The structure planted per class:
+
+* ``pair``: classes in visually near-identical pairs (one visual prototype, plus a small
+  ``pair_visual_offset``), told apart only by their sound;
+* ``silent``: no sound of its own (only vision finds it);
+* ``distinct``: distinct in both modalities.
+
+Per video: a scene offset per modality, temporally correlated (AR(1)) noise, near-action
+visual context (the scene looks like the action just before and after it, without its
+sound), unrelated background "music" over random stretches, and a small random
+audio/visual misalignment. Visual and audio snippets have their own rates (I3D-style
+0.64 s and VGGish-style 0.96 s by default), so the audio has a different snippet count.
+Features pass through a softplus: non-negative, like post-ReLU CNN features.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import ml_collections
+import numpy as np
+
+
+def default_config() -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.visual_dim = 64
+    c.audio_dim = 32
+    c.visual_snippet_seconds = 0.64  # 16 frames at 25 fps (I3D)
+    c.audio_snippet_seconds = 0.96  # VGGish frames
+    c.pair_fraction = 0.3  # share of classes in visually near-identical pairs
+    c.silent_fraction = 0.2  # share of classes with no sound of their own
+    c.pair_visual_offset = 0.15  # how different the two visuals of a pair are (relative)
+    c.visual_strength = 1.5
+    c.audio_strength = 1.5
+    c.context_strength = 0.8
+    c.context_seconds = 3.0
+    c.music_probability = 0.5
+    c.music_strength = 1.5
+    c.max_misalignment_seconds = 0.5
+    c.scene_std = 0.6
+    c.noise_std = 1.0
+    c.temporal_correlation = 0.8
+    return c
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassStructure:
+    """Per-class roles and prototypes. kinds[c] in {'pair', 'silent', 'distinct'}."""
+
+    kinds: tuple[str, ...]
+    partner: tuple[int, ...]  # the other class of a pair, else -1
+    visual: np.ndarray  # [C, Dv] unit-norm prototypes
+    audio: np.ndarray  # [C, Da] unit-norm (zero for silent classes)
+    music: np.ndarray  # [Da]
+
+
+def make_class_structure(
+    num_classes: int, config: ml_collections.ConfigDict, seed: int
+) -> ClassStructure:
+    rng = np.random.default_rng([seed, 2021])
+    unit = lambda x: x / np.linalg.norm(x, axis=-1, keepdims=True)  # noqa: E731
+    order = rng.permutation(num_classes)
+    num_pair_classes = 2 * int(round(config.pair_fraction * num_classes / 2))
+    num_silent = int(round(config.silent_fraction * num_classes))
+    kinds = ["distinct"] * num_classes
+    partner = [-1] * num_classes
+    visual = unit(rng.normal(size=(num_classes, config.visual_dim)))
+    for i in range(0, num_pair_classes, 2):
+        a, b = int(order[i]), int(order[i + 1])
+        kinds[a] = kinds[b] = "pair"
+        partner[a], partner[b] = b, a
+        visual[b] = unit(
+            visual[a] + config.pair_visual_offset * unit(rng.normal(size=config.visual_dim))
+        )
+    for c in order[num_pair_classes : num_pair_classes + num_silent]:
+        kinds[int(c)] = "silent"
+    audio = unit(rng.normal(size=(num_classes, config.audio_dim)))
+    audio[[k == "silent" for k in kinds]] = 0.0
+    music = unit(rng.normal(size=config.audio_dim))
+    return ClassStructure(tuple(kinds), tuple(partner), visual, audio, music)
+
+
+def snippet_count(duration: float, seconds_per_snippet: float) -> int:
+    return max(1, int(np.ceil(duration / seconds_per_snippet)))
+
+
+def _ar1(rng: np.random.Generator, length: int, dim: int, rho: float, std: float) -> np.ndarray:
+    noise = np.empty((length, dim))
+    noise[0] = rng.normal(size=dim) * std
+    innovations = rng.normal(size=(length, dim)) * std * np.sqrt(1 - rho**2)
+    for t in range(1, length):
+        noise[t] = rho * noise[t - 1] + innovations[t]
+    return noise
+
+
+def _cover(centres: np.ndarray, start: float, end: float) -> np.ndarray:
+    return (centres >= start) & (centres < end)
+
+
+def synthesize_video(
+    rng: np.random.Generator,
+    duration: float,
+    segments: Sequence[tuple[float, float]],
+    segment_labels: Sequence[int],
+    structure: ClassStructure,
+    config: ml_collections.ConfigDict,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Features for one video: (visual [Tv, Dv], audio [Ta, Da]) float32, with
+    Tv = ⌈duration / visual_snippet_seconds⌉ and Ta likewise for audio."""
+    num_visual = snippet_count(duration, config.visual_snippet_seconds)
+    num_audio = snippet_count(duration, config.audio_snippet_seconds)
+    visual_t = (np.arange(num_visual) + 0.5) * config.visual_snippet_seconds
+    shift = rng.uniform(-config.max_misalignment_seconds, config.max_misalignment_seconds)
+    audio_t = (np.arange(num_audio) + 0.5) * config.audio_snippet_seconds + shift
+
+    dv, da = config.visual_dim, config.audio_dim
+    visual = _ar1(rng, num_visual, dv, config.temporal_correlation, config.noise_std)
+    visual += rng.normal(size=dv) * config.scene_std
+    audio = _ar1(rng, num_audio, da, config.temporal_correlation, config.noise_std)
+    audio += rng.normal(size=da) * config.scene_std
+    # Prototypes are unit-norm; times √D a prototype has per-dimension size ~1, like the noise.
+    amp_v, amp_a = np.sqrt(dv), np.sqrt(da)
+
+    if rng.random() < config.music_probability:
+        start, end = np.sort(rng.uniform(0, duration, size=2))
+        audio[_cover(audio_t, start, end)] += config.music_strength * amp_a * structure.music
+
+    for (start, end), label in zip(segments, segment_labels):
+        ctx = config.context_seconds
+        context = (
+            _cover(visual_t, start - ctx, start) | _cover(visual_t, end, end + ctx)
+        ) & ~_cover(visual_t, start, end)
+        visual[context] += config.context_strength * amp_v * structure.visual[label]
+        visual[_cover(visual_t, start, end)] += (
+            config.visual_strength * amp_v * structure.visual[label]
+        )
+        audio[_cover(audio_t, start, end)] += config.audio_strength * amp_a * structure.audio[label]
+
+    softplus = lambda x: np.logaddexp(0.0, x)  # noqa: E731
+    return softplus(visual).astype(np.float32), softplus(audio).astype(np.float32)

@@ -1,0 +1,2 @@
+"""Figures: class activation, foreground reliability, detections, attention maps and
+training curves."""
