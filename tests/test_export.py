@@ -9,7 +9,7 @@ import orbax.checkpoint as ocp
 import pytest
 
 from avloc_jax.cli import main as cli
-from avloc_jax.data import loading
+from avloc_jax.data import loading, metadata_file
 from avloc_jax.serving import inference
 
 
@@ -166,7 +166,7 @@ def test_workdir_metadata_from_its_file_or_derived_from_the_config(
     derived = inference.load_workdir(copy)  # no metadata file: the demo data are regenerated
     assert derived.metadata == dataset.metadata and derived.seconds_per_snippet == 1.0
 
-    inference.write_dataset_metadata(copy, dataset, trained_demo[2])  # what `avloc train` writes
+    metadata_file.write_dataset_metadata(copy, dataset, trained_demo[2])  # what `avloc train` writes
 
     def no_dataset(config):
         raise AssertionError("the metadata file should be enough")
@@ -175,4 +175,4 @@ def test_workdir_metadata_from_its_file_or_derived_from_the_config(
     stored = inference.load_workdir(copy)
     assert stored.metadata == dataset.metadata and stored.seconds_per_snippet == 1.0
     # without a config to ask, the snippet length is estimated from training durations / T
-    assert inference.seconds_per_snippet(dataset) == pytest.approx(1.0)
+    assert metadata_file.seconds_per_snippet(dataset) == pytest.approx(1.0)
