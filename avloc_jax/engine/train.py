@@ -39,6 +39,7 @@ from avloc_jax.data.records import Dataset
 from avloc_jax.engine.metric_logging import MetricLogger
 from avloc_jax.engine.tensorboard_writer import TensorBoardWriter
 from avloc_jax.evaluation import evaluators as evaluation
+from avloc_jax.evaluation import predict
 from avloc_jax.model import models
 
 
@@ -302,7 +303,7 @@ def evaluate_split(
 ) -> tuple[dict[str, float], dict | None, dict]:
     """(metrics, detections or None, per-video outputs) of `params` on `split`."""
     source = dataset.split(split)
-    outputs = evaluation.collect_outputs(
+    outputs = predict.collect_outputs(
         eval_step,
         params,
         source,
@@ -391,7 +392,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     train_step, jitted_train_step, train_traces = make_train_step(
         model, tx, config.loss, schedule, mesh
     )
-    eval_step = evaluation.make_eval_step(model, config.loss.topk_ratio, mesh)
+    eval_step = predict.make_eval_step(model, config.loss.topk_ratio, mesh)
     train_source = dataset.split(meta.train_split)
     if config.data.device_resident:
         # The whole split on the devices; runs of steps between events fuse into one scan.
@@ -539,7 +540,7 @@ def evaluate_workdir(
     checkpoints.close()
     if state is None:
         raise FileNotFoundError(f"no {checkpoint!r} checkpoint under {workdir / 'checkpoints'}")
-    eval_step = evaluation.make_eval_step(model, config.loss.topk_ratio, mesh)
+    eval_step = predict.make_eval_step(model, config.loss.topk_ratio, mesh)
     metrics, detections, _ = evaluate_split(config, dataset, split, state.params, eval_step, mesh)
     write_results(
         workdir, split, metrics, detections, {"step": int(state.step), "checkpoint": checkpoint}

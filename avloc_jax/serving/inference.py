@@ -548,13 +548,14 @@ def predict_split(
     from avloc_jax.common import parallel
     from avloc_jax.data.records import as_str
     from avloc_jax.evaluation import evaluators as evaluation
+    from avloc_jax.evaluation import predict
 
     check_compatible(loaded.metadata, dataset.metadata)
     source = dataset.split(split)
     mesh = parallel.make_mesh()
-    eval_step = evaluation.make_eval_step(loaded.model, loaded.config.loss.topk_ratio, mesh)
+    eval_step = predict.make_eval_step(loaded.model, loaded.config.loss.topk_ratio, mesh)
     buckets = tuple(loaded.config.data.get("eval_buckets", ()) or ())
-    outputs = evaluation.collect_outputs(
+    outputs = predict.collect_outputs(
         eval_step,
         loaded.params,
         source,
