@@ -29,9 +29,19 @@ setup(
         "tqdm>=4.66",
         "tensorboardX>=2.6.2",
         "matplotlib>=3.8",
+        "clu>=0.0.12",
     ],
     extras_require={
-        "test": ["pytest>=8.0", "pytest-xdist>=3.5", "portpicker>=1.6"],
+        # The test extra also carries the checks that CI runs before the tests.
+        "test": [
+            "pytest>=8.0",
+            "pytest-xdist>=3.5",
+            "portpicker>=1.6",
+            "ruff>=0.8",
+            "mypy>=1.13",
+            "import-linter>=2.1",
+        ],
+        "dev": ["pre-commit>=3.5"],
     },
     entry_points={"console_scripts": ["avloc=avloc_jax.cli.main:main"]},
 )
