@@ -150,7 +150,7 @@ def test_process_slices_are_disjoint_cover_the_data_and_match_one_process():
             np.testing.assert_array_equal(
                 np.concatenate([run[k][key] for run in per_process]), single[k][key]
             )
-    with pytest.raises(ValueError, match="multiple of process_count"):
+    with pytest.raises(ValueError, match="divisible by process_count"):
         next(ip.train_batches(records, batch_size=4, seed=0, num_snippets=8, process_count=3))
 
 
@@ -225,3 +225,40 @@ def test_eval_empty_process_batches_keep_lockstep():
     # 3 videos in one global batch of 8: processes 2 and 3 get all-padding batches.
     assert all(i == -1 for _, idx in runs[3] for i in idx)
     assert not any(b["example_mask"].any() for b, _ in runs[3])
+
+
+def test_prefetch_to_device_keeps_order_and_stays_ahead():
+    import jax
+
+    from avloc_jax.common import parallel
+
+    sharding = parallel.batch_sharded(parallel.make_mesh())
+    source = make_source(n=9)
+    host = take(
+        ip.train_batches(source, batch_size=2 * jax.device_count(), seed=3, num_snippets=8), 5
+    )
+    reads = []
+
+    def counted():
+        for batch in host:
+            reads.append(len(reads))
+            yield batch
+
+    out = ip.prefetch_to_device(counted(), sharding, size=2)
+    assert reads == []  # nothing is read before the first batch is asked for
+    for k, expected in enumerate(host):
+        got = next(out)
+        assert len(reads) == min(k + 1 + 2, len(host))  # `size` batches beyond the yielded one
+        assert set(got) == set(expected)
+        for key, value in expected.items():
+            assert isinstance(got[key], jax.Array) and got[key].sharding == sharding
+            np.testing.assert_array_equal(np.asarray(got[key]), value)
+    with pytest.raises(StopIteration):
+        next(out)
+    with pytest.raises(ValueError, match="prefetch size"):
+        next(ip.prefetch_to_device(iter(host), sharding, size=0))
+
+
+def test_train_seed_range():
+    with pytest.raises(ValueError, match="seed must be in"):
+        ip.train_dataset(make_source(n=4), batch_size=2, seed=-1, num_snippets=8)

@@ -23,7 +23,7 @@ from etils import epath
 from tensorflow_datasets.core import utils as tfds_utils
 
 from avloc_jax.data.annotations import DataError, load_npy
-from avloc_jax.data.records import DatasetMetadata
+from avloc_jax.data.records import DatasetMetadata, resample_time
 
 PathLike = str | os.PathLike
 log = logging.getLogger("avloc.build")
@@ -69,7 +69,8 @@ def check_features(
         np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)
     ):
         raise DataError(
-            f"{source}: {what} features of {video} have dtype {x.dtype}; expected a float array [T, D]"
+            f"{source}: {what} features of {video} have dtype {x.dtype}; expected a float array "
+            "[T, D]"
         )
     if x.ndim != 2:
         raise DataError(
@@ -81,31 +82,17 @@ def check_features(
         )
     if dim is not None and x.shape[1] != dim:
         raise DataError(
-            f"{source}: {what} features of {video} have {x.shape[1]} dims; expected {dim} like the other videos"
+            f"{source}: {what} features of {video} have {x.shape[1]} dims; expected {dim} like the "
+            "other videos"
         )
     x = x.astype(np.float32)
     if not np.all(np.isfinite(x)):
         bad = np.argwhere(~np.isfinite(x))[0]
         raise DataError(
-            f"{source}: {what} features of {video} contain NaN/Inf (first at snippet {bad[0]}, dim {bad[1]})"
+            f"{source}: {what} features of {video} contain NaN/Inf (first at snippet {bad[0]}, dim "
+            f"{bad[1]})"
         )
     return x
-
-
-def resample_time(x: np.ndarray, length: int) -> np.ndarray:
-    """Linear resampling along time, [T, D] -> [length, D].
-
-    Snippet centres are matched: output snippet t sits at time (t + 0.5) / length of the
-    video, which is input position (t + 0.5) * T / length - 0.5 (clamped at the ends).
-    """
-    t_in = x.shape[0]
-    if t_in == length:
-        return x
-    pos = np.clip((np.arange(length) + 0.5) * t_in / length - 0.5, 0.0, t_in - 1)
-    lo = np.floor(pos).astype(np.int64)
-    hi = np.minimum(lo + 1, t_in - 1)
-    w = (pos - lo)[:, None].astype(np.float32)
-    return (x[lo] * (1.0 - w) + x[hi] * w).astype(np.float32)
 
 
 # ----------------------------------------------------------------------------- stores
@@ -138,7 +125,8 @@ class ObjectArrayStore(FeatureStore):
         array = load_npy(path, f"{what} features")
         if array.ndim == 0 or len(array) != num_rows:
             raise DataError(
-                f"{path}: {what} features have {len(array) if array.ndim else 0} rows; expected {num_rows} "
+                f"{path}: {what} features have {len(array) if array.ndim else 0} rows; expected "
+                f"{num_rows} "
                 "(one per row of the annotation files)"
             )
         self._array = array
@@ -188,7 +176,8 @@ def split_roles_json(
     return {"train": train, "val": val, "test": test, "heldout_fraction": float(heldout_fraction)}
 
 
-class AvlocBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+# (TFDS's registry takes skip_registration in __init_subclass__; its stubs do not say so)
+class AvlocBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):  # type: ignore[call-arg]
     """Base of the avloc builders: inputs by name, from explicit paths or a manual dir.
 
     Args (besides TFDS's data_dir / config / file_format):
@@ -221,7 +210,8 @@ class AvlocBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         unknown = set(paths or {}) - set(self.INPUTS)
         if unknown:
             raise ValueError(
-                f"{self.name}: unknown inputs {sorted(unknown)}; expected some of {sorted(self.INPUTS)}"
+                f"{self.name}: unknown inputs {sorted(unknown)}; expected some of "
+                f"{sorted(self.INPUTS)}"
             )
         if not 0.0 <= heldout_fraction < 1.0:
             raise ValueError(f"heldout_fraction must be in [0, 1), got {heldout_fraction}")

@@ -90,7 +90,8 @@ class WtalcBuilder(common.AvlocBuilder, skip_registration=True):
                     if self._skip_missing:
                         break
                     raise DataError(
-                        f"{store.description}: no {what} features for row {row} (video {vid}); expected "
+                        f"{store.description}: no {what} features for row {row} (video {vid}); "
+                        "expected "
                         f"{[str(p) for p in store.candidates(vid)]}"
                     )
             if raw.get("visual") is None or raw.get("audio") is None:

@@ -168,9 +168,7 @@ def _summary(path: Path) -> str:
     from avloc_jax.data import datasets
 
     name, config = path.parent.parent.name, path.parent.name
-    dataset = datasets.load_dataset(
-        name, path.parent.parent.parent, builder_config=config, heldout_fraction=0.0
-    )
+    dataset = datasets.load_dataset_dir(path, heldout_fraction=0.0)
     meta = dataset.metadata
     lines = [
         f"built {name}/{config} in {path}",

@@ -42,13 +42,29 @@ def batch_sharded(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, PartitionSpec(DATA_AXIS))
 
 
-def local_batch_size(global_batch_size: int, what: str) -> int:
-    """The per-process batch, checking that the global batch splits over every device."""
-    if global_batch_size % jax.device_count():
-        raise ValueError(
-            f"{what}={global_batch_size} must be divisible by the number of devices ({jax.device_count()})"
+def local_batch_size(
+    global_batch_size: int, what: str = "batch_size", *, process_count: int | None = None
+) -> int:
+    """The per-process share of a global batch, checking that it splits evenly.
+
+    By default over this run's JAX processes, and the batch must split over every device
+    (each device gets whole examples). With an explicit `process_count` (the host input
+    pipeline, which also runs without devices, e.g. to test multi-process slicing) the batch
+    must split over those processes.
+    """
+    if process_count is None:
+        divisor, label, process_count = (
+            jax.device_count(),
+            "the number of devices",
+            jax.process_count(),
         )
-    return global_batch_size // jax.process_count()
+    else:
+        divisor, label = process_count, "process_count"
+    if global_batch_size <= 0 or global_batch_size % divisor:
+        raise ValueError(
+            f"{what}={global_batch_size} must be positive and divisible by {label} ({divisor})"
+        )
+    return global_batch_size // process_count
 
 
 def to_global(batch: dict[str, np.ndarray], sharding: NamedSharding) -> dict[str, jax.Array]:

@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from avloc_jax.common.io import atomic_write_json
+
 PathLike = str | os.PathLike
 
 AVE_SNIPPETS = 10  # AVE clips are 10 s, one snippet per second
@@ -101,7 +103,10 @@ def read_ave_annotations(path: PathLike, num_snippets: int = AVE_SNIPPETS) -> Av
     path = require_file(path, "AVE annotations")
     lines = path.read_text(encoding="utf-8").splitlines()
     class_index: dict[str, int] = {}
-    ids, classes, starts, ends = [], [], [], []
+    ids: list[str] = []
+    classes: list[int] = []
+    starts: list[int] = []
+    ends: list[int] = []
     for line_no, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -114,17 +119,19 @@ def read_ave_annotations(path: PathLike, num_snippets: int = AVE_SNIPPETS) -> Av
         category, video_id, _quality, start_text, end_text = fields
         try:
             start, end = int(start_text), int(end_text)
-        except ValueError:
+        except ValueError as err:
             if not ids:  # a header line (e.g. "Category&VideoID&Quality&StartTime&EndTime")
                 continue
             raise DataError(
-                f"{path}, line {line_no}: Start/End must be integers, got {start_text!r}, {end_text!r}"
-            )
+                f"{path}, line {line_no}: Start/End must be integers, got {start_text!r}, "
+                f"{end_text!r}"
+            ) from err
         # Start == End occurs once in the real file (line 27, "0&0"): an empty event, so the
         # clip is all background in labels_closs.h5; it keeps its video-level label.
         if not 0 <= start <= end <= num_snippets:
             raise DataError(
-                f"{path}, line {line_no} (video {video_id}): expected 0 <= Start <= End <= {num_snippets}, "
+                f"{path}, line {line_no} (video {video_id}): expected 0 <= Start <= End <= "
+                f"{num_snippets}, "
                 f"got Start={start}, End={end}"
             )
         # Class index = order of first appearance, as in the AVE code and its label files.
@@ -185,11 +192,11 @@ def read_h5_array(path: PathLike, key: str = AVE_H5_KEY, what: str = "AVE file")
 def read_ave_order(path: PathLike, num_videos: int) -> np.ndarray:
     """int64 [n] row indices of one AVE split (key 'order'), checked against the row count."""
     order = read_h5_array(path, AVE_ORDER_KEY, "AVE split order").reshape(-1)
-    if order.size and not np.issubdtype(order.dtype, np.integer):
-        if not np.all(order == np.round(order)):
-            raise DataError(
-                f"{path}: split order must hold integer row indices, got dtype {order.dtype}"
-            )
+    integral_type = np.issubdtype(order.dtype, np.integer)
+    if order.size and not integral_type and not np.all(order == np.round(order)):
+        raise DataError(
+            f"{path}: split order must hold integer row indices, got dtype {order.dtype}"
+        )
     order = order.astype(np.int64)
     bad = np.flatnonzero((order < 0) | (order >= num_videos))
     if bad.size:
@@ -276,7 +283,8 @@ def _list_column(folder: Path, name: str, n: int) -> list[list[Any]]:
     array = load_npy(folder / name, f"W-TALC {name}")
     if array.ndim != 1 or len(array) != n:
         raise DataError(
-            f"{folder / name}: expected an object array of {n} per-video lists, got shape {array.shape}"
+            f"{folder / name}: expected an object array of {n} per-video lists, got shape "
+            f"{array.shape}"
         )
     return [list(x) if x is not None else [] for x in array]
 
@@ -315,14 +323,16 @@ def read_wtalc_annotations(
         durations = durations[:, 0]
     if durations.shape != (n,):
         raise DataError(
-            f"{folder / 'duration.npy'}: expected shape [{n}] or [{n}, 1], got {list(durations.shape)}"
+            f"{folder / 'duration.npy'}: expected shape [{n}] or [{n}, 1], got "
+            f"{list(durations.shape)}"
         )
     durations = durations.astype(np.float64)
     bad = np.flatnonzero(~np.isfinite(durations) | (durations <= 0))
     if bad.size:
         i = int(bad[0])
         raise DataError(
-            f"{folder / 'duration.npy'}: row {i} (video {video_ids[i]}) has duration {durations[i]}: "
+            f"{folder / 'duration.npy'}: row {i} (video {video_ids[i]}) has duration "
+            f"{durations[i]}: "
             "expected a finite length > 0 seconds (zero-length video)"
         )
 
@@ -334,7 +344,8 @@ def read_wtalc_annotations(
         labels = tuple(as_text(x) for x in raw_labels[i])
         if len(labels) != len(raw_segments[i]):
             raise DataError(
-                f"{folder}: row {i} (video {video_ids[i]}) has {len(raw_segments[i])} segments in segments.npy "
+                f"{folder}: row {i} (video {video_ids[i]}) has {len(raw_segments[i])} segments in "
+                "segments.npy "
                 f"but {len(labels)} labels in labels.npy (expected one label per segment)"
             )
         for label in labels:
@@ -347,12 +358,14 @@ def read_wtalc_annotations(
             seg = np.asarray(raw_segments[i], np.float64).reshape(-1, 2)
         except (ValueError, TypeError) as err:
             raise DataError(
-                f"{folder / 'segments.npy'}: row {i} (video {video_ids[i]}): expected a list of [start, end] "
+                f"{folder / 'segments.npy'}: row {i} (video {video_ids[i]}): expected a list of "
+                "[start, end] "
                 f"pairs, got {raw_segments[i]!r}"
             ) from err
         if not np.all(np.isfinite(seg)) or np.any(seg[:, 1] < seg[:, 0]) or np.any(seg < 0):
             raise DataError(
-                f"{folder / 'segments.npy'}: row {i} (video {video_ids[i]}): expected finite segments with "
+                f"{folder / 'segments.npy'}: row {i} (video {video_ids[i]}): expected finite "
+                "segments with "
                 f"0 <= start <= end, got {seg.tolist()}"
             )
         segments.append(seg.astype(np.float32))
@@ -498,9 +511,7 @@ def write_ground_truth_json(
     gt = wtalc_ground_truth(read_layout(folder, layout), layout, subsets)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(gt))
-    tmp.replace(out)  # never leave a half-written GT file
+    atomic_write_json(out, gt, indent=None)  # never leave a half-written GT file
     return gt
 
 
@@ -540,7 +551,8 @@ def read_ground_truth_json(path: PathLike) -> list[GroundTruthVideo]:
             ) from err
         if not np.isfinite(duration) or duration <= 0:
             raise DataError(
-                f"{where}: duration {duration}: expected a finite length > 0 seconds (zero-length video)"
+                f"{where}: duration {duration}: expected a finite length > 0 seconds (zero-length "
+                "video)"
             )
         segments, labels = [], []
         for k, ann in enumerate(entry.get("annotations") or []):

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from avloc_jax.data.records import Dataset, DatasetMetadata, Record, as_str
 
@@ -40,23 +41,23 @@ class RecordSource(Sequence[Record]):
         self,
         source: Any,
         *,
-        lengths: Sequence[int] | None = None,
-        indices: Sequence[int] | None = None,
+        lengths: npt.ArrayLike | None = None,
+        indices: npt.ArrayLike | None = None,
         name: str = "",
     ):
         self._source = source
         self._indices = None if indices is None else np.asarray(indices, np.int64)
         self.name = name
         size = len(source) if self._indices is None else len(self._indices)
-        if lengths is not None:
-            lengths = np.asarray(lengths, np.int64)
-            if self._indices is not None and len(lengths) == len(source):
-                lengths = lengths[self._indices]
-            if len(lengths) != size:
+        counts = None if lengths is None else np.asarray(lengths, np.int64)
+        if counts is not None:
+            if self._indices is not None and len(counts) == len(source):
+                counts = counts[self._indices]
+            if len(counts) != size:
                 raise ValueError(
-                    f"split {name!r}: {len(lengths)} stored snippet counts for {size} examples"
+                    f"split {name!r}: {len(counts)} stored snippet counts for {size} examples"
                 )
-        self.lengths = lengths
+        self.lengths = counts
         self._size = size
 
     def __len__(self) -> int:
@@ -72,7 +73,7 @@ class RecordSource(Sequence[Record]):
             )
         return index if self._indices is None else int(self._indices[index])
 
-    def __getitem__(self, index):  # type: ignore[override]
+    def __getitem__(self, index):
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(self._size))]
         return decode_record(self._source[self._source_index(index)])
@@ -85,17 +86,17 @@ class RecordSource(Sequence[Record]):
             items = [self._source[i] for i in positions]
         return [decode_record(item) for item in items]
 
-    def subset(self, indices: Sequence[int], name: str) -> RecordSource:
+    def subset(self, indices: npt.ArrayLike, name: str) -> RecordSource:
         """A view of some examples of this split (indices into this split)."""
-        indices = np.asarray(indices, np.int64)
-        base = indices if self._indices is None else self._indices[indices]
-        lengths = None if self.lengths is None else self.lengths[indices]
+        rows = np.asarray(indices, np.int64)
+        base = rows if self._indices is None else self._indices[rows]
+        lengths = None if self.lengths is None else self.lengths[rows]
         return RecordSource(self._source, lengths=lengths, indices=base, name=name)
 
 
 def decode_record(item: Mapping[str, Any]) -> Record:
     """A stored example -> Record (str id, float32 scalar duration, NumPy arrays)."""
-    record = {key: np.asarray(value) for key, value in item.items()}
+    record: Record = {key: np.asarray(value) for key, value in item.items()}
     record["video_id"] = as_str(item["video_id"])
     record["duration"] = np.float32(item["duration"])
     return record
@@ -132,53 +133,55 @@ def default_data_dir() -> Path:
     return Path(os.path.expanduser(os.environ.get("TFDS_DATA_DIR", "~/tensorflow_datasets")))
 
 
-def find_dataset_dir(
+def _default_config(base: Path) -> str:
+    """The config to read when none is named: 'default', else the only one built."""
+    configs = sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if "default" in configs:
+        return "default"
+    if len(configs) == 1:
+        return configs[0]
+    raise FileNotFoundError(
+        f"{base}: choose a builder config among {configs} (data.builder_config)"
+    )
+
+
+def open_builder(
     name: str,
-    data_dir: str | os.PathLike | None,
+    data_dir: str | os.PathLike | None = None,
     builder_config: str | None = None,
     version: str | None = None,
-) -> Path:
-    """``<data_dir>/<name>/<config>/<version>`` of a complete build (has dataset_info.json)."""
+) -> Any:
+    """The read-only TFDS builder of ``<data_dir>/<name>/<config>/<version>``.
+
+    TFDS finds the build (`builder_from_files`: the latest version with its feature and
+    dataset info files unless `version` is given) and reads it without the builder code.
+    TFDS's own default-config lookup needs the builder class or a ``<name>/.config`` file
+    that `avloc build-data` does not keep (it builds elsewhere and moves the version in),
+    hence `_default_config`. FileNotFoundError names the folder and what was expected.
+    """
+    import tensorflow_datasets as tfds  # heavy; only needed here
+
+    # Not re-exported as tfds.builder_from_files in tfds 4.9; tfds.builder's file fallback.
+    from tensorflow_datasets.core.read_only_builder import builder_from_files
+
     root = Path(os.path.expanduser(str(data_dir))) if data_dir else default_data_dir()
     base = root / name
     if not base.is_dir():
         raise FileNotFoundError(
-            f"no dataset {name!r} in {root}; build it with `avloc build-data {name} --data-dir {root} ...`"
+            f"no dataset {name!r} in {root}; "
+            f"build it with `avloc build-data {name} --data-dir {root} ...`"
         )
-
-    def complete_versions(config_dir: Path) -> list[Path]:
-        found = [
-            p for p in config_dir.iterdir() if p.is_dir() and (p / "dataset_info.json").is_file()
-        ]
-        return sorted(
-            found, key=lambda p: tuple(int(x) if x.isdigit() else 0 for x in p.name.split("."))
-        )
-
-    configs = {
-        p.name: complete_versions(p)
-        for p in base.iterdir()
-        if p.is_dir() and not p.name.startswith(".")
-    }
-    configs = {k: v for k, v in configs.items() if v}
-    if builder_config is None:
-        if "default" in configs:
-            builder_config = "default"
-        elif len(configs) == 1:
-            builder_config = next(iter(configs))
-        else:
-            raise FileNotFoundError(
-                f"{base}: choose a builder config among {sorted(configs)} (data.builder_config)"
-            )
-    if builder_config not in configs:
+    builder_config = builder_config or _default_config(base)
+    spec = f"{name}/{builder_config}" + (f":{version}" if version else "")
+    try:
+        return builder_from_files(spec, data_dir=str(root))
+    except tfds.core.DatasetNotFoundError as err:
+        which = f"version {version}" if version else "a version"
         raise FileNotFoundError(
-            f"{base}: no complete build of config {builder_config!r}; found {sorted(configs)}"
-        )
-    versions = configs[builder_config]
-    if version is not None:
-        versions = [p for p in versions if p.name == version]
-        if not versions:
-            raise FileNotFoundError(f"{base / builder_config}: no complete version {version}")
-    return versions[-1]
+            f"{base / builder_config}: no complete build; expected {which} folder with "
+            f"dataset_info.json and features.json (written by `avloc build-data {name}`); "
+            f"configs here: {sorted(p.name for p in base.iterdir() if p.is_dir())}"
+        ) from err
 
 
 def load_dataset(
@@ -205,21 +208,35 @@ def load_dataset(
     Returns:
       Dataset whose metadata names the train / val / test splits to use.
     """
-    import tensorflow_datasets as tfds  # heavy; only needed here
-
     builder_config = builder_config or _get(config, "builder_config") or None
     if builder_config is None and name == "ave" and _get(config, "weak_setting", False):
         builder_config = "weak"
-    path = find_dataset_dir(name, data_dir, builder_config, version)
+    builder = open_builder(name, data_dir, builder_config, version)
+    return dataset_from_builder(builder, config=config, heldout_fraction=heldout_fraction)
+
+
+def load_dataset_dir(
+    path: str | os.PathLike, *, config: Any = None, heldout_fraction: float | None = None
+) -> Dataset:
+    """`load_dataset` of one build folder ``<data_dir>/<name>/<config>/<version>``."""
+    import tensorflow_datasets as tfds  # heavy; only needed here
+
     builder = tfds.builder_from_directory(str(path))
+    return dataset_from_builder(builder, config=config, heldout_fraction=heldout_fraction)
+
+
+def dataset_from_builder(
+    builder: Any, *, config: Any = None, heldout_fraction: float | None = None
+) -> Dataset:
+    """The Dataset of a (read-only) TFDS builder written by `avloc build-data`; `config`
+    and `heldout_fraction` as in `load_dataset`."""
+    name, path = builder.name, builder.data_dir
     stored = dict(builder.info.metadata or {})
     if "avloc" not in stored:
         raise ValueError(f"{path}: not built by avloc (no 'avloc' metadata)")
     meta = DatasetMetadata.from_json(stored["avloc"])
     roles = stored.get("split_roles") or {
-        "train": meta.train_split,
-        "val": meta.val_split,
-        "test": meta.test_split,
+        r: meta.resolve_split(r) for r in ("train", "val", "test")
     }
     counts = stored.get("snippet_counts") or {}
 
@@ -254,7 +271,8 @@ def load_dataset(
             train_name, val_name = HELDOUT_TRAIN, HELDOUT_VAL
         else:
             log.warning(
-                "%s: no held-out validation (val_fraction=0): model selection uses the test split %r",
+                "%s: no held-out validation (val_fraction=0): model selection uses the test split "
+                "%r",
                 name,
                 test_name,
             )

@@ -22,12 +22,17 @@ processes run the same number of steps with the same shapes.
 
 from __future__ import annotations
 
+import collections
+import itertools
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import grain
+import jax
 import numpy as np
+import numpy.typing as npt
 
+from avloc_jax.common import parallel
 from avloc_jax.data.records import Record
 
 SAMPLING_MODES = ("random", "uniform", "crop")
@@ -46,19 +51,6 @@ def source_lengths(source: Sequence[Record]) -> np.ndarray:
     if lengths is not None:
         return np.asarray(lengths, np.int64)
     return np.asarray([len(source[i]["visual"]) for i in range(len(source))], np.int64)
-
-
-def local_batch_size(batch_size: int, process_count: int) -> int:
-    if batch_size <= 0 or batch_size % process_count:
-        raise ValueError(
-            f"batch_size={batch_size} must be a positive multiple of process_count={process_count}"
-        )
-    return batch_size // process_count
-
-
-def _seed32(*parts: int) -> int:
-    """A 32-bit seed mixed from integers (grain seeds must be in [0, 2**32))."""
-    return int(np.random.SeedSequence([int(p) % 2**63 for p in parts]).generate_state(1)[0])
 
 
 def sample_indices(
@@ -137,7 +129,9 @@ def train_dataset(
         raise ValueError(f"sampling must be one of {SAMPLING_MODES}, got {sampling!r}")
     if not 0 <= process_index < process_count:
         raise ValueError(f"process_index={process_index} must be in [0, {process_count})")
-    local = local_batch_size(batch_size, process_count)
+    if not 0 <= seed < 2**63:  # the range the recorded streams were seeded from
+        raise ValueError(f"seed must be in [0, 2**63), got {seed}")
+    local = parallel.local_batch_size(batch_size, process_count=process_count)
     if len(source) == 0:
         raise ValueError("the training split is empty")
     # One L for every process (the global batch must have one shape): num_snippets, or the
@@ -147,15 +141,22 @@ def train_dataset(
     def sample(record: Record, rng: np.random.Generator) -> dict[str, np.ndarray]:
         return train_example(record, rng, num_snippets=length, sampling=sampling)
 
+    # grain derives each random op's seed from the nearest upstream `.seed(s)` and the op's
+    # distance d to it, as SeedSequence([s, d]). The stream was first seeded by hand with
+    # exactly those values for d = 1 (shuffle) and d = 2 (sampling); the second `.seed`
+    # keeps the sampling at d = 2 (with one, repeat would make it 3 and change every
+    # sampled snippet of the recorded runs).
     stream = (
         grain.MapDataset.source(source)
+        .seed(seed)
         # A new permutation per epoch: grain folds the epoch into the seed for indices past
         # the first epoch; repeat(None) then only makes the length infinite.
-        .shuffle(seed=_seed32(seed, 1))
+        .shuffle()
+        .seed(seed)
         .repeat(None)
         # The sampling rng is keyed by the position in the global stream: pure, and the
         # same whatever the number of processes.
-        .random_map(sample, seed=_seed32(seed, 2))
+        .random_map(sample)
     )
     # Local batch m of the stream is positions [mb, (m+1)b); global batch k holds local
     # batches kP .. kP+P-1, and process p takes local batch kP + p. Slicing is lazy: a
@@ -217,6 +218,31 @@ def _iterate(ds: grain.MapDataset, num_threads: int, prefetch: int) -> Iterator[
     return (ds[k] for k in range(len(ds)))
 
 
+def prefetch_to_device(
+    batches: Iterator[dict[str, np.ndarray]], sharding: jax.sharding.NamedSharding, size: int = 2
+) -> Iterator[dict[str, jax.Array]]:
+    """`batches` (this process's slices) as global sharded jax.Arrays, `size` ahead.
+
+    The next `size` batches are handed to the devices before the current one is yielded:
+    `jax.make_array_from_process_local_data` only starts the host-to-device copies, so they
+    run while the caller's (asynchronously dispatched) step computes. Order and values are
+    those of `batches`; after k batches are yielded, at most k + size have been read.
+    """
+    if size < 1:
+        raise ValueError(f"prefetch size must be >= 1, got {size}")
+    ready: collections.deque[dict[str, jax.Array]] = collections.deque()
+
+    def enqueue(count: int) -> None:
+        for batch in itertools.islice(batches, count):
+            ready.append(parallel.to_global(batch, sharding))
+
+    enqueue(size)
+    while ready:
+        batch = ready.popleft()
+        enqueue(1)
+        yield batch
+
+
 # ----------------------------------------------------------------------------- evaluation
 
 
@@ -248,7 +274,7 @@ def resolve_buckets(lengths: np.ndarray, buckets: Sequence[int] | None) -> tuple
 
 
 def eval_plan(
-    lengths: Sequence[int],
+    lengths: npt.ArrayLike,
     *,
     batch_size: int,
     buckets: Sequence[int] | None = None,
@@ -262,19 +288,29 @@ def eval_plan(
     positions [p*b, (p+1)*b) of each, b = batch_size // process_count. Every process gets
     the same number of batches with the same lengths.
     """
-    local = local_batch_size(batch_size, process_count)
-    lengths = np.asarray(lengths, np.int64)
-    if np.any(lengths <= 0):
-        raise ValueError(f"zero-length video at index {int(np.flatnonzero(lengths <= 0)[0])}")
-    used = resolve_buckets(lengths, buckets)
-    which = np.searchsorted(np.asarray(used), lengths, side="left")  # smallest bucket >= length
-    plan = []
+    local = parallel.local_batch_size(batch_size, process_count=process_count)
+    counts = np.asarray(lengths, np.int64)
+    if np.any(counts <= 0):
+        raise ValueError(f"zero-length video at index {int(np.flatnonzero(counts <= 0)[0])}")
+    used = resolve_buckets(counts, buckets)
+    which = np.searchsorted(np.asarray(used), counts, side="left")  # smallest bucket >= length
+
+    def padded(chunk: Sequence[int]) -> list[int]:  # the last global batch of a bucket
+        return list(chunk) + [-1] * (batch_size - len(chunk))
+
+    def mine(chunk: list[int]) -> list[int]:
+        return chunk[process_index * local : (process_index + 1) * local]
+
+    plan: list[tuple[int, list[int]]] = []
     for b, bucket in enumerate(used):
         members = np.flatnonzero(which == b).tolist()
-        for start in range(0, len(members), batch_size):
-            chunk = members[start : start + batch_size]
-            chunk += [-1] * (batch_size - len(chunk))
-            plan.append((bucket, chunk[process_index * local : (process_index + 1) * local]))
+        global_batches = (
+            grain.MapDataset.source(members)
+            .batch(batch_size, drop_remainder=False, batch_fn=padded)
+            .map(mine)
+        )
+        # Indexed, not iterated: iterating a MapDataset starts grain's reader threads.
+        plan.extend((bucket, global_batches[i]) for i in range(len(global_batches)))
     return plan
 
 
@@ -359,11 +395,11 @@ def eval_batches(
     return _iterate(grain.MapDataset.source(plan).map(make), num_threads, prefetch)
 
 
-def num_eval_shapes(lengths: Sequence[int], buckets: Sequence[int] | None = None) -> int:
+def num_eval_shapes(lengths: npt.ArrayLike, buckets: Sequence[int] | None = None) -> int:
     """How many distinct padded lengths (compiled eval shapes) a split uses."""
-    lengths = np.asarray(lengths, np.int64)
-    used = np.asarray(resolve_buckets(lengths, buckets))
-    return len(np.unique(np.searchsorted(used, lengths, side="left")))
+    counts = np.asarray(lengths, np.int64)
+    used = np.asarray(resolve_buckets(counts, buckets), np.int64)
+    return len(np.unique(np.searchsorted(used, counts, side="left")))
 
 
 def describe_batch(batch: dict[str, Any]) -> str:
@@ -378,6 +414,7 @@ __all__ = [
     "eval_batches",
     "eval_plan",
     "num_eval_shapes",
+    "prefetch_to_device",
     "resolve_buckets",
     "sample_indices",
     "source_lengths",

@@ -15,7 +15,7 @@ from typing import Any
 import ml_collections
 import numpy as np
 
-from avloc_jax.common.io import atomic_write_text
+from avloc_jax.common.io import atomic_write_json
 from avloc_jax.data.records import Dataset, DatasetMetadata
 
 METADATA_FILE = "dataset_metadata.json"
@@ -70,7 +70,7 @@ def write_dataset_metadata(
     """
     path = Path(directory) / METADATA_FILE
     payload = metadata_json(dataset.metadata, seconds_per_snippet(dataset, config))
-    atomic_write_text(path, json.dumps(payload, indent=1))
+    atomic_write_json(path, payload)
     return path
 
 

@@ -51,6 +51,12 @@ class DatasetMetadata:
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    def resolve_split(self, name: str) -> str:
+        """A role ('train' / 'val' / 'test') -> this dataset's split name; any other name
+        (a split of the dataset itself) passes through."""
+        roles = {"train": self.train_split, "val": self.val_split, "test": self.test_split}
+        return roles.get(name, name)
+
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -78,6 +84,25 @@ class Dataset:
                 f"available: {sorted(self.splits)}"
             )
         return self.splits[name]
+
+
+def resample_time(features: np.ndarray, length: int) -> np.ndarray:
+    """Linear resampling along time: [T, D] -> float32 [length, D].
+
+    Snippet centres are matched: output snippet t sits at time (t + 0.5) / length of the
+    video, which is input position (t + 0.5) * T / length - 0.5 (clamped at the ends), so
+    both sequences cover the same time span. Used to put audio snippets (e.g. VGGish,
+    0.96 s) on the visual ones (e.g. I3D, 16 frames) when their rates differ.
+    """
+    features = np.asarray(features, np.float32)
+    t_in = features.shape[0]
+    if t_in == length:
+        return features
+    pos = np.clip((np.arange(length) + 0.5) * t_in / length - 0.5, 0.0, t_in - 1)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, t_in - 1)
+    w = (pos - lo)[:, None].astype(np.float32)
+    return features[lo] * (1.0 - w) + features[hi] * w
 
 
 def ground_truth_json(records: Sequence[Record], class_names: Sequence[str], subset: str) -> dict:

@@ -414,10 +414,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
             process_index=jax.process_index(),
             process_count=jax.process_count(),
         )
-        data_sharding = parallel.batch_sharded(mesh)
-        run_steps = lambda state, count: jitted_train_step(
-            state, parallel.to_global(next(batches), data_sharding)
-        )  # noqa: E731
+        # The next global batches are copied to the devices while the current step runs.
+        device_batches = input_pipeline.prefetch_to_device(batches, parallel.batch_sharded(mesh))
+        run_steps = lambda state, count: jitted_train_step(state, next(device_batches))  # noqa: E731
     event_every = (
         config.train.log_every_steps,
         config.eval.every_steps,
@@ -526,9 +525,7 @@ def evaluate_workdir(
     mesh = parallel.make_mesh()
     dataset = load_dataset(config)
     meta = dataset.metadata
-    split = {"val": meta.val_split, "test": meta.test_split, "train": meta.train_split}.get(
-        split, split
-    )
+    split = meta.resolve_split(split)
     model = models.build_model(config.model, meta.num_classes)
     template = abstract_train_state(config, meta, mesh)
     checkpoints = Checkpoints(

@@ -41,7 +41,7 @@ from avloc_jax.data.metadata_file import (
     read_dataset_metadata,
     seconds_per_snippet,
 )
-from avloc_jax.data.records import TASK_AVE, Dataset, DatasetMetadata
+from avloc_jax.data.records import TASK_AVE, Dataset, DatasetMetadata, resample_time
 
 CONFIG_FILE = "config.json"
 BUNDLE_FILE = "bundle.json"
@@ -321,25 +321,6 @@ def load_features(path: Path | str, what: str, expected_dim: int) -> np.ndarray:
     return array
 
 
-def resample_time(features: np.ndarray, length: int) -> np.ndarray:
-    """Linear resampling along time: [T_in, D] -> [length, D].
-
-    Snippet centres are matched, i.e. output snippet t samples the input at
-    (t + 0.5) T_in / length - 0.5 (clamped to the first/last input snippet), so both
-    sequences cover the same time span.
-    """
-    features = np.asarray(features, np.float32)
-    source_length = features.shape[0]
-    if source_length == length:
-        return features
-    positions = (np.arange(length) + 0.5) * source_length / length - 0.5
-    positions = np.clip(positions, 0.0, source_length - 1)
-    lower = np.floor(positions).astype(int)
-    upper = np.minimum(lower + 1, source_length - 1)
-    weight = (positions - lower)[:, None].astype(np.float32)
-    return (1.0 - weight) * features[lower] + weight * features[upper]
-
-
 def prepare_inputs(
     visual_path: Path | str,
     audio_path: Path | str,
@@ -600,11 +581,7 @@ def check_compatible(model_meta: DatasetMetadata, data_meta: DatasetMetadata) ->
 
 def resolve_split(metadata: DatasetMetadata, split: str) -> str:
     """'val' / 'test' / 'train' -> the dataset's split names; other names pass through."""
-    return {
-        "val": metadata.val_split,
-        "test": metadata.test_split,
-        "train": metadata.train_split,
-    }.get(split, split)
+    return metadata.resolve_split(split)
 
 
 def load_split_dataset(loaded: LoadedModel, data_dir: str | None) -> Dataset:

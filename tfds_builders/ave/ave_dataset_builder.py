@@ -157,7 +157,8 @@ class Ave(common.AvlocBuilder):
         if not np.allclose(sums, 1.0):
             row, t = np.argwhere(~np.isclose(sums, 1.0))[0]
             raise DataError(
-                f"{labels_path}: row {row} (video {annotations.video_ids[row]}), snippet {t} is not one-hot "
+                f"{labels_path}: row {row} (video {annotations.video_ids[row]}), snippet {t} is "
+                "not one-hot "
                 f"(sums to {sums[row, t]})"
             )
         labels = onehot.argmax(-1).astype(np.int32)
@@ -238,7 +239,8 @@ class Ave(common.AvlocBuilder):
         events = np.flatnonzero(labels[:, :bg].any(axis=1))
         if events.size:
             raise DataError(
-                f"{paths['noisy_labels']}: row {events[0]} has an event label; expected background-only rows "
+                f"{paths['noisy_labels']}: row {events[0]} has an event label; expected "
+                "background-only rows "
                 f"(column {bg} set)"
             )
         m = labels.shape[0]

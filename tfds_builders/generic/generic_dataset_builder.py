@@ -55,7 +55,8 @@ def default_roles(subsets: Sequence[str]) -> dict[str, str | None]:
     val = next((s for s in VAL_NAMES if s in present and s not in (train, test)), None)
     if train is None or test is None:
         raise DataError(
-            f"cannot tell the train and test subsets among {present}; name them training/validation/testing "
+            f"cannot tell the train and test subsets among {present}; name them "
+            "training/validation/testing "
             "or pass split roles (--train-split/--val-split/--test-split)"
         )
     return {"train": train, "val": val, "test": test}
@@ -105,7 +106,8 @@ class Generic(common.AvlocBuilder):
             for label in v.labels:
                 if label not in index:
                     raise DataError(
-                        f"{paths['gt']}: video {v.video_id!r} has label {label!r}, which is not in the class list "
+                        f"{paths['gt']}: video {v.video_id!r} has label {label!r}, which is not in "
+                        "the class list "
                         f"{paths['classes']} ({len(class_names)} classes)"
                     )
         if not class_names:
@@ -115,7 +117,8 @@ class Generic(common.AvlocBuilder):
         for role in ("train", "test"):
             if roles.get(role) not in subsets:
                 raise DataError(
-                    f"split role {role}={roles.get(role)!r} is not a subset of {paths['gt']}: {subsets}"
+                    f"split role {role}={roles.get(role)!r} is not a subset of {paths['gt']}: "
+                    f"{subsets}"
                 )
         if roles.get("val") is not None and roles["val"] not in subsets:
             raise DataError(
@@ -143,7 +146,8 @@ class Generic(common.AvlocBuilder):
         audio = common.FolderStore(paths["audio"])
         if not paths["visual"].is_dir() or not paths["audio"].is_dir():
             raise DataError(
-                f"visual and audio must be folders of <video_id>.npy: {paths['visual']}, {paths['audio']}"
+                f"visual and audio must be folders of <video_id>.npy: {paths['visual']}, "
+                f"{paths['audio']}"
             )
         dims = common.DimTracker()
         return {
