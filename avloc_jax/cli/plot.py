@@ -17,8 +17,10 @@ the validation metric, throughput. Everything is drawn headless (Agg).
 from __future__ import annotations
 
 import argparse
-import sys
+import functools
 from pathlib import Path
+
+from avloc_jax.cli import messages
 
 PROGRAM = "avloc plot"
 
@@ -46,13 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _note(message: str) -> None:
-    print(f"{PROGRAM}: {message}", file=sys.stderr)
-
-
-def _fail(message: str, code: int) -> int:
-    print(f"{PROGRAM}: error: {message}", file=sys.stderr)
-    return code
+_note = functools.partial(messages.note, PROGRAM)
+_fail = functools.partial(messages.fail, PROGRAM)
 
 
 def main(argv: list[str]) -> int:

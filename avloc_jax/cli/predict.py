@@ -22,9 +22,12 @@ the file and what was expected), 1 when the workdir/bundle cannot be loaded.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from pathlib import Path
+
+from avloc_jax.cli import messages
 
 PROGRAM = "avloc predict"
 
@@ -70,13 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _note(message: str) -> None:
-    print(f"{PROGRAM}: {message}", file=sys.stderr)
-
-
-def _fail(message: str, code: int) -> int:
-    print(f"{PROGRAM}: error: {message}", file=sys.stderr)
-    return code
+_note = functools.partial(messages.note, PROGRAM)
+_fail = functools.partial(messages.fail, PROGRAM)
 
 
 def _write_json(payload: dict, out: str | None) -> None:
