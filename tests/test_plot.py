@@ -7,8 +7,8 @@ import pytest
 from PIL import Image
 
 from avloc_jax.cli import main as cli
-from avloc_jax.cli import plot as plot_command
-from avloc_jax.viz import plotting
+from avloc_jax.serving import figures as serving_figures
+from avloc_jax.viz import figures, plotting
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +62,9 @@ def test_predict_plot_option(workdir, trained_demo, tmp_path, capsys):
     record = dataset.split("validation")[0]
     np.save(tmp_path / "clip.npy", record["visual"])
     np.save(tmp_path / "clip_audio.npy", record["audio"])
-    code = cli.main(["predict", "--workdir", str(workdir), "--visual", str(tmp_path / "clip.npy"),
-                     "--audio", str(tmp_path / "clip_audio.npy"), "--plot", str(tmp_path / "figs")])  # fmt: skip
+    visual, audio, figs = tmp_path / "clip.npy", tmp_path / "clip_audio.npy", tmp_path / "figs"
+    argv = ["--workdir", workdir, "--visual", visual, "--audio", audio, "--plot", figs]
+    code = cli.main(["predict", *map(str, argv)])
     assert code == 0, capsys.readouterr().err
     assert_png(tmp_path / "figs" / "clip.png", plotting.VIDEO_FIGSIZE)
     assert_png(tmp_path / "figs" / "clip_attention.png", plotting.ATTENTION_FIGSIZE)
@@ -84,7 +85,7 @@ def test_models_without_cross_attention_skip_the_map_with_a_note(tmp_path, capsy
         ),
         metadata=types.SimpleNamespace(class_names=("a", "b", "c")),
     )
-    item = plot_command.VideoItem(
+    item = figures.VideoItem(
         video_id="x/y z",  # made safe for a file name
         duration=6.0,
         outputs={
@@ -95,7 +96,7 @@ def test_models_without_cross_attention_skip_the_map_with_a_note(tmp_path, capsy
         detections=[],  # nothing detected: still a figure
         ground_truth=None,
     )
-    paths = plot_command.write_video_figures(loaded, [item], tmp_path)
+    paths = serving_figures.write_figures(loaded, [item], tmp_path)
     assert [p.name for p in paths] == ["x_y_z.png"]
     assert "no attention map" in capsys.readouterr().err
     assert_png(paths[0], plotting.VIDEO_FIGSIZE)

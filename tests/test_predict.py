@@ -52,8 +52,9 @@ def test_files_give_json_that_eval_detections_scores(trained, video, tmp_path, c
     visual, audio, record = video
     video_id, duration = as_str(record["video_id"]), float(record["duration"])
     out = tmp_path / "pred.json"
-    code, stdout, stderr = predict(capsys, "--workdir", workdir, "--visual", visual, "--audio", audio,
-                                   "--duration", duration, "--video-id", video_id, "--out", out)  # fmt: skip
+    argv = ["--workdir", workdir, "--visual", visual, "--audio", audio]
+    argv += ["--duration", duration, "--video-id", video_id, "--out", out]
+    code, stdout, stderr = predict(capsys, *argv)
     assert code == 0, stderr
     assert stdout == ""  # the JSON went to --out; stdout stays clean
     payload = json.loads(out.read_text())
@@ -231,3 +232,53 @@ def test_ave_models_add_gated_snippet_labels(trained, video, tmp_path, capsys):
         k: len(v) for k, v in per_video.items()
     }
     assert set(sum(per_video.values(), [])) <= set(dataset.metadata.class_names) | {"background"}
+
+
+def test_one_predict_function_serves_splits_videos_and_attention(trained):
+    """predict_video / predict_records (each video padded to a multiple of 32) and
+    predict_split (the evaluation buckets) are the same forward pass: the same outputs,
+    and on request the class logits and the cross-attention logits of every stage."""
+    from avloc_jax.evaluation import predict as predict_fn
+
+    workdir, dataset = trained
+    loaded = inference.load_workdir(workdir)
+    source = dataset.split("validation")
+    payload, by_index = inference.predict_split(loaded, dataset, "validation")
+    records = [source[i] for i in range(3)]
+    outputs = inference.predict_records(loaded, records, with_attention=True)
+    stages = loaded.config.model.num_stages
+    for index, (record, video) in enumerate(zip(records, outputs)):
+        t = len(record["visual"])
+        for key in ("video_scores", "posterior", "reliability"):
+            np.testing.assert_allclose(video[key], by_index[index][key], atol=1e-5, err_msg=key)
+        assert video["class_logits"].shape == (t, loaded.metadata.num_classes)
+        assert sorted(video["attention_logits"]) == list(range(stages))
+        heads = loaded.config.model.num_heads
+        assert all(v.shape == (heads, t, t) for v in video["attention_logits"].values())
+        single = inference.predict_video(loaded, record["visual"], record["audio"])
+        np.testing.assert_allclose(single["posterior"], video["posterior"], atol=1e-6)
+        assert single["attention_logits"] == {}  # not requested
+        # the split's JSON is the shared post-processing of the same outputs
+        video_id = as_str(record["video_id"])
+        expected = predict_fn.detections_json(
+            {video_id: (video, float(record["duration"]))},
+            loaded.metadata.class_names,
+            loaded.config.localization,
+        )["results"][video_id]
+        assert [d["label"] for d in payload["results"][video_id]] == [d["label"] for d in expected]
+        np.testing.assert_allclose(
+            [d["score"] for d in payload["results"][video_id]],
+            [d["score"] for d in expected],
+            atol=1e-4,
+        )
+
+
+def test_multiple_buckets_pad_each_video_to_the_next_multiple():
+    from avloc_jax.evaluation import predict as predict_fn
+
+    assert predict_fn.multiple_buckets([1, 32, 33, 70, 64], 32) == (32, 64, 96)
+    import jax
+
+    devices = jax.device_count()
+    assert inference.serving_batch_size(1, 16) == devices  # one row per device at least
+    assert inference.serving_batch_size(40, 16 * devices) == 16 * devices

@@ -1,36 +1,29 @@
 """`avloc build-data DATASET --data-dir D [--manual-dir M | path flags] [--overwrite] [--weak]`.
 
-Runs one of the TFDS builders in `tfds_builders` (ArrayRecord, no TensorFlow). The build
-goes to a temporary folder inside D and is renamed into ``D/<name>/<config>/<version>``
-only when complete, so a failed or interrupted build leaves no partial dataset. A complete
-dataset is not replaced unless --overwrite is given.
+Runs one of the TFDS builders in `tfds_builders` (ArrayRecord, no TensorFlow) with
+`tfds_builders.build.build`: the build goes to a temporary folder inside D and is renamed
+into ``D/<name>/<config>/<version>`` only when complete, so a failed or interrupted build
+leaves no partial dataset. A complete dataset is not replaced unless --overwrite is given.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import os
-import shutil
 import sys
-import tempfile
-from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from avloc_jax.data.annotations import DataError
+from tfds_builders.build import DATASETS, BuildRefused, build, summary
 
-DATASETS = ("ave", "activitynet12", "thumos14", "generic")
-
-
-class BuildRefused(RuntimeError):
-    """The target dataset exists and --overwrite was not given."""
+__all__ = ["DATASETS", "BuildRefused", "build", "main"]  # build: kept for library callers
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="avloc build-data",
-        description="Build a TFDS dataset (ArrayRecord) from the public feature and annotation files.",
+        description="Build a TFDS dataset (ArrayRecord) from the public feature and "
+        "annotation files.",
         epilog="Formats and per-dataset commands: docs/data.md.",
     )
     p.add_argument("dataset", choices=DATASETS)
@@ -82,7 +75,8 @@ def _parser() -> argparse.ArgumentParser:
         "--heldout-fraction",
         type=float,
         default=0.1,
-        help="Stored default fraction of train held out as val where there is no val split (default 0.1).",
+        help="Stored default fraction of train held out as val where there is no val split "
+        "(default 0.1).",
     )
     p.add_argument(
         "--skip-missing", action="store_true", help="Skip videos whose feature file is missing."
@@ -107,94 +101,10 @@ def _paths(args: argparse.Namespace) -> dict[str, str]:
     return paths
 
 
-def build(
-    dataset: str,
-    data_dir: str | os.PathLike,
-    *,
-    builder_config: str = "default",
-    paths: Mapping[str, str] | None = None,
-    manual_dir: str | os.PathLike | None = None,
-    overwrite: bool = False,
-    builder_kwargs: Mapping[str, Any] | None = None,
-) -> Path:
-    """Builds `dataset` into ``data_dir/<dataset>/<builder_config>/<version>``; returns that path.
-
-    Raises BuildRefused if a complete build exists and not `overwrite`; DataError for bad
-    input. Nothing is left in `data_dir` by a failed build.
-    """
-    import tensorflow_datasets as tfds
-
-    from tfds_builders import get_builder_class
-
-    cls = get_builder_class(dataset)
-    data_dir = Path(os.path.expanduser(str(data_dir)))
-    final = data_dir / dataset / builder_config / str(cls.VERSION)
-    if (final / "dataset_info.json").is_file() and not overwrite:
-        raise BuildRefused(
-            f"{final} already holds a complete dataset; pass --overwrite to rebuild it"
-        )
-    data_dir.mkdir(parents=True, exist_ok=True)
-    # Same filesystem as the target, so the final move is a rename.
-    tmp = Path(tempfile.mkdtemp(prefix=f".avloc-build-{dataset}-", dir=data_dir))
-    try:
-        config = next((c for c in cls.BUILDER_CONFIGS if c.name == builder_config), None)
-        if config is None:
-            if dataset != "generic":
-                raise ValueError(
-                    f"{dataset} has no config {builder_config!r}; expected {[c.name for c in cls.BUILDER_CONFIGS]}"
-                )
-            config = tfds.core.BuilderConfig(name=builder_config, description="A user dataset.")
-        builder = cls(
-            data_dir=str(tmp),
-            config=config,
-            paths=dict(paths or {}),
-            manual_dir=manual_dir,
-            **dict(builder_kwargs or {}),
-        )
-        builder.download_and_prepare()
-        built = Path(str(builder.data_dir))
-        if not (built / "dataset_info.json").is_file():
-            raise RuntimeError(f"the build finished without writing {built / 'dataset_info.json'}")
-        final.parent.mkdir(parents=True, exist_ok=True)
-        if final.exists():  # --overwrite (or leftovers of an incomplete build)
-            os.replace(final, tmp / "replaced")
-        os.replace(built, final)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return final
-
-
-def _summary(path: Path) -> str:
-    from avloc_jax.data import datasets
-
-    name, config = path.parent.parent.name, path.parent.name
-    dataset = datasets.load_dataset_dir(path, heldout_fraction=0.0)
-    meta = dataset.metadata
-    lines = [
-        f"built {name}/{config} in {path}",
-        f"  task {meta.task}, {meta.num_classes} classes, visual dim {meta.visual_dim}, audio dim {meta.audio_dim}",
-    ]
-    for split, source in dataset.splits.items():
-        lengths = source.lengths
-        span = (
-            f", snippets {int(lengths.min())}..{int(lengths.max())}"
-            if lengths is not None and len(lengths)
-            else ""
-        )
-        lines.append(f"  {split}: {len(source)} videos{span}")
-    return "\n".join(lines)
-
-
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("avloc").setLevel(logging.INFO)  # our stage messages; TFDS stays quiet
-    import tensorflow_datasets as tfds
-
-    from avloc_jax.common import progress
-
-    if args.quiet or not progress.progress_enabled():
-        tfds.disable_progress_bar()
     if args.weak and args.dataset != "ave":
         print("avloc build-data: --weak applies to ave only", file=sys.stderr)
         return 2
@@ -241,6 +151,7 @@ def main(argv: list[str]) -> int:
             manual_dir=args.manual_dir,
             overwrite=args.overwrite,
             builder_kwargs=builder_kwargs,
+            show_progress=not args.quiet,
         )
     except BuildRefused as err:
         print(f"avloc build-data: {err}", file=sys.stderr)
@@ -248,5 +159,5 @@ def main(argv: list[str]) -> int:
     except (DataError, ValueError) as err:
         print(f"avloc build-data: error: {err}", file=sys.stderr)
         return 1
-    print(_summary(path))
+    print(summary(path))
     return 0

@@ -17,125 +17,12 @@ the validation metric, throughput. Everything is drawn headless (Agg).
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import re
-import sys
-from collections.abc import Sequence
+import functools
 from pathlib import Path
-from typing import Any
 
-import numpy as np
+from avloc_jax.cli import messages
 
 PROGRAM = "avloc plot"
-
-
-@dataclasses.dataclass
-class VideoItem:
-    """What one video's figure needs."""
-
-    video_id: str
-    duration: float  # seconds
-    outputs: dict[
-        str, Any
-    ]  # inference.predict_video: posterior [T, C+1], reliability [T], video_scores [C], ...
-    detections: list  # [(class, score, start s, end s)]
-    ground_truth: list | None  # [(class, start s, end s)], None for new videos
-
-
-def _safe_name(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text)[:120] or "video"
-
-
-def write_video_figures(
-    loaded: Any, items: Sequence[VideoItem], out_dir: Path, prefix: str = ""
-) -> list[Path]:
-    """One figure per item; the attention map of the first item's last stage."""
-    from avloc_jax.viz import plotting
-
-    paths = []
-    for index, item in enumerate(items):
-        stem = _safe_name(prefix + item.video_id)
-        paths.append(
-            plotting.plot_video(
-                out_dir / f"{stem}.png",
-                video_id=item.video_id,
-                duration=item.duration,
-                posterior=item.outputs["posterior"],
-                reliability=item.outputs["reliability"],
-                video_scores=item.outputs["video_scores"],
-                class_names=loaded.metadata.class_names,
-                detections=item.detections,
-                ground_truth=item.ground_truth,
-                reliability_threshold=float(loaded.config.eval.reliability_threshold),
-            )
-        )
-        if index == 0:
-            attention = item.outputs.get("attention_logits") or {}
-            if not loaded.has_cross_attention or not attention:
-                print(
-                    f"{PROGRAM}: note: no attention map: the model's fusion is {loaded.config.model.fusion!r}, "
-                    "not cross_attention",
-                    file=sys.stderr,
-                )
-            else:
-                stage = max(attention)
-                paths.append(
-                    plotting.plot_attention(
-                        out_dir / f"{stem}_attention.png",
-                        video_id=item.video_id,
-                        duration=item.duration,
-                        logits=attention[stage],
-                        stage=stage,
-                        ground_truth=item.ground_truth,
-                    )
-                )
-    return paths
-
-
-def choose_videos(source: Sequence[dict], count: int) -> list[int]:
-    """Indices of `count` videos: those with ground-truth segments first, in split order."""
-    with_segments, without = [], []
-    for index in range(len(source)):
-        (with_segments if len(np.asarray(source[index]["segment_labels"])) else without).append(
-            index
-        )
-        if len(with_segments) >= count:
-            break
-    return (with_segments + without)[:count]
-
-
-def plot_split(loaded: Any, dataset: Any, split: str, count: int, out_dir: Path) -> list[Path]:
-    """Figures of `count` videos of a dataset split (see the module doc)."""
-    from avloc_jax.data.records import as_str
-    from avloc_jax.serving import inference
-
-    inference.check_compatible(loaded.metadata, dataset.metadata)
-    source = dataset.split(split)
-    items = []
-    for rank, index in enumerate(choose_videos(source, count)):
-        record = source[index]
-        duration = float(record["duration"])
-        outputs = inference.predict_video(
-            loaded,
-            np.asarray(record["visual"]),
-            np.asarray(record["audio"]),
-            with_attention=rank == 0 and loaded.has_cross_attention,
-        )
-        segments = np.asarray(record["segments"], np.float64).reshape(-1, 2)
-        ground_truth = [
-            (int(c), float(s), float(e))
-            for (s, e), c in zip(segments, np.asarray(record["segment_labels"]))
-        ]
-        items.append(
-            VideoItem(
-                video_id=as_str(record["video_id"]),
-                duration=duration,
-                outputs=outputs,
-                detections=inference.localize_video(loaded, outputs, duration),
-                ground_truth=ground_truth,
-            )
-        )
-    return write_video_figures(loaded, items, out_dir, prefix=f"{split}_")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -161,9 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _fail(message: str, code: int) -> int:
-    print(f"{PROGRAM}: error: {message}", file=sys.stderr)
-    return code
+_note = functools.partial(messages.note, PROGRAM)
+_fail = functools.partial(messages.fail, PROGRAM)
 
 
 def main(argv: list[str]) -> int:
@@ -178,17 +64,12 @@ def main(argv: list[str]) -> int:
     if args.videos < 1:
         return _fail("--videos must be at least 1", 2)
 
-    from avloc_jax.serving import inference
+    from avloc_jax.serving import figures, inference  # heavy imports after the checks
 
     try:
         loaded = inference.load(workdir=args.workdir, bundle=args.bundle)
-        dataset = inference.load_split_dataset(loaded, args.data_dir)
-        split = inference.resolve_split(dataset.metadata, args.split)
-        try:
-            dataset.split(split)
-        except KeyError as err:
-            return _fail(str(err.args[0]), 2)
-        paths = plot_split(loaded, dataset, split, args.videos, out_dir)
+        dataset, split = inference.open_split(loaded, args.data_dir, args.split)
+        paths = figures.plot_split(loaded, dataset, split, args.videos, out_dir, notice=_note)
     except inference.InputError as err:
         return _fail(str(err), 2)
     except FileNotFoundError as err:

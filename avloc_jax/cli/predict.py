@@ -22,11 +22,12 @@ the file and what was expected), 1 when the workdir/bundle cannot be loaded.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
-import os
 import sys
 from pathlib import Path
-from typing import Any
+
+from avloc_jax.cli import messages
 
 PROGRAM = "avloc predict"
 
@@ -72,21 +73,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _fail(message: str, code: int) -> int:
-    print(f"{PROGRAM}: error: {message}", file=sys.stderr)
-    return code
+_note = functools.partial(messages.note, PROGRAM)
+_fail = functools.partial(messages.fail, PROGRAM)
 
 
-def _write_json(payload: dict[str, Any], out: str | None) -> None:
+def _write_json(payload: dict, out: str | None) -> None:
+    from avloc_jax.common import io
+
     text = json.dumps(payload, indent=1)
     if out is None:
         print(text)
         return
-    path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text + "\n")
-    tmp.replace(path)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    io.atomic_write_text(out, text + "\n")
 
 
 def main(argv: list[str]) -> int:
@@ -99,31 +98,29 @@ def main(argv: list[str]) -> int:
     if args.split is not None and (args.duration is not None or args.video_id is not None):
         return _fail("--duration and --video-id apply to --visual/--audio only", 2)
 
-    from avloc_jax.serving import inference  # heavy imports (jax) after the argument checks
+    # heavy imports (jax) after the argument checks
+    from avloc_jax.serving import figures, inference
 
     try:
         loaded = inference.load(workdir=args.workdir, bundle=args.bundle)
     except FileNotFoundError as err:
         return _fail(str(err), 1)
+    plot_dir = Path(args.plot) if args.plot else None
+    written: list[Path] = []
     try:
         if file_mode:
             payload, details = inference.predict_files(
                 loaded, args.visual, args.audio, duration=args.duration, video_id=args.video_id
             )
-            figures = _plot_files(loaded, details, args.plot) if args.plot else []
+            if plot_dir is not None:
+                written = figures.plot_prediction(loaded, details, plot_dir, notice=_note)
         else:
-            dataset = inference.load_split_dataset(loaded, args.data_dir)
-            split = inference.resolve_split(dataset.metadata, args.split)
-            try:
-                dataset.split(split)
-            except KeyError as err:
-                raise inference.InputError(str(err.args[0])) from None
+            dataset, split = inference.open_split(loaded, args.data_dir, args.split)
             payload, _ = inference.predict_split(loaded, dataset, split)
-            figures = (
-                _plot_split(loaded, dataset, split, args.plot, args.plot_videos)
-                if args.plot
-                else []
-            )
+            if plot_dir is not None:
+                written = figures.plot_split(
+                    loaded, dataset, split, args.plot_videos, plot_dir, notice=_note
+                )
     except inference.InputError as err:
         return _fail(str(err), 2)
     except FileNotFoundError as err:  # e.g. a dataset that is not built
@@ -137,26 +134,6 @@ def main(argv: list[str]) -> int:
         f"(model: {loaded.source}, step {loaded.step})",
         file=sys.stderr,
     )
-    for path in figures:
+    for path in written:
         print(f"{PROGRAM}: wrote {path}", file=sys.stderr)
     return 0
-
-
-def _plot_files(loaded: Any, details: dict[str, Any], out_dir: str) -> list[Path]:
-    from avloc_jax.cli import plot
-
-    item = plot.VideoItem(
-        video_id=details["video_id"],
-        duration=details["duration"],
-        outputs=details["outputs"],
-        detections=details["detections"],
-        ground_truth=None,
-    )
-    return plot.write_video_figures(loaded, [item], Path(out_dir))
-
-
-def _plot_split(loaded: Any, dataset: Any, split: str, out_dir: str, count: int) -> list[Path]:
-    """Figures of `count` videos of the split, as `avloc plot` draws them."""
-    from avloc_jax.cli import plot
-
-    return plot.plot_split(loaded, dataset, split, count, Path(out_dir))

@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from avloc_jax.common import io
 from avloc_jax.data import loading
 from avloc_jax.data.metadata_file import (
     METADATA_FILE,
@@ -134,7 +135,8 @@ def load_workdir(
     metadata, sps = workdir_metadata(workdir, config)
     if not (workdir / "checkpoints").is_dir():
         raise FileNotFoundError(
-            f"no checkpoints under {workdir / 'checkpoints'}: has `avloc train` run in this workdir?"
+            f"no checkpoints under {workdir / 'checkpoints'}: "
+            "has `avloc train` run in this workdir?"
         )
     abstract = abstract_params(config, metadata)
     restored = restore_params(workdir / "checkpoints", checkpoint, abstract)
@@ -201,9 +203,6 @@ def load_bundle(bundle: Path | str) -> LoadedModel:
     """A bundle's parameters (no optimizer state), config and metadata."""
     import orbax.checkpoint as ocp
 
-    from avloc_jax.common import parallel
-    from avloc_jax.model import models
-
     bundle = Path(bundle)
     if not is_bundle(bundle):
         raise FileNotFoundError(
@@ -212,21 +211,19 @@ def load_bundle(bundle: Path | str) -> LoadedModel:
     info = json.loads((bundle / BUNDLE_FILE).read_text())
     if info.get("format") != BUNDLE_FORMAT or int(info.get("version", -1)) > BUNDLE_VERSION:
         raise FileNotFoundError(
-            f"{bundle}: unsupported bundle format {info.get('format')!r} version {info.get('version')!r}"
+            f"{bundle}: unsupported bundle format {info.get('format')!r} "
+            f"version {info.get('version')!r}"
         )
     config = read_config(bundle)
     stored = read_dataset_metadata(bundle)
     if stored is None:
         raise FileNotFoundError(f"{bundle / METADATA_FILE} is missing: the bundle is incomplete")
     metadata, sps = stored
-    model = models.build_model(config.model, metadata.num_classes)
-    abstract = _with_sharding(
-        jax.eval_shape(lambda: init_params(model, metadata)),
-        parallel.replicated(parallel.make_mesh()),
-    )
     checkpointer = ocp.StandardCheckpointer()
     try:
-        params = checkpointer.restore((bundle / BUNDLE_PARAMS_DIR).absolute(), abstract)
+        params = checkpointer.restore(
+            (bundle / BUNDLE_PARAMS_DIR).absolute(), abstract_params(config, metadata)
+        )
     finally:
         checkpointer.close()
     return LoadedModel(
@@ -246,9 +243,11 @@ def load(
     notice: Notice = stderr_notice,
 ) -> LoadedModel:
     """Exactly one of a workdir or a bundle."""
-    if (workdir is None) == (bundle is None):
-        raise ValueError("give exactly one of a workdir or a bundle")
-    return load_workdir(workdir, notice=notice) if workdir is not None else load_bundle(bundle)
+    if workdir is not None and bundle is None:
+        return load_workdir(workdir, notice=notice)
+    if bundle is not None and workdir is None:
+        return load_bundle(bundle)
+    raise ValueError("give exactly one of a workdir or a bundle")
 
 
 def _with_sharding(abstract: Any, sharding: Any) -> Any:
@@ -315,7 +314,8 @@ def load_features(path: Path | str, what: str, expected_dim: int) -> np.ndarray:
     if bad.any():
         t, d = np.argwhere(bad)[0]
         raise InputError(
-            f"{path}: contains {int(bad.sum())} NaN/Inf values (first at snippet {t}, feature {d}); "
+            f"{path}: contains {int(bad.sum())} NaN/Inf values "
+            f"(first at snippet {t}, feature {d}); "
             f"expected {expected} with finite values"
         )
     return array
@@ -332,8 +332,9 @@ def prepare_inputs(
     audio = load_features(audio_path, "audio", metadata.audio_dim)
     if len(audio) != len(visual):
         notice(
-            f"note: {audio_path} has {len(audio)} audio snippets but {visual_path} has {len(visual)} visual "
-            f"snippets; the audio is linearly resampled to {len(visual)} snippets"
+            f"note: {audio_path} has {len(audio)} audio snippets but {visual_path} has "
+            f"{len(visual)} visual snippets; the audio is linearly resampled to "
+            f"{len(visual)} snippets"
         )
         audio = resample_time(audio, len(visual))
     return visual, audio
@@ -342,103 +343,80 @@ def prepare_inputs(
 # ----------------------------------------------------------------------------- forward
 
 
-def _padded_length(length: int) -> int:
-    return int(math.ceil(length / PAD_MULTIPLE) * PAD_MULTIPLE)
-
-
-def _forward_fn(loaded: LoadedModel, with_attention: bool) -> Callable:
-    """The jitted batch forward pass, cached on `loaded` (one trace per padded length)."""
-    key = ("forward", with_attention)
+def _predict_fn(
+    loaded: LoadedModel, extra_outputs: tuple[str, ...]
+) -> tuple[Callable, jax.sharding.Mesh]:
+    """(predict function, mesh) of `loaded`: `evaluation.predict.make_eval_step`, cached
+    on `loaded` so that repeated calls reuse its compilations (one per padded shape)."""
+    key = ("predict", extra_outputs)
     if key not in loaded._forward_cache:
-        from avloc_jax import losses
+        from avloc_jax.common import parallel
+        from avloc_jax.evaluation import predict
 
-        model = loaded.model
-        topk_ratio = float(loaded.config.loss.topk_ratio)
-
-        def forward(params, visual, audio, mask):
-            if with_attention:
-                outputs, state = model.apply(
-                    {"params": params}, visual, audio, mask, train=False, mutable=["intermediates"]
-                )
-                attention = _attention_logits(state.get("intermediates", {}))
-            else:
-                outputs, attention = (
-                    model.apply({"params": params}, visual, audio, mask, train=False),
-                    {},
-                )
-            return {
-                "video_scores": losses.video_scores(outputs["class_logits"], mask, topk_ratio),
-                "posterior": outputs["posterior"],
-                "reliability": outputs["reliability"],
-                "class_logits": outputs["class_logits"],
-                "attention_logits": attention,
-            }
-
-        loaded._forward_cache[key] = jax.jit(forward)
+        mesh = parallel.make_mesh()
+        step = predict.make_eval_step(
+            loaded.model,
+            float(loaded.config.loss.topk_ratio),
+            mesh,
+            extra_outputs=extra_outputs,
+        )
+        loaded._forward_cache[key] = (step, mesh)
     return loaded._forward_cache[key]
 
 
-def _attention_logits(intermediates: Mapping[str, Any]) -> dict[int, jax.Array]:
-    """stage -> Λ [B, H, T, T] from the sown 'intermediates' collection."""
-    found: dict[int, jax.Array] = {}
-    flat = jax.tree_util.tree_flatten_with_path(
-        intermediates, is_leaf=lambda x: isinstance(x, tuple)
-    )[0]
-    for path, value in flat:
-        name = str(getattr(path[-1], "key", path[-1]))
-        if name.startswith("attention_logits_"):
-            found[int(name.rsplit("_", 1)[1])] = value[-1] if isinstance(value, tuple) else value
-    return found
+def serving_batch_size(num_videos: int, max_batch_size: int) -> int:
+    """The global batch for `num_videos` videos: no more rows than needed (at most
+    `max_batch_size`), rounded up to a multiple of the device count (the batch is sharded
+    over every device; the extra rows are masked padding)."""
+    devices = jax.device_count()
+    rows = max(1, min(num_videos, max_batch_size))
+    return int(math.ceil(rows / devices) * devices)
+
+
+def predict_records(
+    loaded: LoadedModel, records: Sequence[Mapping[str, Any]], with_attention: bool = False
+) -> list[dict[str, Any]]:
+    """The model's outputs on each of `records`, in order, with the one predict function
+    (`evaluation.predict`): batched, sharded, each video padded to a multiple of
+    `PAD_MULTIPLE` snippets and masked.
+
+    Args:
+      records: visual [T, Dv] and audio [T, Da] (already at the visual rate) each;
+        other fields are ignored.
+      with_attention: also return the cross-attention logits of every stage.
+
+    Returns per video, NumPy: video_scores [C], posterior [T, C+1] (background last),
+    reliability μ [T], class_logits [T, C], and attention_logits {stage: [H, T, T]}
+    (audio snippet τ x visual snippet t; empty unless requested and the fusion is
+    cross-attention).
+    """
+    from avloc_jax.evaluation import predict
+
+    labels = np.zeros(loaded.metadata.num_classes, np.float32)  # unused by the forward pass
+    source = [{"visual": r["visual"], "audio": r["audio"], "labels": labels} for r in records]
+    extra = ("class_logits",) + (("attention_logits",) if with_attention else ())
+    step, mesh = _predict_fn(loaded, extra)
+    outputs = predict.collect_outputs(
+        step,
+        loaded.params,
+        source,
+        batch_size=serving_batch_size(len(source), int(loaded.config.eval.batch_size)),
+        buckets=predict.multiple_buckets([len(r["visual"]) for r in source], PAD_MULTIPLE),
+        mesh=mesh,
+        show_progress=False,
+    )
+    return [{"attention_logits": {}, **outputs[i]} for i in range(len(source))]
 
 
 def predict_video(
     loaded: LoadedModel, visual: np.ndarray, audio: np.ndarray, with_attention: bool = False
 ) -> dict[str, Any]:
-    """The model's outputs on one video, trimmed to its T snippets.
-
-    Args:
-      visual: [T, Dv]; audio: [T, Da] (already at the visual rate).
-      with_attention: also return the cross-attention logits of every stage.
-
-    Returns NumPy arrays: video_scores [C], posterior [T, C+1] (background last),
-    reliability μ [T], class_logits [T, C], and attention_logits {stage: [H, T, T]}
-    (audio snippet τ x visual snippet t; empty unless requested and the fusion is
-    cross-attention).
-    """
-    length = int(visual.shape[0])
-    padded = _padded_length(length)
-    pad = lambda x: np.pad(np.asarray(x, np.float32), [(0, padded - length), (0, 0)])[None]  # noqa: E731
-    mask = (np.arange(padded) < length)[None]
-    out = jax.device_get(
-        _forward_fn(loaded, with_attention)(loaded.params, pad(visual), pad(audio), mask)
-    )
-    return {
-        "video_scores": np.asarray(out["video_scores"][0]),
-        "posterior": np.asarray(out["posterior"][0, :length]),
-        "reliability": np.asarray(out["reliability"][0, :length]),
-        "class_logits": np.asarray(out["class_logits"][0, :length]),
-        "attention_logits": {
-            s: np.asarray(v[0, :, :length, :length]) for s, v in out["attention_logits"].items()
-        },
-    }
+    """The model's outputs on one video: visual [T, Dv], audio [T, Da] (already at the
+    visual rate), trimmed to its T snippets; see `predict_records`."""
+    return predict_records(loaded, [{"visual": visual, "audio": audio}], with_attention)[0]
 
 
 # ----------------------------------------------------------------------------- outputs
-
-
-def localize_video(
-    loaded: LoadedModel, outputs: Mapping[str, np.ndarray], duration: float
-) -> list[tuple[int, float, float, float]]:
-    """Detections [(class index, score, start s, end s)] of one video's outputs."""
-    from avloc_jax.evaluation import localization
-
-    num_classes = loaded.metadata.num_classes
-    return localization.localize(
-        np.asarray(outputs["posterior"])[:, :num_classes],
-        np.asarray(outputs["video_scores"]),
-        float(duration),
-        loaded.config.localization,
-    )
 
 
 def snippet_labels(
@@ -465,25 +443,28 @@ def video_duration(loaded: LoadedModel, num_snippets: int, duration: float | Non
         return float(duration)
     if not loaded.seconds_per_snippet:
         raise InputError(
-            "the model's metadata does not say how long a snippet is; pass --duration SECONDS (the video's length)"
+            "the model's metadata does not say how long a snippet is; "
+            "pass --duration SECONDS (the video's length)"
         )
     return float(num_snippets * loaded.seconds_per_snippet)
 
 
 def predictions_json(
-    loaded: LoadedModel,
-    per_video_detections: Mapping[str, Sequence[tuple[int, float, float, float]]],
-    per_video_snippets: Mapping[str, Sequence[str]] | None = None,
+    loaded: LoadedModel, videos: Mapping[str, tuple[Mapping[str, Any], float]]
 ) -> dict[str, Any]:
-    """The official ActivityNet prediction JSON ({version, results, external_data}),
-    plus ``snippet_labels`` {video id: [label per snippet]} for AVE-style models."""
-    from avloc_jax.evaluation import localization
+    """The official ActivityNet prediction JSON ({version, results, external_data}) of
+    {video id: (outputs, duration s)}, plus ``snippet_labels`` {video id: [label per
+    snippet]} for AVE-style models."""
+    from avloc_jax.evaluation import predict
 
-    payload = localization.detections_to_json(
-        dict(per_video_detections), loaded.metadata.class_names
+    payload = predict.detections_json(
+        videos, loaded.metadata.class_names, loaded.config.localization
     )
-    if per_video_snippets is not None:
-        payload["snippet_labels"] = {k: list(v) for k, v in per_video_snippets.items()}
+    if loaded.is_ave:
+        payload["snippet_labels"] = {
+            video_id: snippet_labels(loaded, outputs["video_scores"], outputs["reliability"])
+            for video_id, (outputs, _) in videos.items()
+        }
     return payload
 
 
@@ -497,26 +478,15 @@ def predict_files(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Runs the model on one video's feature files.
 
-    Returns (prediction JSON, details) where details has the video id, duration,
-    per-snippet outputs and attention logits (for plots).
+    Returns (prediction JSON, details) where details has the video id, duration and the
+    per-snippet outputs with the attention logits (for plots).
     """
     visual, audio = prepare_inputs(visual_path, audio_path, loaded.metadata, notice)
     seconds = video_duration(loaded, len(visual), duration)
     video_id = video_id or Path(visual_path).stem
     outputs = predict_video(loaded, visual, audio, with_attention=loaded.has_cross_attention)
-    detections = localize_video(loaded, outputs, seconds)
-    snippets = (
-        {video_id: snippet_labels(loaded, outputs["video_scores"], outputs["reliability"])}
-        if loaded.is_ave
-        else None
-    )
-    details = {
-        "video_id": video_id,
-        "duration": seconds,
-        "outputs": outputs,
-        "detections": detections,
-    }
-    return predictions_json(loaded, {video_id: detections}, snippets), details
+    details = {"video_id": video_id, "duration": seconds, "outputs": outputs}
+    return predictions_json(loaded, {video_id: (outputs, seconds)}), details
 
 
 def predict_split(
@@ -526,35 +496,25 @@ def predict_split(
 
     Returns (prediction JSON, per-video outputs by dataset index).
     """
-    from avloc_jax.common import parallel
     from avloc_jax.data.records import as_str
-    from avloc_jax.evaluation import evaluators as evaluation
     from avloc_jax.evaluation import predict
 
     check_compatible(loaded.metadata, dataset.metadata)
     source = dataset.split(split)
-    mesh = parallel.make_mesh()
-    eval_step = predict.make_eval_step(loaded.model, loaded.config.loss.topk_ratio, mesh)
-    buckets = tuple(loaded.config.data.get("eval_buckets", ()) or ())
+    step, mesh = _predict_fn(loaded, ())
     outputs = predict.collect_outputs(
-        eval_step,
+        step,
         loaded.params,
         source,
         batch_size=int(loaded.config.eval.batch_size),
-        buckets=buckets,
+        buckets=tuple(loaded.config.data.get("eval_buckets", ()) or ()),
         mesh=mesh,
     )
-    detections_payload = evaluation.detections(
-        outputs, source, loaded.metadata.class_names, loaded.config.localization
-    )
-    if loaded.is_ave:
-        detections_payload["snippet_labels"] = {
-            as_str(source[i]["video_id"]): snippet_labels(
-                loaded, outputs[i]["video_scores"], outputs[i]["reliability"]
-            )
-            for i in sorted(outputs)
-        }
-    return detections_payload, outputs
+    videos = {
+        as_str(source[i]["video_id"]): (outputs[i], float(source[i]["duration"]))
+        for i in sorted(outputs)
+    }
+    return predictions_json(loaded, videos), outputs
 
 
 def check_compatible(model_meta: DatasetMetadata, data_meta: DatasetMetadata) -> None:
@@ -562,7 +522,8 @@ def check_compatible(model_meta: DatasetMetadata, data_meta: DatasetMetadata) ->
     problems = []
     if tuple(model_meta.class_names) != tuple(data_meta.class_names):
         problems.append(
-            f"classes differ ({data_meta.num_classes} in the data, {model_meta.num_classes} in the model)"
+            f"classes differ ({data_meta.num_classes} in the data, "
+            f"{model_meta.num_classes} in the model)"
         )
     if model_meta.visual_dim != data_meta.visual_dim:
         problems.append(
@@ -590,6 +551,18 @@ def load_split_dataset(loaded: LoadedModel, data_dir: str | None) -> Dataset:
     if data_dir:
         config.data.data_dir = str(data_dir)
     return loading.load_dataset(config)
+
+
+def open_split(loaded: LoadedModel, data_dir: str | None, split: str) -> tuple[Dataset, str]:
+    """(dataset, split name) of the model's dataset (from `data_dir` if given) for a split
+    alias or name; an `InputError` naming the known splits if there is no such split."""
+    dataset = load_split_dataset(loaded, data_dir)
+    name = resolve_split(dataset.metadata, split)
+    try:
+        dataset.split(name)
+    except KeyError as err:
+        raise InputError(str(err.args[0])) from None
+    return dataset, name
 
 
 # ----------------------------------------------------------------------------- bundles
@@ -623,9 +596,9 @@ def write_bundle(
         shutil.rmtree(tmp)
     tmp.mkdir()
     try:
-        (tmp / CONFIG_FILE).write_text(json.dumps(loaded.config.to_dict(), indent=1))
-        (tmp / METADATA_FILE).write_text(
-            json.dumps(metadata_json(loaded.metadata, loaded.seconds_per_snippet), indent=1)
+        io.atomic_write_json(tmp / CONFIG_FILE, loaded.config.to_dict())
+        io.atomic_write_json(
+            tmp / METADATA_FILE, metadata_json(loaded.metadata, loaded.seconds_per_snippet)
         )
         checkpointer = ocp.StandardCheckpointer()
         try:
@@ -646,7 +619,7 @@ def write_bundle(
             **dict(extra or {}),
         }
         # bundle.json last: its presence marks a complete bundle.
-        (tmp / BUNDLE_FILE).write_text(json.dumps(info, indent=1))
+        io.atomic_write_json(tmp / BUNDLE_FILE, info)
         if out.exists():  # --force: swap, then delete the old bundle
             old = out.parent / f".{out.name}.old-{os.getpid()}"
             out.rename(old)

@@ -283,18 +283,18 @@ def plot_curves(
 
     if metric_name and evals:
         eval_steps = [r["step"] for r in evals if metric_name in r]
-        values = [_number(r[metric_name]) for r in evals if metric_name in r]
+        scores = [_number(r[metric_name]) for r in evals if metric_name in r]
         split = evals[0].get("split", "val")
-        ax_metric.plot(eval_steps, values, "o-", color="tab:green", label=f"{split} {metric_name}")
-        if values and np.isfinite(values).any():
-            best = int(np.nanargmax(values))
+        ax_metric.plot(eval_steps, scores, "o-", color="tab:green", label=f"{split} {metric_name}")
+        if scores and np.isfinite(scores).any():
+            best = int(np.nanargmax(scores))
             ax_metric.plot(
                 [eval_steps[best]],
-                [values[best]],
+                [scores[best]],
                 "*",
                 ms=14,
                 color="tab:red",
-                label=f"best: {values[best]:.4f} @ {eval_steps[best]}",
+                label=f"best: {scores[best]:.4f} @ {eval_steps[best]}",
             )
         ax_metric.legend(fontsize=8)
     else:
