@@ -21,13 +21,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 def _restore_params(config, workdir, which):
     from avloc_jax.common import parallel
-    from avloc_jax.evaluation import evaluators as evaluation
 
     dataset = train.load_dataset(config)
     template = train.abstract_train_state(config, dataset.metadata, parallel.make_mesh())
-    ckpt = train.Checkpoints(
-        Path(workdir) / "checkpoints", 2, evaluation.selection_metric_name(dataset.metadata)
-    )
+    ckpt = train.Checkpoints(Path(workdir) / "checkpoints", 2)
     state = ckpt.restore(which, template)
     ckpt.close()
     return state
@@ -54,8 +51,17 @@ def test_workdir_contract_and_model_selection_on_val(tmp_path):
         detections = json.loads((tmp_path / "results" / f"{split}_detections.json").read_text())
         assert set(detections) >= {"version", "results", "external_data"}
         assert len(detections["results"]) == 16
-    assert list((tmp_path / "checkpoints" / "last").iterdir())
-    assert list((tmp_path / "checkpoints" / "best").iterdir())
+    # One orbax manager: the last 2 saves (12 and 8) and the best evaluated one are kept.
+    kept = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
+    assert kept[-2:] == [8, 12] and outcome["best_step"] in kept and len(kept) <= 3
+    best_state = _restore_params(config, tmp_path, "best")
+    assert int(best_state.step) == outcome["best_step"]
+    assert [e["is_best"] for e in eval_events] == _improvements([e["average_mAP"] for e in eval_events])
+
+
+def _improvements(values):
+    """Whether each value beats every earlier one (ties keep the earlier)."""
+    return [all(v > earlier for earlier in values[:i]) for i, v in enumerate(values)]
 
 
 class _StopAt(train.PreemptionFlag):

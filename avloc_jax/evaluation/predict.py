@@ -25,10 +25,16 @@ from avloc_jax.data.records import Record
 VideoOutputs = dict[str, np.ndarray]
 
 
-def make_eval_step(model: Any, topk_ratio: float, mesh: jax.sharding.Mesh) -> Callable:
-    """A jitted forward pass: (params, global batch) -> replicated per-video outputs."""
+def make_eval_step(
+    model: Any, topk_ratio: float, mesh: jax.sharding.Mesh, trace_count: list[int] | None = None
+) -> Callable:
+    """A jitted forward pass: (params, global batch) -> replicated per-video outputs.
+
+    `trace_count[0]`, if given, counts the traces, i.e. the compiled shapes."""
 
     def eval_step(params, batch):
+        if trace_count is not None:
+            trace_count[0] += 1  # runs at trace time only
         outputs = model.apply(
             {"params": params}, batch["visual"], batch["audio"], batch["mask"], train=False
         )
