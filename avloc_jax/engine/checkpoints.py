@@ -48,7 +48,7 @@ class Checkpoints:
         self.manager = ocp.CheckpointManager(
             self.directory,
             options=ocp.CheckpointManagerOptions(
-                best_fn=rank,  # type: ignore[arg-type]  # orbax sorts by it: a tuple works
+                best_fn=rank,  # orbax sorts by it: a tuple key works
                 best_mode="max",
                 preservation_policy=policy,
                 create=True,

@@ -116,7 +116,7 @@ def make_train_step(
         example_weight = jnp.ones(mask.shape[0], jnp.float32)
 
         def loss_fn(params):
-            outputs = model.apply(
+            outputs: Any = model.apply(
                 {"params": params},
                 batch["visual"],
                 batch["audio"],
@@ -130,10 +130,11 @@ def make_train_step(
 
         (_, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        new_state = state.replace(
+        new_state = TrainState(
             step=state.step + 1,
             params=optax.apply_updates(state.params, updates),
             opt_state=opt_state,
+            rng=state.rng,
         )
         metrics = {f"loss/{k}": v for k, v in terms.items()}
         metrics["grad_norm"] = optax.global_norm(grads)

@@ -83,25 +83,29 @@ class JsonLinesWriter(metric_writers.MetricWriter):
             f.write(json.dumps(record) + "\n")
 
     # metrics.jsonl holds scalar events only; other kinds of summary go to TensorBoard.
-    def write_summaries(self, step, values, metadata=None) -> None:  # type: ignore[override]
+    def write_summaries(
+        self, step: int, values: Mapping[str, Any], metadata: Mapping[str, Any] | None = None
+    ) -> None:
         pass
 
-    def write_images(self, step, images) -> None:  # type: ignore[override]
+    def write_images(self, step: int, images: Mapping[str, Any]) -> None:
         pass
 
-    def write_videos(self, step, videos) -> None:  # type: ignore[override]
+    def write_videos(self, step: int, videos: Mapping[str, Any]) -> None:
         pass
 
-    def write_audios(self, step, audios, *, sample_rate) -> None:  # type: ignore[override]
+    def write_audios(self, step: int, audios: Mapping[str, Any], *, sample_rate: int) -> None:
         pass
 
-    def write_texts(self, step, texts) -> None:  # type: ignore[override]
+    def write_texts(self, step: int, texts: Mapping[str, str]) -> None:
         pass
 
-    def write_histograms(self, step, arrays, num_buckets=None) -> None:  # type: ignore[override]
+    def write_histograms(
+        self, step: int, arrays: Mapping[str, Any], num_buckets: Mapping[str, int] | None = None
+    ) -> None:
         pass
 
-    def write_hparams(self, hparams) -> None:  # type: ignore[override]
+    def write_hparams(self, hparams: Mapping[str, Any]) -> None:
         pass
 
     def flush(self) -> None:
@@ -164,33 +168,37 @@ class TensorBoardWriter(metric_writers.MetricWriter):
         for tag, value in scalar_tags(event, scalars).items():
             self._writer.add_scalar(tag, value, global_step=int(step))
 
-    def write_summaries(self, step, values, metadata=None) -> None:  # type: ignore[override]
+    def write_summaries(
+        self, step: int, values: Mapping[str, Any], metadata: Mapping[str, Any] | None = None
+    ) -> None:
         for key, value in values.items():
             self._writer.add_histogram(key, np.asarray(value), global_step=int(step))
 
-    def write_images(self, step, images) -> None:  # type: ignore[override]
+    def write_images(self, step: int, images: Mapping[str, Any]) -> None:
         for key, value in images.items():  # [N, H, W, C], as clu's writers take them
             self._writer.add_images(key, np.asarray(value), int(step), dataformats="NHWC")
 
-    def write_videos(self, step, videos) -> None:  # type: ignore[override]
+    def write_videos(self, step: int, videos: Mapping[str, Any]) -> None:
         for key, value in videos.items():  # [N, T, H, W, C] -> tensorboardX's [N, T, C, H, W]
             video = np.moveaxis(np.asarray(value), -1, 2)
             self._writer.add_video(key, video, global_step=int(step))
 
-    def write_audios(self, step, audios, *, sample_rate) -> None:  # type: ignore[override]
+    def write_audios(self, step: int, audios: Mapping[str, Any], *, sample_rate: int) -> None:
         for key, value in audios.items():  # [N, T, C]: the first clip, first channel
             clip = np.asarray(value)[0, :, 0]
             self._writer.add_audio(key, clip, int(step), sample_rate=sample_rate)
 
-    def write_texts(self, step, texts) -> None:  # type: ignore[override]
+    def write_texts(self, step: int, texts: Mapping[str, str]) -> None:
         for key, value in texts.items():
             self._writer.add_text(key, value, global_step=int(step))
 
-    def write_histograms(self, step, arrays, num_buckets=None) -> None:  # type: ignore[override]
+    def write_histograms(
+        self, step: int, arrays: Mapping[str, Any], num_buckets: Mapping[str, int] | None = None
+    ) -> None:
         for key, value in arrays.items():
             self._writer.add_histogram(key, np.asarray(value), global_step=int(step))
 
-    def write_hparams(self, hparams) -> None:  # type: ignore[override]
+    def write_hparams(self, hparams: Mapping[str, Any]) -> None:
         self._writer.add_text("hparams", json.dumps(dict(hparams), default=str, indent=1))
 
     def flush(self) -> None:
