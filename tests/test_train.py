@@ -288,3 +288,10 @@ def test_workdirs_with_the_two_manager_layout_still_load(tmp_path):
         assert loaded.step == step
         for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(loaded.params)):
             np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_profile_steps_writes_one_trace(tmp_path):
+    config = tiny_config(num_steps=8, **{"train.profile_steps": 2})
+    train.train_and_evaluate(config, tmp_path)
+    traces = list((tmp_path / "profile").rglob("*.xplane.pb"))
+    assert len(traces) == 1
