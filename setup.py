@@ -28,8 +28,8 @@ setup(
         "h5py>=3.10",
         "tqdm>=4.66",
         "tensorboardX>=2.6.2",
+        "clu>=0.0.12",  # metric writers, periodic actions (used without TensorFlow)
         "matplotlib>=3.8",
-        "clu>=0.0.12",
     ],
     extras_require={
         # The test extra also carries the checks that CI runs before the tests.

@@ -70,11 +70,18 @@ def get_config() -> ml_collections.ConfigDict:
     config.train.log_every_steps = 50
     config.train.checkpoint_every_steps = 500
     config.train.keep_checkpoints = 2
+    config.train.profile_steps = 0  # > 0: one profiler trace of that many steps, in W/profile
 
     config.eval = ml_collections.ConfigDict()
     config.eval.every_steps = 500
     config.eval.batch_size = 32
     config.eval.reliability_threshold = 0.5  # θ for AVE-style gated snippet labels
+    # The validation metric that selects the best checkpoint; "" = the first evaluator's
+    # standard one (average_mAP for detection, accuracy for AVE).
+    config.eval.select = ""
+    # Evaluators by name (avloc_jax/evaluation/evaluators.py); () = the dataset task's
+    # standard one: "detection" for untrimmed datasets, "ave" for AVE.
+    config.evals = ()
 
     from avloc_jax.evaluation import localization
 

@@ -1,7 +1,6 @@
-"""Progress bars (quiet off a terminal) and the TensorBoard sink of the metric logger."""
+"""Progress bars (quiet off a terminal) and the run's metric writers (clu interface)."""
 
 import io
-import json
 import math
 import subprocess
 import sys
@@ -12,8 +11,7 @@ import numpy as np
 import pytest
 
 from avloc_jax.common import progress
-from avloc_jax.engine import tensorboard_writer
-from avloc_jax.engine.metric_logging import MetricLogger
+from avloc_jax.engine import metric_logging, writers
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -131,12 +129,13 @@ def test_subprocess_with_pipes_prints_nothing():
 
 
 def test_scalar_tags_follow_the_naming_scheme():
-    train = {"event": "train", "step": 4, "time": 1.0, "loss/total": 1.5, "loss/mil": np.float32(0.5),
-             "learning_rate": 1e-3, "steps_per_sec": 3.0, "videos_per_sec": 48.0, "grad_norm": "nan",
-             "train_compilations": 1}  # fmt: skip
-    tags = tensorboard_writer.scalar_tags("train", train)
+    train = {"event": "train", "step": 4, "time": 1.0, "loss/total": 1.5,
+             "loss/mil": np.float32(0.5), "learning_rate": 1e-3, "steps_per_sec": 3.0,
+             "videos_per_sec": 48.0, "grad_norm": "nan", "train_compilations": 1}  # fmt: skip
+    tags = writers.scalar_tags("train", train)
     assert set(tags) == {"loss/total", "loss/mil", "learning_rate", "throughput/steps_per_sec",
-                         "throughput/videos_per_sec", "train/grad_norm", "train/train_compilations"}  # fmt: skip
+                         "throughput/videos_per_sec", "train/grad_norm",
+                         "train/train_compilations"}  # fmt: skip
     assert math.isnan(tags["train/grad_norm"])
     evaluation = {
         "event": "eval",
@@ -146,42 +145,70 @@ def test_scalar_tags_follow_the_naming_scheme():
         "average_mAP": 0.25,
         "note": "x",
     }
-    assert tensorboard_writer.scalar_tags("eval", evaluation) == {
+    assert writers.scalar_tags("eval", evaluation) == {
         "validation/is_best": 1.0,
         "validation/average_mAP": 0.25,
     }
     final = {"split": "test", "accuracy": 0.7}
-    assert tensorboard_writer.scalar_tags("final", final) == {"final/test/accuracy": 0.7}
-    assert tensorboard_writer.scalar_tags("preempted", {"step": 3}) == {}
+    assert writers.scalar_tags("final", final) == {"final/test/accuracy": 0.7}
+    assert writers.scalar_tags("preempted", {"step": 3}) == {}
 
 
-def test_metric_logger_sink_writes_readable_event_files(tmp_path):
-    logger = MetricLogger(tmp_path)
-    logger.add_writer(tensorboard_writer.TensorBoardWriter(tmp_path / "tensorboard"))
+def test_run_writer_writes_metrics_jsonl_and_readable_event_files(tmp_path):
+    writer = writers.create_writer(tmp_path, enabled=True)
+    assert isinstance(writer, writers.metric_writers.MultiWriter)
     for step in (4, 8):
-        logger.write(
-            "train",
-            step,
-            {
-                "loss/total": np.float32(2.0 / step),
-                "learning_rate": 1e-3 * step,
-                "steps_per_sec": 10.0,
-            },
-        )
-    logger.write("eval", 8, {"split": "validation", "average_mAP": 0.3, "is_best": True})
-    logger.write("final", 8, {"split": "test", "average_mAP": 0.2})
-    logger.close()
-    logger.close()  # closing twice is harmless
+        values = {"loss/total": np.float32(2.0 / step), "learning_rate": 1e-3 * step}
+        writer.write_scalars(step, {"event": "train", **values, "steps_per_sec": 10.0})
+    writer.write_scalars(8, {"event": "eval", "split": "validation", "average_mAP": 0.3,
+                             "is_best": True, "grad": float("nan")})  # fmt: skip
+    writer.write_scalars(8, {"event": "final", "split": "test", "average_mAP": 0.2})
+    writer.write_scalars(9, {"event": "preempted"})
+    writer.close()
+    writer.close()  # closing twice is harmless
 
-    # metrics.jsonl is unchanged by the extra sink
-    lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    assert [x["event"] for x in lines] == ["train", "train", "eval", "final"]
+    # metrics.jsonl: today's format, one object per event in the order written
+    lines = metric_logging.read_metrics(tmp_path)
+    assert [x["event"] for x in lines] == ["train", "train", "eval", "final", "preempted"]
+    assert list(lines[0])[:3] == ["event", "step", "time"] and lines[0]["step"] == 4
+    assert lines[0]["loss/total"] == pytest.approx(0.5) and type(lines[0]["loss/total"]) is float
+    assert lines[2]["split"] == "validation" and lines[2]["is_best"] is True
+    assert lines[2]["grad"] == "nan"  # non-finite floats as strings, as before
+    assert lines[4] == {"event": "preempted", "step": 9, "time": lines[4]["time"]}
 
-    scalars = tensorboard_writer.read_scalars(tmp_path / "tensorboard")
+    scalars = writers.read_scalars(tmp_path / "tensorboard")
     assert [s for s, _ in scalars["loss/total"]] == [4, 8]
     np.testing.assert_allclose([v for _, v in scalars["loss/total"]], [0.5, 0.25], rtol=1e-6)
     np.testing.assert_allclose([v for _, v in scalars["learning_rate"]], [4e-3, 8e-3], rtol=1e-6)
     assert scalars["throughput/steps_per_sec"][0] == (4, 10.0)
     assert scalars["validation/average_mAP"][0][0] == 8
+    assert scalars["validation/is_best"] == [(8, 1.0)]
     assert scalars["final/test/average_mAP"][0][0] == 8
     assert "time" not in scalars and "step" not in scalars
+
+
+def test_other_processes_write_nothing(tmp_path):
+    writer = writers.create_writer(tmp_path, enabled=False)
+    writer.write_scalars(1, {"event": "train", "loss/total": 1.0})
+    writer.close()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_record_without_event_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="needs an 'event'"):
+        writers.JsonLinesWriter(tmp_path / "metrics.jsonl").write_scalars(1, {"loss": 1.0})
+
+
+def test_clu_loads_without_tensorflow():
+    """clu's writers and periodic actions import in a process without TensorFlow."""
+    code = (
+        "import sys; from avloc_jax.engine import writers; "
+        "assert 'tensorflow' not in sys.modules; "
+        "print(writers.periodic_actions.ReportProgress.__name__)"
+    )
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "JAX_PLATFORMS": "cpu"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "ReportProgress"

@@ -1,7 +1,9 @@
 """The training engine: workdir contract, resume, preemption, data parallelism."""
 
+import dataclasses
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,19 +17,17 @@ import pytest
 from demo_helpers import tiny_config
 
 from avloc_jax.engine import train
+from avloc_jax.evaluation import evaluators
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _restore_params(config, workdir, which):
     from avloc_jax.common import parallel
-    from avloc_jax.evaluation import evaluators as evaluation
 
     dataset = train.load_dataset(config)
     template = train.abstract_train_state(config, dataset.metadata, parallel.make_mesh())
-    ckpt = train.Checkpoints(
-        Path(workdir) / "checkpoints", 2, evaluation.selection_metric_name(dataset.metadata)
-    )
+    ckpt = train.Checkpoints(Path(workdir) / "checkpoints", 2)
     state = ckpt.restore(which, template)
     ckpt.close()
     return state
@@ -54,8 +54,19 @@ def test_workdir_contract_and_model_selection_on_val(tmp_path):
         detections = json.loads((tmp_path / "results" / f"{split}_detections.json").read_text())
         assert set(detections) >= {"version", "results", "external_data"}
         assert len(detections["results"]) == 16
-    assert list((tmp_path / "checkpoints" / "last").iterdir())
-    assert list((tmp_path / "checkpoints" / "best").iterdir())
+    # One orbax manager: the last 2 saves (12 and 8) and the best evaluated one are kept.
+    kept = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
+    assert kept[-2:] == [8, 12] and outcome["best_step"] in kept and len(kept) <= 3
+    best_state = _restore_params(config, tmp_path, "best")
+    assert int(best_state.step) == outcome["best_step"]
+    assert [e["is_best"] for e in eval_events] == _improvements(
+        [e["average_mAP"] for e in eval_events]
+    )
+
+
+def _improvements(values):
+    """Whether each value beats every earlier one (ties keep the earlier)."""
+    return [all(v > earlier for earlier in values[:i]) for i, v in enumerate(values)]
 
 
 class _StopAt(train.PreemptionFlag):
@@ -153,7 +164,8 @@ def test_eight_devices_give_the_same_loss_as_one(tmp_path, device_resident):
         config.data.device_resident = {device_resident}
         config.eval.every_steps = 1000
         train.train_and_evaluate(config, sys.argv[1])
-        losses = [e["loss/total"] for e in map(json.loads, open(sys.argv[1] + "/metrics.jsonl")) if e["event"] == "train"]
+        events = map(json.loads, open(sys.argv[1] + "/metrics.jsonl"))
+        losses = [e["loss/total"] for e in events if e["event"] == "train"]
         print(json.dumps({{"devices": jax.device_count(), "losses": losses}}))
         """
     )
@@ -185,3 +197,101 @@ def test_batch_size_must_split_over_devices():
     if jax.device_count() > 1:
         with pytest.raises(ValueError, match="divisible"):
             parallel.local_batch_size(jax.device_count() + 1, "train.batch_size")
+
+
+# ----------------------------------------------------------------------------- evaluators
+
+
+class _FirstIsBest(evaluators.Evaluator):
+    """A test evaluator: a score that falls with every run, so the first eval is best."""
+
+    runs = 0
+
+    def run(self, params, source, metadata, subset):
+        outputs = self.predict_fn(params, source)
+        assert sorted(outputs) == list(range(len(source)))  # every video predicted once
+        type(self).runs += 1
+        self.artifacts = {"custom": {"videos": len(outputs)}}
+        return {"custom_score": 1.0 / type(self).runs}
+
+
+def test_a_registered_evaluator_runs_and_its_metric_selects_the_checkpoint(tmp_path, monkeypatch):
+    monkeypatch.setitem(evaluators.EVALUATORS, "first_is_best", _FirstIsBest)
+    _FirstIsBest.runs = 0
+    config = tiny_config(**{"evals": ("detection", "first_is_best")})
+    config.eval.select = "custom_score"
+    outcome = train.train_and_evaluate(config, tmp_path)
+    events = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    evals = [e for e in events if e["event"] == "eval"]
+    assert [e["step"] for e in evals] == [6, 12]
+    assert [e["custom_score"] for e in evals] == [1.0, 0.5]
+    assert [e["is_best"] for e in evals] == [True, False]
+    assert all("average_mAP" in e for e in evals)  # the detection evaluator ran as well
+    assert outcome["best_step"] == 6  # chosen by the custom metric, not by mAP
+    assert int(_restore_params(config, tmp_path, "best").step) == 6
+    assert outcome["test"]["custom_score"] == 0.25  # final val, then test
+    custom = json.loads((tmp_path / "results" / "test_custom.json").read_text())
+    assert custom == {"videos": 16}
+    assert (tmp_path / "results" / "test_detections.json").exists()
+
+
+def test_a_select_no_evaluator_produces_is_a_clear_error(tmp_path):
+    config = tiny_config(num_steps=2)
+    config.eval.select = "val/nope"
+    with pytest.raises(ValueError, match=r"eval.select='val/nope' is not a metric .*average_mAP"):
+        train.train_and_evaluate(config, tmp_path)
+
+
+def test_an_unknown_evaluator_fails_before_training(tmp_path):
+    config = tiny_config(**{"evals": ("detection", "no_such_eval")})
+    with pytest.raises(ValueError, match=r"unknown evaluator\(s\) \['no_such_eval'\]"):
+        train.train_and_evaluate(config, tmp_path)
+    assert not (tmp_path / "metrics.jsonl").exists()
+
+
+def test_the_task_picks_the_default_evaluator_and_selection_metric():
+    from avloc_jax.data.records import TASK_AVE
+
+    config = tiny_config()
+    detection = train.load_dataset(config).metadata
+    ave = dataclasses.replace(detection, task=TASK_AVE)
+    for meta, name, metric in ((detection, "detection", "average_mAP"), (ave, "ave", "accuracy")):
+        evals = evaluators.build_evaluators(lambda params, source: {}, config, meta)
+        assert list(evals) == [name]
+        assert evaluators.selection_metric(config, evals) == metric
+
+
+# ----------------------------------------------------------------------------- old workdirs
+
+
+def test_workdirs_with_the_two_manager_layout_still_load(tmp_path):
+    """Workdirs written before the single manager (checkpoints/last/<step>,
+    checkpoints/best/<step>) restore in the engine and in serving."""
+    from avloc_jax.serving import inference
+
+    config = tiny_config(num_steps=8, **{"eval.every_steps": 4})
+    outcome = train.train_and_evaluate(config, tmp_path)
+    new = tmp_path / "checkpoints"
+    old = tmp_path / "old_checkpoints"
+    (old / "last").mkdir(parents=True)
+    (old / "best").mkdir()
+    shutil.copytree(new / "8", old / "last" / "8")
+    best_step = outcome["best_step"]
+    shutil.copytree(new / str(best_step), old / "best" / str(best_step))
+    shutil.rmtree(new)
+    old.rename(new)
+
+    for which, step in (("last", 8), ("best", best_step)):
+        state = _restore_params(config, tmp_path, which)
+        assert int(state.step) == step
+        loaded = inference.load_workdir(tmp_path, which)
+        assert loaded.step == step
+        for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(loaded.params)):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_profile_steps_writes_one_trace(tmp_path):
+    config = tiny_config(num_steps=8, **{"train.profile_steps": 2})
+    train.train_and_evaluate(config, tmp_path)
+    traces = list((tmp_path / "profile").rglob("*.xplane.pb"))
+    assert len(traces) == 1

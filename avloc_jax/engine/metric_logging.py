@@ -1,8 +1,9 @@
-"""Run logs in the workdir: `metrics.jsonl`, one JSON object per event, with its step.
+"""The run log's format: `W/metrics.jsonl`, one JSON object per event, with its step.
 
-Only process 0 writes. Other tools (plots, the README's tables) read this file, so its
-layout is a contract: every line has ``step`` and ``event`` ("train", "eval", "final"),
-the remaining keys are scalars.
+Other tools (`avloc plot`, the README's tables) read this file, so its layout is a
+contract: every line has ``event`` ("train", "eval", "final", "preempted"), ``step`` and
+``time``; the remaining keys are scalars (non-finite floats as strings) and, for eval and
+final events, the ``split``. `engine.writers.JsonLinesWriter` writes it.
 """
 
 from __future__ import annotations
@@ -26,32 +27,11 @@ def _scalar(value: Any) -> Any:
     return value
 
 
-class MetricLogger:
-    """Appends events to `workdir/metrics.jsonl` (process 0 only)."""
-
-    def __init__(self, workdir: Path | str, enabled: bool = True):
-        self.path = Path(workdir) / "metrics.jsonl"
-        self.enabled = enabled
-        self._extra_writers: list[Any] = []
-
-    def add_writer(self, writer: Any) -> None:
-        """Another sink with `write(event, step, values)`, e.g. TensorBoard."""
-        self._extra_writers.append(writer)
-
-    def write(self, event: str, step: int, values: Mapping[str, Any]) -> None:
-        if not self.enabled:
-            return
-        record = {"event": event, "step": int(step), "time": time.time()}
-        record.update({k: _scalar(v) for k, v in values.items()})
-        with self.path.open("a") as f:
-            f.write(json.dumps(record) + "\n")
-        for writer in self._extra_writers:
-            writer.write(event, int(step), record)
-
-    def close(self) -> None:
-        for writer in self._extra_writers:
-            if hasattr(writer, "close"):
-                writer.close()
+def to_record(event: str, step: int, values: Mapping[str, Any]) -> dict[str, Any]:
+    """One metrics.jsonl line (as a dict): bookkeeping keys first, then the values."""
+    record: dict[str, Any] = {"event": event, "step": int(step), "time": time.time()}
+    record.update({k: _scalar(v) for k, v in values.items()})
+    return record
 
 
 def read_metrics(workdir: Path | str) -> list[dict[str, Any]]:

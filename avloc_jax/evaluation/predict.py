@@ -49,6 +49,7 @@ def make_eval_step(
     mesh: jax.sharding.Mesh,
     *,
     extra_outputs: Sequence[str] = (),
+    trace_count: list[int] | None = None,
 ) -> Callable:
     """A jitted forward pass: (params, global batch) -> replicated per-row outputs.
 
@@ -57,6 +58,7 @@ def make_eval_step(
       topk_ratio: the share of snippets pooled into the video scores.
       mesh: params are replicated over it, the batch is sharded on its leading axis.
       extra_outputs: any of `EXTRA_OUTPUTS`, returned besides the standard outputs.
+      trace_count: if given, `trace_count[0]` counts the traces, i.e. the compiled shapes.
 
     The batch holds visual [B, L, Dv], audio [B, L, Da], mask [B, L] and index [B]
     (-1 for padding rows); the outputs are batched ([B, ...], attention [B, H, L, L]).
@@ -67,6 +69,8 @@ def make_eval_step(
     with_attention = "attention_logits" in extra_outputs
 
     def eval_step(params, batch):
+        if trace_count is not None:
+            trace_count[0] += 1  # runs at trace time only
         mask = batch["mask"].astype(bool)
         args = ({"params": params}, batch["visual"], batch["audio"], mask)
         if with_attention:

@@ -166,22 +166,35 @@ def abstract_params(config: ml_collections.ConfigDict, metadata: DatasetMetadata
 
 def restore_params(directory: Path, which: str, abstract: Any) -> tuple[Any, int] | None:
     """(params, step) of the `which` ('best' or 'last') train-state checkpoint under
-    `directory`, or None if there is none. `directory/best` holds only the best step,
-    `directory/last` the most recent ones (the engine's layout, docs/architecture.md)."""
+    `directory`, or None if there is none.
+
+    The engine's layout (engine/checkpoints.py): one orbax manager in `directory`, its
+    evaluated saves carrying metrics {"selection": value, "step": step}; best is the
+    highest selection value, the earlier step on ties. Older workdirs have
+    `directory/best` (only the best step) and `directory/last`; they are read as before."""
     import orbax.checkpoint as ocp
 
     if which not in ("best", "last"):
         raise ValueError(f"checkpoint must be 'best' or 'last', got {which!r}")
-    path = (directory / which).absolute()
+    directory = directory.absolute()
+    legacy = directory / which
+    if legacy.is_dir():
+        path, best_fn = legacy, None
+    else:
+        # Mirrors engine.checkpoints.rank, which serving may not import.
+        path = directory
+        best_fn = lambda m: (float(m["selection"]), -int(m["step"]))  # noqa: E731
     if not path.is_dir():
         return None
+    options = ocp.CheckpointManagerOptions(read_only=True, best_fn=best_fn, best_mode="max")
     manager = ocp.CheckpointManager(
-        path,
-        item_handlers=ocp.PyTreeCheckpointHandler(),
-        options=ocp.CheckpointManagerOptions(read_only=True),
+        path, item_handlers=ocp.PyTreeCheckpointHandler(), options=options
     )
     try:
-        step = manager.latest_step()
+        if best_fn is None or which == "last":
+            step = manager.latest_step()
+        else:
+            step = manager.best_step()  # None until an evaluated save: metrics rank saves
         if step is None:
             return None
         target = {"params": abstract}

@@ -1,0 +1,137 @@
+"""Checkpoints and preemption: one orbax CheckpointManager and a SIGTERM flag.
+
+Layout: every save is a step directory of `W/checkpoints/`. Orbax's preservation policy
+keeps the last `train.keep_checkpoints` saves and, among the saves made at evaluations
+(the only ones with metrics), the best by the validation metric. Older workdirs have
+`W/checkpoints/last/` and `W/checkpoints/best/` (one manager each); they are still read.
+
+`serving/inference.py:restore_params` reads the same layout without the engine, so the
+metrics saved with a checkpoint (`SELECTION`, `STEP`) and `rank` are mirrored there.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from pathlib import Path
+from typing import Any
+
+import jax
+import orbax.checkpoint as ocp
+from orbax.checkpoint.checkpoint_managers import preservation_policy
+
+# Keys of the metrics saved with each evaluated checkpoint (orbax stores them as JSON).
+SELECTION = "selection"
+STEP = "step"
+LEGACY = ("last", "best")  # the two-manager layout of older workdirs
+
+
+def rank(metrics: dict[str, Any]) -> tuple[float, int]:
+    """Orbax's best_fn: the higher the selection metric the better; ties keep the earlier
+    step (as before orbax ranked them: a later equal score is no improvement)."""
+    return float(metrics[SELECTION]), -int(metrics[STEP])
+
+
+class Checkpoints:
+    """The run's checkpoints: the last `keep` saves plus the best evaluated one."""
+
+    def __init__(self, directory: Path, keep: int):
+        self.directory = Path(directory).absolute()
+        policy = preservation_policy.AnyPreservationPolicy(
+            [
+                preservation_policy.LatestN(n=keep),
+                preservation_policy.BestN(
+                    get_metric_fn=rank, n=1, keep_checkpoints_without_metrics=False
+                ),
+            ]
+        )
+        self.manager = ocp.CheckpointManager(
+            self.directory,
+            options=ocp.CheckpointManagerOptions(
+                best_fn=rank,  # orbax sorts by it: a tuple key works
+                best_mode="max",
+                preservation_policy=policy,
+                create=True,
+            ),
+        )
+
+    def save(self, state: Any, metric: float | None = None) -> bool:
+        """Saves `state` at its step (with `metric` when evaluated). Returns whether the
+        step is now the best evaluated one. A step saved already is not saved again."""
+        step = int(state.step)
+        if self.manager.latest_step() != step:
+            metrics = None if metric is None else {SELECTION: float(metric), STEP: step}
+            self.manager.save(step, args=ocp.args.StandardSave(state), metrics=metrics, force=True)
+        # best_step ranks the checkpoint infos orbax keeps in memory: no read-back of
+        # metrics that an async save may not have written yet.
+        return metric is not None and self.manager.best_step() == step
+
+    def reached_preemption(self, step: int) -> bool:
+        """Multi-host: whether jax's preemption sync point is `step` (see PreemptionFlag)."""
+        return self.manager.reached_preemption(step)
+
+    def restore(self, which: str, template: Any) -> Any | None:
+        """The 'last' or 'best' train state, or None; reads the legacy layout too."""
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
+        self.manager.wait_until_finished()  # the step may still be being written
+        if self.manager.latest_step() is not None:
+            # best_step is None until an evaluated save: orbax ranks only saves with metrics.
+            step = self.manager.latest_step() if which == "last" else self.manager.best_step()
+            if step is not None:
+                return self.manager.restore(step, args=ocp.args.StandardRestore(abstract))
+        return self._restore_legacy(which, abstract)
+
+    def _restore_legacy(self, which: str, abstract: Any) -> Any | None:
+        path = self.directory / which
+        if which not in LEGACY or not path.is_dir():
+            return None
+        legacy = ocp.CheckpointManager(path, options=ocp.CheckpointManagerOptions(read_only=True))
+        try:
+            step = legacy.latest_step()  # the best manager kept only its best step
+            if step is None:
+                return None
+            return legacy.restore(step, args=ocp.args.StandardRestore(abstract))
+        finally:
+            legacy.close()
+
+    def close(self) -> None:
+        self.manager.wait_until_finished()
+        self.manager.close()
+
+
+class PreemptionFlag:
+    """Whether to save a checkpoint and stop, asked once per loop iteration.
+
+    Single process: a SIGTERM handler sets a flag, read locally (free). Several
+    processes: they must all stop after the same step, or the collectives of the next
+    step hang. Instead of an allgather of the flag at every step, jax's preemption
+    service (set up by jax.distributed.initialize, which catches SIGTERM itself) agrees
+    on a sync step in the background; `CheckpointManager.reached_preemption(step)` is a
+    local check of that agreement. So no Python handler is installed there.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def __enter__(self) -> PreemptionFlag:
+        if jax.process_count() > 1:
+            return self
+        try:
+            self._previous = signal.signal(signal.SIGTERM, self._handle)
+        except ValueError:  # not the main thread: preemption handling is the caller's
+            self._previous = None
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        logging.warning("SIGTERM received: saving a checkpoint and stopping")
+        self.requested = True
+
+    def reached(self, step: int, checkpoints: Checkpoints) -> bool:
+        if jax.process_count() > 1:
+            return checkpoints.reached_preemption(step)
+        return bool(self.requested)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)

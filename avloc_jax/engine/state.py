@@ -1,0 +1,183 @@
+"""The train state and its update: optimizer, initialisation, the jitted data-parallel
+train step, and the device-resident fused chunk of steps."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+from avloc_jax import losses
+from avloc_jax.common import parallel
+from avloc_jax.data import device_data
+from avloc_jax.data.records import Dataset
+from avloc_jax.model import models
+
+
+@flax.struct.dataclass
+class TrainState:
+    step: jax.Array  # number of optimizer updates applied
+    params: Any
+    opt_state: Any
+    rng: jax.Array  # raw uint32 key; dropout uses fold_in(rng, step), so resumes are exact
+
+
+def make_optimizer(
+    train_config: ml_collections.ConfigDict,
+) -> tuple[optax.GradientTransformation, optax.Schedule]:
+    """AdamW with linear warm-up, then cosine decay or a constant rate; global-norm clipping."""
+    peak, warmup, total = (
+        train_config.learning_rate,
+        train_config.warmup_steps,
+        train_config.num_steps,
+    )
+    if train_config.schedule == "cosine":
+        schedule = optax.warmup_cosine_decay_schedule(
+            0.0, peak, max(warmup, 1), max(total, warmup + 1)
+        )
+    elif train_config.schedule == "constant":
+        schedule = optax.join_schedules(
+            [optax.linear_schedule(0.0, peak, max(warmup, 1)), optax.constant_schedule(peak)],
+            [max(warmup, 1)],
+        )
+    else:
+        raise ValueError(
+            f"train.schedule must be 'cosine' or 'constant', got {train_config.schedule!r}"
+        )
+    transforms = []
+    if train_config.grad_clip_norm:
+        transforms.append(optax.clip_by_global_norm(train_config.grad_clip_norm))
+    transforms.append(optax.adamw(schedule, weight_decay=train_config.weight_decay))
+    return optax.chain(*transforms), schedule
+
+
+def create_train_state(
+    model: models.AVLocModel,
+    tx: optax.GradientTransformation,
+    dataset: Dataset,
+    seed: int,
+    sharding: Any,
+) -> TrainState:
+    meta = dataset.metadata
+
+    def init() -> TrainState:
+        rng = jax.random.PRNGKey(seed)
+        init_rng, train_rng = jax.random.split(rng)
+        shape = (1, 8)
+        params = model.init(
+            init_rng,
+            jnp.zeros(shape + (meta.visual_dim,)),
+            jnp.zeros(shape + (meta.audio_dim,)),
+            jnp.ones(shape, bool),
+        )["params"]
+        return TrainState(
+            step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params), rng=train_rng
+        )
+
+    return jax.jit(init, out_shardings=sharding)()
+
+
+def abstract_train_state(config: ml_collections.ConfigDict, metadata: Any, mesh: Any) -> TrainState:
+    """The train state's shapes, dtypes and (replicated) shardings, computed without
+    initialising anything: the target structure for restoring a checkpoint."""
+    model = models.build_model(config.model, metadata.num_classes)
+    tx, _ = make_optimizer(config.train)
+    sharding = parallel.replicated(mesh)
+    shapes = jax.eval_shape(
+        lambda: create_train_state(model, tx, Dataset(metadata, {}), config.seed, sharding)
+    )
+    return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), shapes)
+
+
+def make_train_step(
+    model: models.AVLocModel,
+    tx: optax.GradientTransformation,
+    loss_config: Any,
+    schedule: Any,
+    mesh: Any,
+):
+    """The jitted, data-parallel update: params replicated, batch sharded on axis 0.
+
+    XLA inserts the gradient all-reduce from the shardings; the state is donated, so its
+    buffers are updated in place.
+    """
+    trace_count = [0]
+
+    def train_step(
+        state: TrainState, batch: dict[str, jax.Array]
+    ) -> tuple[TrainState, dict[str, jax.Array]]:
+        trace_count[0] += 1  # runs at trace time only: counts compilations
+        dropout_rng = jax.random.fold_in(state.rng, state.step)
+        mask = batch["mask"].astype(bool)
+        example_weight = jnp.ones(mask.shape[0], jnp.float32)
+
+        def loss_fn(params):
+            outputs: Any = model.apply(
+                {"params": params},
+                batch["visual"],
+                batch["audio"],
+                mask,
+                train=True,
+                rngs={"dropout": dropout_rng},
+            )
+            return losses.total_loss(
+                outputs, mask, batch["labels"], example_weight, loss_config, state.step
+            )
+
+        (_, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        new_state = TrainState(
+            step=state.step + 1,
+            params=optax.apply_updates(state.params, updates),
+            opt_state=opt_state,
+            rng=state.rng,
+        )
+        metrics = {f"loss/{k}": v for k, v in terms.items()}
+        metrics["grad_norm"] = optax.global_norm(grads)
+        metrics["learning_rate"] = schedule(state.step)
+        return new_state, metrics
+
+    jitted = jax.jit(
+        train_step,
+        in_shardings=(parallel.replicated(mesh), parallel.batch_sharded(mesh)),
+        out_shardings=(parallel.replicated(mesh), parallel.replicated(mesh)),
+        donate_argnums=(0,),
+    )
+    return train_step, jitted, trace_count
+
+
+def make_device_resident_chunk(
+    train_step: Any, data_config: Any, batch_size: int, seed: int, mesh: Any
+):
+    """`num_steps` fused updates over device-resident data: one `lax.scan`, no host
+    traffic. Each step builds its batch on device from (seed, step), shards it over the
+    mesh, and applies `train_step`. Compiled once per distinct chunk length."""
+    sharding = parallel.batch_sharded(mesh)
+
+    def chunk(state: TrainState, data: dict[str, jax.Array], num_steps: int):
+        def body(state, _):
+            batch = device_data.sample_batch(
+                data,
+                state.step,
+                batch_size=batch_size,
+                num_snippets=data_config.num_snippets,
+                sampling=data_config.sampling,
+                seed=seed,
+            )
+            batch = jax.lax.with_sharding_constraint(batch, sharding)
+            return train_step(state, batch)
+
+        state, metrics = jax.lax.scan(body, state, length=num_steps)
+        return state, jax.tree.map(lambda x: x[-1], metrics)
+
+    return jax.jit(
+        chunk,
+        static_argnums=(2,),
+        in_shardings=(parallel.replicated(mesh), parallel.replicated(mesh)),
+        out_shardings=(parallel.replicated(mesh), parallel.replicated(mesh)),
+        donate_argnums=(0,),
+    )
