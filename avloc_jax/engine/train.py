@@ -157,7 +157,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
 
     # --- Evaluators and the metric that selects the checkpoint.
     eval_traces = [0]
-    eval_step = predict.make_eval_step(model, config.loss.topk_ratio, mesh, eval_traces)
+    eval_step = predict.make_eval_step(model, config.loss.topk_ratio, mesh, trace_count=eval_traces)
     evals = evaluators.build_evaluators(make_predict_fn(config, eval_step, mesh), config, meta)
     select = evaluators.selection_metric(config, evals)
 
