@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from avloc_jax.common import config_migration
 from avloc_jax.data import loading
 from avloc_jax.data.metadata_file import (
     METADATA_FILE,
@@ -103,7 +104,12 @@ def read_config(directory: Path | str) -> ml_collections.ConfigDict:
         raise FileNotFoundError(
             f"{path} not found: expected a workdir written by `avloc train` or a bundle from `avloc export`"
         )
-    return ml_collections.ConfigDict(json.loads(path.read_text()))
+    # Saved by an older version: fill the keys added since with their old behaviour.
+    try:
+        upgraded = config_migration.migrate(json.loads(path.read_text()))
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
+    return ml_collections.ConfigDict(upgraded)
 
 
 def workdir_metadata(
@@ -554,7 +560,7 @@ def predict_split(
     source = dataset.split(split)
     mesh = parallel.make_mesh()
     eval_step = predict.make_eval_step(loaded.model, loaded.config.loss.topk_ratio, mesh)
-    buckets = tuple(loaded.config.data.get("eval_buckets", ()) or ())
+    buckets = tuple(loaded.config.data.eval_buckets)
     outputs = predict.collect_outputs(
         eval_step,
         loaded.params,
