@@ -32,6 +32,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.data = ml_collections.ConfigDict()
     config.data.name = "demo"  # demo | ave | activitynet12 | thumos14 | generic
     config.data.data_dir = ""  # where `avloc build-data` wrote the TFDS dataset
+    # The TFDS build to open; "" = the only or "default" one (AVE: "weak" with weak_setting).
+    config.data.builder_config = ""
     config.data.num_snippets = 64  # training-time snippet sampling length
     config.data.sampling = "random"  # random | uniform
     config.data.eval_buckets = ()  # padded lengths for evaluation; () = derived from the data

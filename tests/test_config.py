@@ -220,7 +220,7 @@ def _version0_config() -> dict:
     """A config.json as the first version wrote it: no config_version, no attention gate,
     no pseudo-label rule, no bottom-k weight (configs/default.py at commit 6e53a70)."""
     config = json.loads(default.get_config().to_json_best_effort())
-    del config["config_version"], config["data"]["demo"]
+    del config["config_version"], config["data"]["demo"], config["data"]["builder_config"]
     for key in ("attention_gate", "attention_gate_frozen"):
         del config["model"][key]
     for key in ("pseudo_label_rule", "rel_background_weight"):
@@ -238,6 +238,7 @@ def test_migrate_version0_fills_the_old_behaviour():
     assert new["model"]["attention_gate_frozen"] is False
     assert new["loss"]["pseudo_label_rule"] == "class_argmax"
     assert new["loss"]["rel_background_weight"] == 1.0
+    assert new["data"]["builder_config"] == ""
     assert new["model"]["merge"] == "layernorm"  # saved values are kept
     assert "config_version" not in old and "attention_gate" not in old["model"]  # a copy
     import ml_collections
@@ -260,3 +261,25 @@ def test_read_config_migrates_a_saved_config(tmp_path):
     assert config.config_version == 1 and config.model.attention_gate is False
     assert config.loss.pseudo_label_rule == "class_argmax"
     assert models.build_model(config.model, num_classes=3).attention_gate is False
+
+
+@pytest.mark.parametrize(
+    "overrides,builder_config,heldout",
+    [
+        ({"data.name": "ave", "data.weak_setting": True}, "weak", 0.1),
+        ({"data.name": "ave"}, None, 0.1),
+        ({"data.name": "generic", "data.builder_config": "mine"}, "mine", 0.1),
+        ({"data.name": "activitynet12", "data.val_fraction": 0.25}, None, 0.25),
+    ],
+)
+def test_loader_passes_the_data_config_explicitly(monkeypatch, overrides, builder_config, heldout):
+    from avloc_jax.data import datasets, loading
+
+    calls = []
+    monkeypatch.setattr(
+        datasets, "load_dataset", lambda *args, **kwargs: calls.append((args, kwargs))
+    )
+    loading.load_dataset(apply_overrides(default.get_config(), overrides))
+    ((args, kwargs),) = calls
+    assert args == (overrides["data.name"], "")
+    assert kwargs == {"builder_config": builder_config, "heldout_fraction": heldout}

@@ -10,6 +10,7 @@ configs/default.py, models.py and losses.py):
   model.attention_gate_frozen = False  (the gate's control did not exist either)
   loss.pseudo_label_rule = 'class_argmax'  the only rule before foreground_mass
   loss.rel_background_weight = 1.0     L_rel's bottom-k term had full weight
+  data.builder_config = ''             (read by the loader, but not declared as a key)
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ VERSION_KEY = "config_version"
 
 def _v0_to_v1(config: dict[str, Any]) -> None:
     model, loss = config.setdefault("model", {}), config.setdefault("loss", {})
+    config.setdefault("data", {}).setdefault("builder_config", "")
     model.setdefault("attention_gate", False)
     model.setdefault("attention_gate_frozen", False)
     loss.setdefault("pseudo_label_rule", "class_argmax")

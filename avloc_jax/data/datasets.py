@@ -118,16 +118,6 @@ def heldout_indices(video_ids: Sequence[str], fraction: float) -> tuple[np.ndarr
     return keep, held
 
 
-def _get(config: Any, key: str, default: Any = None) -> Any:
-    if config is None:
-        return default
-    try:
-        value = config.get(key, default)
-    except AttributeError:
-        value = getattr(config, key, default)
-    return default if value is None else value
-
-
 def default_data_dir() -> Path:
     return Path(os.path.expanduser(os.environ.get("TFDS_DATA_DIR", "~/tensorflow_datasets")))
 
@@ -185,7 +175,6 @@ def load_dataset(
     name: str,
     data_dir: str | os.PathLike | None = None,
     *,
-    config: Any = None,
     builder_config: str | None = None,
     heldout_fraction: float | None = None,
     version: str | None = None,
@@ -196,20 +185,16 @@ def load_dataset(
       name: ave | activitynet12 | thumos14 | generic.
       data_dir: where `avloc build-data` wrote it ('' / None: $TFDS_DATA_DIR or
         ~/tensorflow_datasets).
-      config: optional data config (ConfigDict or mapping) read for ``builder_config``,
-        ``weak_setting`` (AVE: the 'weak' build) and ``val_fraction``.
       builder_config: the TFDS config ('default', 'weak', a generic dataset's name).
       heldout_fraction: fraction of train held out as val where there is no val split;
-        default: ``config.val_fraction``, else the value stored at build time. 0 keeps all
-        of train and uses the test split for validation (public WTAL practice; the log warns).
+        default: the value stored at build time (`avloc train` passes data.val_fraction).
+        0 keeps all of train and uses the test split for validation (public WTAL practice;
+        the log warns).
     Returns:
       Dataset whose metadata names the train / val / test splits to use.
     """
     import tensorflow_datasets as tfds  # heavy; only needed here
 
-    builder_config = builder_config or _get(config, "builder_config") or None
-    if builder_config is None and name == "ave" and _get(config, "weak_setting", False):
-        builder_config = "weak"
     path = find_dataset_dir(name, data_dir, builder_config, version)
     builder = tfds.builder_from_directory(str(path))
     stored = dict(builder.info.metadata or {})
@@ -240,9 +225,7 @@ def load_dataset(
     train_name, val_name, test_name = roles["train"], roles.get("val"), roles["test"]
     if not val_name:
         if heldout_fraction is None:
-            heldout_fraction = _get(
-                config, "val_fraction", stored.get("split_roles", {}).get("heldout_fraction", 0.1)
-            )
+            heldout_fraction = stored.get("split_roles", {}).get("heldout_fraction", 0.1)
         if heldout_fraction > 0:
             full = splits[train_name]
             ids = (stored.get("video_ids") or {}).get(train_name) or _video_ids(full)
