@@ -45,9 +45,13 @@ def split_overrides(argv: Sequence[str]) -> tuple[list[str], list[str]]:
     return overrides, rest
 
 
-def _as_flag(key: str, value: Any) -> str:
-    # config_flags parses strings as they are and everything else as a Python literal.
-    return f"--{_NAME}.{key}={value if isinstance(value, str) else repr(value)}"
+def as_flags(overrides: Mapping[str, Any]) -> list[str]:
+    """{"a.b": v} as the command-line flags ["--config.a.b=v"] that apply_overrides and
+    `avloc train` read (strings as they are, everything else as a Python literal)."""
+    return [
+        f"--{_NAME}.{key}={value if isinstance(value, str) else repr(value)}"
+        for key, value in overrides.items()
+    ]
 
 
 def _key_exists(config: ml_collections.ConfigDict, key: str) -> bool:
@@ -92,7 +96,7 @@ def apply_overrides(
       ConfigError: an unknown key (with the closest known key) or an unparsable value.
     """
     if isinstance(overrides, Mapping):
-        args = [_as_flag(key, value) for key, value in overrides.items()]
+        args = as_flags(overrides)
     else:
         args = list(overrides)
     for arg in args:
