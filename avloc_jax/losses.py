@@ -239,7 +239,7 @@ def total_loss(
     if loss_config.rel_weight:
         rel_args = (reliability_logits, mask, labels, example_weight, loss_config.topk_ratio)
         terms["rel"] = reliability_loss(
-            *rel_args, background_weight=loss_config.get("rel_background_weight", 1.0)
+            *rel_args, background_weight=loss_config.rel_background_weight
         )
         loss += loss_config.rel_weight * terms["rel"]
     if loss_config.class_consistency_weight or loss_config.reliability_consistency_weight:
@@ -251,7 +251,7 @@ def total_loss(
             example_weight,
             loss_config.consistency_window,
             loss_config.consistency_threshold,
-            loss_config.get("pseudo_label_rule", "class_argmax"),
+            loss_config.pseudo_label_rule,
         )
         warm = (jnp.asarray(step) >= loss_config.consistency_warmup_steps).astype(jnp.float32)
         terms["consistency_on"] = warm

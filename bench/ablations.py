@@ -149,14 +149,6 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _set(config, dotted: str, value) -> None:
-    node = config
-    *parents, leaf = dotted.split(".")
-    for key in parents:
-        node = node[key]
-    node[leaf] = value
-
-
 def prepare_data(
     flavour: str, work: Path, bench_seed: int, annotations: str | None, quick: bool
 ) -> Path:
@@ -204,8 +196,9 @@ def run_one(
         config.loss.consistency_warmup_steps = 50
     if steps:
         config.train.num_steps = steps
-    for key, value in VARIANTS[variant][1].items():
-        _set(config, key, value)
+    from avloc_jax.common.config_overrides import apply_overrides
+
+    apply_overrides(config, VARIANTS[variant][1])  # as `--config.a.b=v` would
     if workdir.exists():  # an unfinished run: start it again from scratch
         import shutil
 

@@ -1,21 +1,39 @@
 """Defaults shared by every experiment; the dataset configs override what differs.
 
+This file is the single place where a config default lives: the library reads the config
+it is given (no fallbacks), and configs/*.py only override. Next to the defaults,
+`CHOICES`, `BOUNDS` and `ITEM_TYPES` say which values each key allows; `validate()` checks
+a config against them (and against the keys and types of `get_config()`) before anything
+runs. `config_version` says which keys a saved config.json has; older ones are upgraded by
+`avloc_jax.common.config_migration.migrate`.
+
 Public keys (documented in the README): data.data_dir, data.name, train.num_steps,
 train.batch_size, train.learning_rate, eval.every_steps, model.fusion,
 model.num_stages, model.head, seed. Feature sizes and class lists are not here: they
 come from the dataset's metadata.
 """
 
+from typing import Any
+
 import ml_collections
+
+from avloc_jax.common import config_checks, config_migration
+from avloc_jax.common.config_checks import ConfigError
+
+__all__ = ["BOUNDS", "CHOICES", "ITEM_TYPES", "ConfigError", "get_config", "validate"]
 
 
 def get_config() -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
+    # Bumped (with a step in config_migration) whenever a key is added or changes meaning.
+    config.config_version = config_migration.CURRENT_VERSION
     config.seed = 0
 
     config.data = ml_collections.ConfigDict()
     config.data.name = "demo"  # demo | ave | activitynet12 | thumos14 | generic
     config.data.data_dir = ""  # where `avloc build-data` wrote the TFDS dataset
+    # The TFDS build to open; "" = the only or "default" one (AVE: "weak" with weak_setting).
+    config.data.builder_config = ""
     config.data.num_snippets = 64  # training-time snippet sampling length
     config.data.sampling = "random"  # random | uniform
     config.data.eval_buckets = ()  # padded lengths for evaluation; () = derived from the data
@@ -24,6 +42,7 @@ def get_config() -> ml_collections.ConfigDict:
     )
     config.data.weak_setting = False  # AVE: add the 178 background-only videos to train
     config.data.device_resident = False  # keep the whole training split on the devices
+    config.data.demo = demo_data_config()  # read only when data.name == "demo"
 
     config.model = ml_collections.ConfigDict()
     config.model.fusion = "cross_attention"  # cross_attention | concat | visual | audio
@@ -83,10 +102,150 @@ def get_config() -> ml_collections.ConfigDict:
     # standard one: "detection" for untrimmed datasets, "ave" for AVE.
     config.evals = ()
 
-    from avloc_jax.evaluation import localization
-
-    config.localization = localization.default_config()
+    config.localization = localization_config()
 
     config.distributed = ml_collections.ConfigDict()
     config.distributed.initialize = False  # call jax.distributed.initialize() (multi-host)
     return config
+
+
+def localization_config() -> ml_collections.ConfigDict:
+    """Every constant of the post-processing (ActivityNet values; THUMOS14 overrides some).
+
+    The steps they control are described in avloc_jax/evaluation/localization.py.
+    """
+    config = ml_collections.ConfigDict()
+    config.class_threshold = 0.1  # keep classes with video score >= this (else the top class)
+    config.cas_smoothing = 0  # moving-average window in snippets over the CAS; 0/1 = off
+    config.upsample = 24  # linear-interpolation factor u of the CAS before thresholding
+    # 0.1 ... 0.9 on the normalised CAS
+    config.thresholds = tuple(round(0.1 * i, 2) for i in range(1, 10))
+    config.min_length_snippets = 0.0  # drop proposals shorter than this many snippets
+    config.outer_margin = 0.25  # outer region on each side, as a fraction of the proposal length
+    config.contrast_on = "normalized"  # CAS used for the outer-inner contrast: normalized | raw
+    config.video_score_weight = 0.2  # γ: weight of the video-level class score in the score
+    config.nms = "soft"  # soft (Gaussian) | hard | none
+    config.soft_nms_sigma = 0.3  # Gaussian soft-NMS: weight exp(-iou² / sigma)
+    config.nms_iou = 0.7  # hard NMS: suppress tIoU > this
+    config.top_n = 100  # detections kept per video (0 = all)
+    return config
+
+
+def demo_data_config() -> ml_collections.ConfigDict:
+    """The built-in demo dataset (avloc_jax/data/demo_data.py and synthetic_features.py)."""
+    c = ml_collections.ConfigDict()
+    c.num_videos = {"train": 480, "validation": 120, "test": 160}
+    c.num_classes = 8
+    c.pair_fraction = 0.5  # 4 classes in 2 visually identical pairs
+    c.silent_fraction = 0.25  # 2 silent classes
+    c.pair_visual_offset = 0.0  # how different the two visuals of a pair are (relative)
+    c.min_seconds = 40
+    c.max_seconds = 96
+    c.visual_dim = 48
+    c.audio_dim = 24
+    c.visual_snippet_seconds = 1.0
+    c.audio_snippet_seconds = 1.0
+    c.max_misalignment_seconds = 0.0
+    c.temporal_correlation = 0.7  # AR(1) coefficient of the feature noise
+    c.max_instances = 3
+    c.min_instance_seconds = 4
+    c.background_only_fraction = 0.05
+    c.visual_strength = 1.5
+    c.audio_strength = 1.5
+    c.context_strength = 0.7  # near-action visual context: looks like the action, no sound
+    c.context_seconds = 4.0
+    c.music_probability = 0.5  # unrelated background music over random stretches
+    c.music_strength = 1.5
+    c.scene_std = 0.6
+    c.noise_std = 1.0
+    return c
+
+
+# Allowed values of the keys that take one of a few words.
+CHOICES: dict[str, tuple[Any, ...]] = {
+    "data.name": ("demo", "ave", "activitynet12", "thumos14", "generic"),
+    "data.sampling": ("random", "uniform", "crop"),  # crop: host-fed batches only
+    "model.fusion": ("cross_attention", "concat", "visual", "audio"),
+    "model.head": ("openmax", "softmax_bg"),
+    "model.skip": ("dense", "residual", "none"),
+    "model.merge": ("none", "layernorm", "tanh"),
+    "model.dtype": ("float32", "bfloat16"),
+    "loss.pseudo_label_rule": ("foreground_mass", "class_argmax"),
+    "train.schedule": ("cosine", "constant"),
+    "localization.contrast_on": ("normalized", "raw"),
+    "localization.nms": ("soft", "hard", "none"),
+}
+
+# Inclusive (low, high) ranges; None = unbounded. For a tuple, every item.
+_COUNT = (1, None)  # a positive integer
+_NONNEGATIVE = (0, None)
+_FRACTION = (0, 1)
+BOUNDS: dict[str, config_checks.Bounds] = {
+    "config_version": (config_migration.CURRENT_VERSION, config_migration.CURRENT_VERSION),
+    "seed": _NONNEGATIVE,
+    "data.num_snippets": _COUNT,
+    "data.eval_buckets": _COUNT,
+    "data.val_fraction": (0, 0.99),
+    "model.embed_dim": _COUNT,
+    "model.num_stages": _COUNT,
+    "model.num_heads": _COUNT,
+    "model.attention_window": _NONNEGATIVE,
+    "model.conv_kernel": _NONNEGATIVE,
+    "model.dropout_rate": (0, 0.99),
+    "loss.topk_ratio": (1, None),
+    "loss.mil_weight": _NONNEGATIVE,
+    "loss.fg_weight": _NONNEGATIVE,
+    "loss.rel_weight": _NONNEGATIVE,
+    "loss.class_consistency_weight": _NONNEGATIVE,
+    "loss.reliability_consistency_weight": _NONNEGATIVE,
+    "loss.consistency_window": _NONNEGATIVE,
+    "loss.consistency_threshold": _FRACTION,
+    "loss.rel_background_weight": _NONNEGATIVE,
+    "loss.consistency_warmup_steps": _NONNEGATIVE,
+    "train.num_steps": _COUNT,
+    "train.batch_size": _COUNT,
+    "train.learning_rate": _NONNEGATIVE,
+    "train.warmup_steps": _NONNEGATIVE,
+    "train.weight_decay": _NONNEGATIVE,
+    "train.grad_clip_norm": _NONNEGATIVE,
+    "train.log_every_steps": _COUNT,
+    "train.checkpoint_every_steps": _COUNT,
+    "train.keep_checkpoints": _COUNT,
+    "eval.every_steps": _COUNT,
+    "eval.batch_size": _COUNT,
+    "eval.reliability_threshold": _FRACTION,
+    "localization.class_threshold": _FRACTION,
+    "localization.cas_smoothing": _NONNEGATIVE,
+    "localization.upsample": _COUNT,
+    "localization.thresholds": _FRACTION,
+    "localization.min_length_snippets": _NONNEGATIVE,
+    "localization.outer_margin": _NONNEGATIVE,
+    "localization.video_score_weight": _NONNEGATIVE,
+    "localization.nms_iou": _FRACTION,
+    "localization.top_n": _NONNEGATIVE,
+    "data.demo.num_classes": _COUNT,
+    "data.demo.min_seconds": _COUNT,
+    "data.demo.max_seconds": _COUNT,
+    "data.demo.max_instances": _COUNT,
+}
+
+# Item types of tuples whose default is empty (a non-empty default gives its own).
+ITEM_TYPES: dict[str, type] = {"data.eval_buckets": int}
+
+
+def validate(config: Any) -> None:
+    """Raises ConfigError (a one-line message naming the key and what is allowed) unless
+    `config` has exactly the keys of `get_config()`, with their types and allowed values.
+
+    `data.demo` may be absent when data.name is not "demo" (configs saved before it was a
+    default did not carry it; it is read only for the demo)."""
+    reference = get_config()
+    data = config.data if "data" in config else {}
+    if data.get("name") != "demo" and "demo" not in data:
+        del reference.data["demo"]
+    config_checks.check(config, reference, choices=CHOICES, bounds=BOUNDS, item_types=ITEM_TYPES)
+    if config.data.device_resident and config.data.sampling not in ("random", "uniform"):
+        raise ConfigError(
+            f"config key data.sampling: got {config.data.sampling!r}; expected one of random, "
+            "uniform with data.device_resident=True"
+        )

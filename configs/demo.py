@@ -4,14 +4,12 @@ Runs to completion on a 2-core CPU in a few minutes:
   avloc train --config=configs/demo.py --workdir=/tmp/avloc_demo
 """
 
-from avloc_jax.data import demo_data
 from configs import default
 
 
 def get_config():
     config = default.get_config()
     config.data.name = "demo"
-    config.data.demo = demo_data.default_config()
     config.data.num_snippets = 64
     config.data.eval_buckets = (64, 96)
 

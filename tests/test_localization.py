@@ -7,10 +7,11 @@ import pytest
 
 from avloc_jax.data.records import ground_truth_json
 from avloc_jax.evaluation import detection_eval, localization
+from configs import default
 
 
 def config(**overrides):
-    cfg = localization.default_config()
+    cfg = default.localization_config()
     cfg.update(overrides)
     return cfg
 
@@ -29,7 +30,7 @@ def step_cas(num_snippets, segments, num_classes=3, active_class=1, seed=0, nois
 
 
 def test_default_config_holds_every_constant():
-    cfg = localization.default_config()
+    cfg = default.get_config().localization
     assert cfg.class_threshold == 0.1 and cfg.upsample == 24 and cfg.outer_margin == 0.25
     assert cfg.video_score_weight == 0.2 and cfg.nms == "soft" and cfg.soft_nms_sigma == 0.3
     assert cfg.nms_iou == 0.7 and cfg.top_n == 100 and cfg.cas_smoothing == 0
@@ -200,11 +201,11 @@ def test_single_snippet_and_constant_cas_give_the_whole_video():
 
 
 def test_empty_inputs_and_errors():
-    assert localization.localize(np.zeros((0, 3)), np.ones(3) / 3, 10.0) == []
+    assert localization.localize(np.zeros((0, 3)), np.ones(3) / 3, 10.0, config()) == []
     with pytest.raises(ValueError):
-        localization.localize(np.zeros((4, 3)), np.ones(2), 10.0)
+        localization.localize(np.zeros((4, 3)), np.ones(2), 10.0, config())
     with pytest.raises(ValueError):
-        localization.localize(np.zeros((4, 2)), np.ones(2), float("nan"))
+        localization.localize(np.zeros((4, 2)), np.ones(2), float("nan"), config())
     with pytest.raises(ValueError):
         localization.localize(np.zeros((4, 2)), np.ones(2), 1.0, config(nms="fancy"))
 
@@ -251,7 +252,8 @@ def test_localize_videos_and_json_layout():
         [
             ("a", cas, np.array([0.0, 1.0, 0.0]), 20.0),
             ("b", cas[:0], np.array([0.0, 1.0, 0.0]), 5.0),
-        ]
+        ],
+        config(),
     )
     assert set(per_video) == {"a", "b"} and per_video["b"] == []
     out = localization.detections_to_json(per_video, ["x", "y", "z"], version="v1")
@@ -263,10 +265,10 @@ def test_localize_videos_and_json_layout():
     assert out["results"]["b"] == []
 
 
-def test_partial_config_falls_back_to_defaults():
-    cas = step_cas(30, [(5, 15)])
-    scores = np.array([0.0, 1.0, 0.0])
-    partial = {"nms": "hard", "top_n": 1}  # e.g. a workdir config written before a key existed
-    assert localization.localize(cas, scores, 30.0, partial) == localization.localize(
-        cas, scores, 30.0, config(nms="hard", top_n=1)
-    )
+def test_config_is_read_as_given_without_fallbacks():
+    # A config lacking a key is an error, not silently today's default: old saved configs
+    # are upgraded by config_migration before they get here.
+    partial = config()
+    del partial["top_n"]
+    with pytest.raises(AttributeError):
+        localization.localize(step_cas(30, [(5, 15)]), np.array([0.0, 1.0, 0.0]), 30.0, partial)

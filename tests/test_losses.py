@@ -8,6 +8,7 @@ import pytest
 
 from avloc_jax import losses
 from avloc_jax.model import models
+from configs import default
 
 B, T, C = 3, 16, 4
 
@@ -24,6 +25,9 @@ def _loss_config(**overrides):
             consistency_window=1,
             consistency_threshold=0.3,
             consistency_warmup_steps=0,
+            # The rule and weight these tests were written for (not today's defaults).
+            pseudo_label_rule="class_argmax",
+            rel_background_weight=1.0,
         )
     )
     config.update(overrides)
@@ -140,9 +144,9 @@ def _model_and_batch():
     audio = rng.normal(size=(B, T, 5)).astype(np.float32)
     # Ungated, so that every trunk parameter (the bilinear attention weights included) is
     # reached at initialisation; a zero gate would, rightly, block the bilinear weights.
-    model = models.AVLocModel(
-        num_classes=C, embed_dim=8, dropout_rate=0.0, attention_window=0, attention_gate=False
-    )
+    model_config = default.get_config().model
+    model_config.update(embed_dim=8, dropout_rate=0.0, attention_window=0, attention_gate=False)
+    model = models.build_model(model_config, num_classes=C)
     params = model.init(jax.random.key(0), visual, audio, mask)
     # Start with μ ≈ 0.95 so that the consistency pseudo-labels include action classes
     # (at μ ≈ 0.5 they are all background, and L_cc rightly never reaches the action branch).

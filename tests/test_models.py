@@ -22,9 +22,12 @@ def _inputs(seed=0, length=T):
 
 
 def _model(**kwargs):
-    defaults = dict(num_classes=C, embed_dim=D, dropout_rate=0.0)
-    defaults.update(kwargs)
-    return models.AVLocModel(**defaults)
+    """The default config's model, D wide, without dropout, changed by `kwargs`."""
+    from configs import default
+
+    model_config = default.get_config().model
+    model_config.update(dict(embed_dim=D, dropout_rate=0.0, **kwargs))
+    return models.build_model(model_config, num_classes=C)
 
 
 @pytest.mark.parametrize("fusion,head", list(itertools.product(models.FUSIONS, models.HEADS)))
@@ -236,7 +239,7 @@ def test_bfloat16_compute_agrees_with_float32():
     posterior probabilities within 0.03 absolute; parameters stay float32."""
     visual, audio, mask = _inputs()
     model32 = _model()
-    model16 = _model(dtype=jnp.bfloat16)
+    model16 = _model(dtype="bfloat16")
     params = model32.init(jax.random.key(0), visual, audio, mask)
     params16 = model16.init(jax.random.key(0), visual, audio, mask)
     assert all(p.dtype == jnp.float32 for p in jax.tree_util.tree_leaves(params16))

@@ -283,7 +283,14 @@ def test_ave_labels_h5_and_pooled_vec_file(tmp_path):
 def test_ave_weak_setting_adds_background_videos(tmp_path):
     src = write_ave(tmp_path / "ave", noisy=3)
     _build("ave", tmp_path / "tfds", manual_dir=tmp_path / "ave", builder_config="weak")
-    ds = datasets.load_dataset("ave", tmp_path / "tfds", config={"weak_setting": True})
+    from avloc_jax.common.config_overrides import apply_overrides
+    from avloc_jax.data import loading
+    from configs import default
+
+    config = default.get_config()
+    overrides = {"data.name": "ave", "data.data_dir": str(tmp_path / "tfds")}
+    apply_overrides(config, {**overrides, "data.weak_setting": True})
+    ds = loading.load_dataset(config)  # data.weak_setting picks the 'weak' build
     train = ds.split("train")
     assert len(train) == len(src["orders"]["train"]) + 3
     noisy = [train[i] for i in range(len(train)) if train[i]["video_id"].startswith("noisy_")]
@@ -409,7 +416,7 @@ def test_activitynet12_builder_round_trip_and_heldout(tmp_path):
     assert (
         sorted(ids("train") + ids("val")) == ["AAAAAAAAAAA", "CCCCCCCCCCC"] and len(ids("val")) == 1
     )
-    again = datasets.load_dataset("activitynet12", tmp_path / "tfds", config={"val_fraction": 0.5})
+    again = datasets.load_dataset("activitynet12", tmp_path / "tfds", heldout_fraction=0.5)
     assert [again.split("val")[0]["video_id"]] == ids("val")  # deterministic
     np.testing.assert_array_equal(held.split("val").lengths, [len(held.split("val")[0]["visual"])])
 

@@ -6,6 +6,7 @@ import json
 import sys
 
 from avloc_jax.cli import config_cli
+from avloc_jax.common.config_checks import ConfigError
 
 
 def main(argv: list[str]) -> int:
@@ -28,14 +29,21 @@ def main(argv: list[str]) -> int:
     if values.checkpoint not in ("best", "last"):
         print("avloc evaluate: --checkpoint must be best or last", file=sys.stderr)
         return 2
-    from avloc_jax.engine import train
-
     try:
         config = (
             values.config
             if values.config is not None
             else config_cli.config_from_workdir(values.workdir)
         )
+    except FileNotFoundError as err:
+        print(f"avloc evaluate: {err}", file=sys.stderr)
+        return 1
+    except ConfigError as err:
+        config_cli.fail("avloc evaluate", str(err))
+    config_cli.check_config(config, "avloc evaluate")  # before anything is written
+    from avloc_jax.engine import train
+
+    try:
         metrics = train.evaluate_workdir(config, values.workdir, values.split, values.checkpoint)
     except FileNotFoundError as err:
         print(f"avloc evaluate: {err}", file=sys.stderr)

@@ -21,6 +21,7 @@ def main(argv: list[str]) -> int:
     if values.config is None or values.workdir is None:
         print("avloc train: --config and --workdir are required", file=sys.stderr)
         return 2
+    config_cli.check_config(values.config, "avloc train")  # before anything is written
     from avloc_jax.data.annotations import DataError
     from avloc_jax.engine import train  # heavy imports after argument checks
 

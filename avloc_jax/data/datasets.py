@@ -119,16 +119,6 @@ def heldout_indices(video_ids: Sequence[str], fraction: float) -> tuple[np.ndarr
     return keep, held
 
 
-def _get(config: Any, key: str, default: Any = None) -> Any:
-    if config is None:
-        return default
-    try:
-        value = config.get(key, default)
-    except AttributeError:
-        value = getattr(config, key, default)
-    return default if value is None else value
-
-
 def default_data_dir() -> Path:
     return Path(os.path.expanduser(os.environ.get("TFDS_DATA_DIR", "~/tensorflow_datasets")))
 
@@ -188,7 +178,6 @@ def load_dataset(
     name: str,
     data_dir: str | os.PathLike | None = None,
     *,
-    config: Any = None,
     builder_config: str | None = None,
     heldout_fraction: float | None = None,
     version: str | None = None,
@@ -199,37 +188,29 @@ def load_dataset(
       name: ave | activitynet12 | thumos14 | generic.
       data_dir: where `avloc build-data` wrote it ('' / None: $TFDS_DATA_DIR or
         ~/tensorflow_datasets).
-      config: optional data config (ConfigDict or mapping) read for ``builder_config``,
-        ``weak_setting`` (AVE: the 'weak' build) and ``val_fraction``.
       builder_config: the TFDS config ('default', 'weak', a generic dataset's name).
       heldout_fraction: fraction of train held out as val where there is no val split;
-        default: ``config.val_fraction``, else the value stored at build time. 0 keeps all
-        of train and uses the test split for validation (public WTAL practice; the log warns).
+        default: the value stored at build time (`avloc train` passes data.val_fraction).
+        0 keeps all of train and uses the test split for validation (public WTAL practice;
+        the log warns).
     Returns:
       Dataset whose metadata names the train / val / test splits to use.
     """
-    builder_config = builder_config or _get(config, "builder_config") or None
-    if builder_config is None and name == "ave" and _get(config, "weak_setting", False):
-        builder_config = "weak"
     builder = open_builder(name, data_dir, builder_config, version)
-    return dataset_from_builder(builder, config=config, heldout_fraction=heldout_fraction)
+    return dataset_from_builder(builder, heldout_fraction=heldout_fraction)
 
 
-def load_dataset_dir(
-    path: str | os.PathLike, *, config: Any = None, heldout_fraction: float | None = None
-) -> Dataset:
+def load_dataset_dir(path: str | os.PathLike, *, heldout_fraction: float | None = None) -> Dataset:
     """`load_dataset` of one build folder ``<data_dir>/<name>/<config>/<version>``."""
     import tensorflow_datasets as tfds  # heavy; only needed here
 
     builder = tfds.builder_from_directory(str(path))
-    return dataset_from_builder(builder, config=config, heldout_fraction=heldout_fraction)
+    return dataset_from_builder(builder, heldout_fraction=heldout_fraction)
 
 
-def dataset_from_builder(
-    builder: Any, *, config: Any = None, heldout_fraction: float | None = None
-) -> Dataset:
-    """The Dataset of a (read-only) TFDS builder written by `avloc build-data`; `config`
-    and `heldout_fraction` as in `load_dataset`."""
+def dataset_from_builder(builder: Any, *, heldout_fraction: float | None = None) -> Dataset:
+    """The Dataset of a (read-only) TFDS builder written by `avloc build-data`;
+    `heldout_fraction` as in `load_dataset`."""
     name, path = builder.name, builder.data_dir
     stored = dict(builder.info.metadata or {})
     if "avloc" not in stored:
@@ -257,9 +238,7 @@ def dataset_from_builder(
     train_name, val_name, test_name = roles["train"], roles.get("val"), roles["test"]
     if not val_name:
         if heldout_fraction is None:
-            heldout_fraction = _get(
-                config, "val_fraction", stored.get("split_roles", {}).get("heldout_fraction", 0.1)
-            )
+            heldout_fraction = stored.get("split_roles", {}).get("heldout_fraction", 0.1)
         if heldout_fraction > 0:
             full = splits[train_name]
             ids = (stored.get("video_ids") or {}).get(train_name) or _video_ids(full)

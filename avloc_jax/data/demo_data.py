@@ -6,7 +6,8 @@ video, a few background-only videos); the features carry the planted structure o
 `avloc_jax.data.synthetic_features`: visually identical class pairs told apart only by
 sound, silent classes, near-action visual context, unrelated background music, scene
 offsets and temporally correlated noise. Visual and audio snippets are aligned here
-(one second each); `avloc make-benchmark` exercises different rates.
+(one second each); `avloc make-benchmark` exercises different rates. The generation
+parameters are the config's `data.demo` (defaults: configs/default.py).
 """
 
 from __future__ import annotations
@@ -18,29 +19,6 @@ from avloc_jax.data import synthetic_features
 from avloc_jax.data.records import TASK_DETECTION, Dataset, DatasetMetadata, Record
 
 SPLITS = ("train", "validation", "test")
-
-
-def default_config() -> ml_collections.ConfigDict:
-    c = synthetic_features.default_config()
-    c.num_videos = {"train": 480, "validation": 120, "test": 160}
-    c.num_classes = 8
-    c.pair_fraction = 0.5  # 4 classes in 2 visually identical pairs
-    c.silent_fraction = 0.25  # 2 silent classes
-    c.pair_visual_offset = 0.0
-    c.min_seconds = 40
-    c.max_seconds = 96
-    c.visual_dim = 48
-    c.audio_dim = 24
-    c.visual_snippet_seconds = 1.0
-    c.audio_snippet_seconds = 1.0
-    c.max_misalignment_seconds = 0.0
-    c.temporal_correlation = 0.7
-    c.max_instances = 3
-    c.min_instance_seconds = 4
-    c.background_only_fraction = 0.05
-    c.context_strength = 0.7
-    c.context_seconds = 4.0
-    return c
 
 
 def class_names(structure: synthetic_features.ClassStructure) -> tuple[str, ...]:

@@ -14,4 +14,10 @@ def load_dataset(config: ml_collections.ConfigDict) -> Dataset:
         return demo_data.make_dataset(config.data.demo, seed=config.seed)
     from avloc_jax.data import datasets  # imports tensorflow_datasets, only needed here
 
-    return datasets.load_dataset(config.data.name, config.data.data_dir, config=config.data)
+    data = config.data
+    # AVE's weak setting is its own build; an explicit data.builder_config wins.
+    weak = data.name == "ave" and data.weak_setting
+    builder_config = data.builder_config or ("weak" if weak else None)
+    return datasets.load_dataset(
+        data.name, data.data_dir, builder_config=builder_config, heldout_fraction=data.val_fraction
+    )

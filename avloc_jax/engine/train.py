@@ -48,6 +48,7 @@ from avloc_jax.engine.state import (
 )
 from avloc_jax.evaluation import evaluators, predict
 from avloc_jax.model import models
+from configs import default as default_config
 
 __all__ = [
     "Checkpoints",
@@ -120,6 +121,7 @@ def _atomic_write_json(path: Path, payload: Any) -> None:
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, Any]:
     """Trains per `config` in `workdir` (resuming if possible) and evaluates val and test."""
+    default_config.validate(config)  # ConfigError (one line) before anything is written
     # --- Set-up: processes, devices, workdir, writers.
     parallel.maybe_initialize_distributed(config.distributed.initialize)
     workdir = Path(workdir)

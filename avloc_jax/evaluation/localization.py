@@ -1,6 +1,7 @@
 """Untrimmed-video localization: per-snippet class activations -> scored segments.
 
-The standard WTAL post-processing (BaS-Net, UM, CoLA, ... ; METHOD_NOTES §4), per video:
+The standard WTAL post-processing (BaS-Net, UM, CoLA, ... ; METHOD_NOTES §4), per video
+(the `config.localization` keys in backticks; their defaults are in configs/default.py):
 
 1. Keep the classes whose video score is >= `class_threshold`; if none passes, the top one.
 2. Optionally smooth the CAS over time (`cas_smoothing`, a centred moving average; 0 = off).
@@ -31,35 +32,12 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-import ml_collections
 import numpy as np
 
 Detection = tuple[int, float, float, float]  # (class index, score, start s, end s)
 
 NMS_KINDS = ("soft", "hard", "none")
 CONTRAST_KINDS = ("normalized", "raw")
-
-
-def default_config() -> ml_collections.ConfigDict:
-    """Every constant of the post-processing (ActivityNet values; THUMOS14 overrides some)."""
-    config = ml_collections.ConfigDict()
-    config.class_threshold = 0.1  # keep classes with video score >= this (else the top class)
-    config.cas_smoothing = 0  # moving-average window in snippets over the CAS; 0/1 = off
-    config.upsample = 24  # linear-interpolation factor u of the CAS before thresholding
-    config.thresholds = tuple(
-        round(0.1 * i, 2) for i in range(1, 10)
-    )  # 0.1 ... 0.9 on the normalised CAS
-    config.min_length_snippets = 0.0  # drop proposals shorter than this many snippets
-    config.outer_margin = 0.25  # outer region on each side, as a fraction of the proposal length
-    config.contrast_on = "normalized"  # CAS used for the outer-inner contrast: normalized | raw
-    config.video_score_weight = (
-        0.2  # γ: weight of the video-level class score in the proposal score
-    )
-    config.nms = "soft"  # soft (Gaussian) | hard | none
-    config.soft_nms_sigma = 0.3  # Gaussian soft-NMS: weight exp(-iou² / sigma)
-    config.nms_iou = 0.7  # hard NMS: suppress tIoU > this
-    config.top_n = 100  # detections kept per video (0 = all)
-    return config
 
 
 # ---------------------------------------------------------------------------------------
@@ -208,22 +186,8 @@ def nms(
 # Entry points
 
 
-_DEFAULT_KEYS = frozenset(default_config().keys())
-
-
-def _as_config(config: Any) -> Any:
-    """The config itself when complete; else the defaults updated with it (older workdirs)."""
-    if config is None:
-        return default_config()
-    if isinstance(config, ml_collections.ConfigDict) and _DEFAULT_KEYS.issubset(config.keys()):
-        return config
-    merged = default_config()
-    merged.update(dict(config.items()) if hasattr(config, "items") else dict(config))
-    return merged
-
-
 def localize(
-    cas: np.ndarray, video_scores: np.ndarray, duration_seconds: float, config: Any = None
+    cas: np.ndarray, video_scores: np.ndarray, duration_seconds: float, config: Any
 ) -> list[Detection]:
     """Scored segments of ONE video.
 
@@ -232,13 +196,12 @@ def localize(
         column excluded), valid snippets only.
       video_scores: [C] video-level class scores.
       duration_seconds: the video's length; snippet t covers [t, t+1)·duration/T.
-      config: `default_config()`-like ConfigDict or mapping (None = defaults).
+      config: a `config.localization` (configs/default.py), every key present.
 
     Returns:
       [(class_index, score, start_s, end_s)] sorted by descending score (ties: class
       index, then proposal order), at most `top_n`. Empty when T = 0.
     """
-    cfg = _as_config(config)
     cas = np.asarray(cas, np.float64)
     video_scores = np.asarray(video_scores, np.float64).reshape(-1)
     if cas.ndim != 2 or cas.shape[1] != video_scores.shape[0]:
@@ -249,7 +212,7 @@ def localize(
         raise ValueError(
             f"duration must be a finite non-negative number of seconds; got {duration_seconds}"
         )
-    if cfg.nms not in NMS_KINDS or cfg.contrast_on not in CONTRAST_KINDS:
+    if config.nms not in NMS_KINDS or config.contrast_on not in CONTRAST_KINDS:
         raise ValueError(
             f"config: nms must be one of {NMS_KINDS} and contrast_on one of {CONTRAST_KINDS}"
         )
@@ -257,23 +220,23 @@ def localize(
     if num_snippets == 0 or video_scores.size == 0:
         return []
 
-    classes = np.flatnonzero(video_scores >= cfg.class_threshold)
+    classes = np.flatnonzero(video_scores >= config.class_threshold)
     if classes.size == 0:
         classes = np.array([int(np.argmax(video_scores))])
-    raw = smooth(cas[:, classes].T, cfg.cas_smoothing)  # [K, T]
-    factor = max(1, int(cfg.upsample))
+    raw = smooth(cas[:, classes].T, config.cas_smoothing)  # [K, T]
+    factor = max(1, int(config.upsample))
     normalized = upsample(minmax_normalize(raw), factor)  # [K, L]
-    rows, starts, ends = threshold_runs(normalized, cfg.thresholds)
-    keep = (ends - starts) >= cfg.min_length_snippets * factor
+    rows, starts, ends = threshold_runs(normalized, config.thresholds)
+    keep = (ends - starts) >= config.min_length_snippets * factor
     rows, starts, ends = rows[keep], starts[keep], ends[keep]
     if rows.size == 0:
         return []
     # The same run found at several thresholds is one proposal.
     unique = np.unique(np.stack([rows, starts, ends], axis=1), axis=0)
     rows, starts, ends = unique[:, 0], unique[:, 1], unique[:, 2]
-    contrast_cas = normalized if cfg.contrast_on == "normalized" else upsample(raw, factor)
-    scores = outer_inner_contrast(contrast_cas, rows, starts, ends, cfg.outer_margin)
-    scores = scores + cfg.video_score_weight * video_scores[classes[rows]]
+    contrast_cas = normalized if config.contrast_on == "normalized" else upsample(raw, factor)
+    scores = outer_inner_contrast(contrast_cas, rows, starts, ends, config.outer_margin)
+    scores = scores + config.video_score_weight * video_scores[classes[rows]]
 
     found_class, found_score, found_start, found_end = [], [], [], []
     for k in range(len(classes)):
@@ -281,8 +244,8 @@ def localize(
         if mine.size == 0:
             continue
         kept, kept_scores = nms(
-            starts[mine], ends[mine], scores[mine], cfg.nms,
-            iou=cfg.nms_iou, sigma=cfg.soft_nms_sigma, limit=int(cfg.top_n),
+            starts[mine], ends[mine], scores[mine], config.nms,
+            iou=config.nms_iou, sigma=config.soft_nms_sigma, limit=int(config.top_n),
         )  # fmt: skip
         found_class.append(np.full(len(kept), classes[k]))
         found_score.append(kept_scores)
@@ -291,8 +254,8 @@ def localize(
     cls, score = np.concatenate(found_class), np.concatenate(found_score)
     start, end = np.concatenate(found_start), np.concatenate(found_end)
     order = np.argsort(-score, kind="stable")
-    if cfg.top_n > 0:
-        order = order[: int(cfg.top_n)]
+    if config.top_n > 0:
+        order = order[: int(config.top_n)]
     seconds_per_position = duration_seconds / (num_snippets * factor)
     return [
         (
@@ -306,12 +269,12 @@ def localize(
 
 
 def localize_videos(
-    videos: Iterable[tuple[str, np.ndarray, np.ndarray, float]], config: Any = None
+    videos: Iterable[tuple[str, np.ndarray, np.ndarray, float]], config: Any
 ) -> dict[str, list[Detection]]:
     """`localize` over (video_id, cas [T, C], video_scores [C], duration) tuples."""
-    cfg = _as_config(config)
     return {
-        video_id: localize(cas, scores, duration, cfg) for video_id, cas, scores, duration in videos
+        video_id: localize(cas, scores, duration, config)
+        for video_id, cas, scores, duration in videos
     }
 
 

@@ -298,21 +298,23 @@ class AVLocModel(nn.Module):
     Parameters are always float32; ``dtype`` is the compute dtype.
     """
 
+    # No defaults: the fields are the keys of `config.model`, whose defaults live only in
+    # configs/default.py (`build_model` passes them through).
     num_classes: int
-    embed_dim: int = 128
-    fusion: str = "cross_attention"
-    head: str = "openmax"
-    num_stages: int = 2
-    num_heads: int = 1
-    skip: str = "dense"
-    merge: str = "none"
-    attention_window: int = 1
-    distance_bias: bool = False
-    attention_gate: bool = True
-    attention_gate_frozen: bool = False
-    conv_kernel: int = 3
-    dropout_rate: float = 0.1
-    dtype: Dtype = jnp.float32
+    embed_dim: int
+    fusion: str
+    head: str
+    num_stages: int
+    num_heads: int
+    skip: str
+    merge: str
+    attention_window: int
+    distance_bias: bool
+    attention_gate: bool
+    attention_gate_frozen: bool
+    conv_kernel: int
+    dropout_rate: float
+    dtype: Dtype
 
     @nn.compact
     def __call__(
@@ -377,26 +379,13 @@ class AVLocModel(nn.Module):
         }
 
 
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
 def build_model(model_config: Any, num_classes: int) -> AVLocModel:
-    """The model a `config.model` ConfigDict describes."""
-    dtypes = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
-    if model_config.dtype not in dtypes:
-        raise ValueError(f"model.dtype must be one of {sorted(dtypes)}, got {model_config.dtype!r}")
-    return AVLocModel(
-        num_classes=num_classes,
-        embed_dim=model_config.embed_dim,
-        fusion=model_config.fusion,
-        head=model_config.head,
-        num_stages=model_config.num_stages,
-        num_heads=model_config.num_heads,
-        skip=model_config.skip,
-        merge=model_config.merge,
-        attention_window=model_config.attention_window,
-        distance_bias=model_config.distance_bias,
-        # Absent from configs saved before the gate existed: those models were ungated.
-        attention_gate=model_config.get("attention_gate", False),
-        attention_gate_frozen=model_config.get("attention_gate_frozen", False),
-        conv_kernel=model_config.conv_kernel,
-        dropout_rate=model_config.dropout_rate,
-        dtype=dtypes[model_config.dtype],
-    )
+    """The model a `config.model` ConfigDict describes: its keys are AVLocModel's fields,
+    passed as they are; only the dtype name becomes a dtype."""
+    fields = dict(model_config.items())
+    if fields["dtype"] not in DTYPES:
+        raise ValueError(f"model.dtype must be one of {sorted(DTYPES)}, got {fields['dtype']!r}")
+    return AVLocModel(num_classes=num_classes, **{**fields, "dtype": DTYPES[fields["dtype"]]})

@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from avloc_jax.common import io
+from avloc_jax.common import config_migration, io
 from avloc_jax.data import loading
 from avloc_jax.data.metadata_file import (
     METADATA_FILE,
@@ -104,7 +104,12 @@ def read_config(directory: Path | str) -> ml_collections.ConfigDict:
         raise FileNotFoundError(
             f"{path} not found: expected a workdir written by `avloc train` or a bundle from `avloc export`"
         )
-    return ml_collections.ConfigDict(json.loads(path.read_text()))
+    # Saved by an older version: fill the keys added since with their old behaviour.
+    try:
+        upgraded = config_migration.migrate(json.loads(path.read_text()))
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
+    return ml_collections.ConfigDict(upgraded)
 
 
 def workdir_metadata(
@@ -520,7 +525,7 @@ def predict_split(
         loaded.params,
         source,
         batch_size=int(loaded.config.eval.batch_size),
-        buckets=tuple(loaded.config.data.get("eval_buckets", ()) or ()),
+        buckets=tuple(loaded.config.data.eval_buckets),
         mesh=mesh,
     )
     videos = {

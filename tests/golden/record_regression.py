@@ -48,7 +48,10 @@ def summarize_detections(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def _config_args() -> list[str]:
-    return [f"--config.{key}={value}" for key, value in OVERRIDES.items()]
+    sys.path.insert(0, str(REPO))
+    from avloc_jax.common.config_overrides import as_flags  # the one override format
+
+    return as_flags(OVERRIDES)
 
 
 def _run(args: list[str], **kwargs: Any) -> subprocess.CompletedProcess:

@@ -1,0 +1,285 @@
+"""One config system: defaults in configs/default.py, one override path, validation before
+anything runs, and the migration of configs saved by older versions."""
+
+import dataclasses
+import importlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from demo_helpers import tiny_config
+
+from avloc_jax.cli import main as cli_main
+from avloc_jax.common import config_migration
+from avloc_jax.common.config_checks import ConfigError
+from avloc_jax.common.config_overrides import apply_overrides
+from avloc_jax.model import models
+from configs import default
+
+REPO = Path(__file__).resolve().parents[1]
+SHIPPED = sorted(p.stem for p in (REPO / "configs").glob("*.py") if p.stem != "__init__")
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_every_shipped_config_validates(name):
+    config = importlib.import_module(f"configs.{name}").get_config()
+    default.validate(config)
+    assert config.config_version == config_migration.CURRENT_VERSION
+
+
+def test_tiny_test_config_validates_and_applies_dotted_overrides():
+    config = tiny_config(7, **{"model.fusion": "concat", "data.eval_buckets": (24, 32)})
+    default.validate(config)
+    assert config.train.num_steps == 7 and config.model.fusion == "concat"
+    assert config.data.eval_buckets == (24, 32) and config.data.demo.num_videos.train == 48
+
+
+def test_overrides_parse_flags_and_mappings_alike():
+    from_flags = apply_overrides(
+        default.get_config(),
+        ["--config.train.num_steps=5", "--config.model.distance_bias=True"],
+    )
+    from_mapping = apply_overrides(
+        default.get_config(), {"train.num_steps": 5, "model.distance_bias": True}
+    )
+    assert from_flags.to_dict() == from_mapping.to_dict()
+    assert from_flags.train.num_steps == 5 and from_flags.model.distance_bias is True
+
+
+@pytest.mark.parametrize(
+    "override,expected",
+    [
+        ({"model.fusoin": "concat"}, "unknown config key model.fusoin; did you mean model.fusion?"),
+        ({"train.num_steps": "abc"}, "config key train.num_steps: got 'abc'; expected an integer"),
+        ({"model.attention_gate": "maybe"}, "config key model.attention_gate: got 'maybe'"),
+    ],
+)
+def test_override_errors_are_one_line(override, expected):
+    with pytest.raises(ConfigError) as err:
+        apply_overrides(default.get_config(), override)
+    assert str(err.value).startswith(expected) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "key,value,expected",
+    [
+        ("model.fusion", "bogus", "expected one of cross_attention, concat, visual, audio"),
+        ("model.head", "softmax", "expected one of openmax, softmax_bg"),
+        ("train.schedule", "linear", "expected one of cosine, constant"),
+        ("loss.pseudo_label_rule", "vote", "expected one of foreground_mass, class_argmax"),
+        ("localization.nms", "fancy", "expected one of soft, hard, none"),
+        ("train.batch_size", 0, "expected >= 1"),
+        ("eval.reliability_threshold", 1.5, "expected >= 0 and <= 1"),
+        ("localization.thresholds", (0.5, 2.0), "expected every item >= 0 and <= 1"),
+        ("data.eval_buckets", (32, 0.5), "expected a tuple of integers"),
+        ("train.num_steps", 2.5, "expected an integer"),
+        ("model.distance_bias", 1, "expected a bool"),
+        ("data.data_dir", 3, "expected a string"),
+    ],
+)
+def test_validate_names_the_key_and_what_is_allowed(key, value, expected):
+    config = default.get_config()
+    group, leaf = key.split(".")
+    with config.unlocked(), config[group].ignore_type():
+        config[group][leaf] = value
+    with pytest.raises(ConfigError) as err:
+        default.validate(config)
+    message = str(err.value)
+    assert message.startswith(f"config key {key}: got ") and expected in message
+    assert "\n" not in message
+
+
+def test_validate_rejects_unknown_and_missing_keys():
+    config = default.get_config()
+    config.model.fusoin = "concat"
+    with pytest.raises(ConfigError, match=r"model\.fusoin; did you mean model\.fusion\?$"):
+        default.validate(config)
+    config = default.get_config()
+    del config.loss["rel_background_weight"]
+    with pytest.raises(ConfigError, match=r"loss\.rel_background_weight is missing"):
+        default.validate(config)
+
+
+def test_validate_cross_checks_device_resident_sampling():
+    config = apply_overrides(
+        default.get_config(), {"data.sampling": "crop", "data.device_resident": True}
+    )
+    with pytest.raises(ConfigError, match="data.sampling"):
+        default.validate(config)
+
+
+def test_json_round_trip_of_a_config_validates():
+    # Saved configs store tuples as lists; `avloc evaluate --workdir` validates those.
+    import ml_collections
+
+    saved = json.loads(tiny_config().to_json_best_effort())
+    default.validate(ml_collections.ConfigDict(saved))
+
+
+def _cli(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main.main(argv)
+    err = capsys.readouterr().err
+    return exit_info.value.code, err
+
+
+@pytest.mark.parametrize(
+    "override,expected",
+    [
+        (
+            "--config.model.fusion=bogus",
+            "avloc train: error: config key model.fusion: got 'bogus'; "
+            "expected one of cross_attention, concat, visual, audio",
+        ),
+        (
+            "--config.model.fusoin=concat",
+            "avloc train: error: unknown config key model.fusoin; did you mean model.fusion?",
+        ),
+        (
+            "--config.train.num_steps=abc",
+            "avloc train: error: config key train.num_steps: got 'abc'; expected an integer",
+        ),
+    ],
+)
+def test_train_cli_rejects_bad_configs_before_writing(tmp_path, capsys, override, expected):
+    workdir = tmp_path / "w"
+    code, err = _cli(
+        ["train", "--config=configs/demo.py", f"--workdir={workdir}", override], capsys
+    )
+    assert code == 2 and err.strip() == expected
+    assert not workdir.exists()
+
+
+def test_evaluate_cli_rejects_a_bad_override(tmp_path, capsys):
+    workdir = tmp_path / "w"
+    workdir.mkdir()
+    code, err = _cli(
+        ["evaluate", "--config=configs/demo.py", f"--workdir={workdir}", "--config.nms=hard"],
+        capsys,
+    )
+    assert code == 2 and err.startswith("avloc evaluate: error: unknown config key nms; did you")
+    assert list(workdir.iterdir()) == []
+
+
+def test_train_cli_error_is_one_line_without_traceback(tmp_path):
+    workdir = tmp_path / "w"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "JAX_PLATFORMS": "cpu"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "avloc_jax", "train", "--config=configs/demo.py"]
+        + [f"--workdir={workdir}", "--config.model.fusion=bogus"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "avloc train: error: config key model.fusion: got 'bogus'; "
+        "expected one of cross_attention, concat, visual, audio"
+    ]
+    assert not workdir.exists()
+
+
+def test_train_and_evaluate_validates_before_writing(tmp_path):
+    from avloc_jax.engine import train
+
+    config = tiny_config(**{"model.fusion": "concat"})
+    with config.unlocked():
+        config.model.fusion = "late"
+    with pytest.raises(ConfigError, match="model.fusion"):
+        train.train_and_evaluate(config, tmp_path / "w")
+    assert not (tmp_path / "w").exists()
+
+
+# ---------------------------------------------------------------------------------------
+# build_model: the config as it is
+
+
+def test_model_fields_are_the_model_config_keys():
+    fields = {f.name for f in dataclasses.fields(models.AVLocModel)} - {"parent", "name"}
+    assert fields - {"num_classes"} == set(default.get_config().model.keys())
+    model = models.build_model(default.get_config().model, num_classes=3)
+    assert model.attention_gate is True and model.merge == "none" and model.embed_dim == 128
+
+
+def test_build_model_has_no_fallback_for_a_missing_key():
+    model_config = default.get_config().model
+    del model_config["attention_gate"]
+    with pytest.raises(TypeError, match="attention_gate"):
+        models.build_model(model_config, num_classes=3)
+
+
+# ---------------------------------------------------------------------------------------
+# Migration of configs saved by older versions
+
+
+def _version0_config() -> dict:
+    """A config.json as the first version wrote it: no config_version, no attention gate,
+    no pseudo-label rule, no bottom-k weight (configs/default.py at commit 6e53a70)."""
+    config = json.loads(default.get_config().to_json_best_effort())
+    del config["config_version"], config["data"]["demo"], config["data"]["builder_config"]
+    for key in ("attention_gate", "attention_gate_frozen"):
+        del config["model"][key]
+    for key in ("pseudo_label_rule", "rel_background_weight"):
+        del config["loss"][key]
+    config["data"]["name"] = "activitynet12"
+    config["model"]["merge"] = "layernorm"  # the first default
+    return config
+
+
+def test_migrate_version0_fills_the_old_behaviour():
+    old = _version0_config()
+    new = config_migration.migrate(old)
+    assert new["config_version"] == config_migration.CURRENT_VERSION == 1
+    assert new["model"]["attention_gate"] is False
+    assert new["model"]["attention_gate_frozen"] is False
+    assert new["loss"]["pseudo_label_rule"] == "class_argmax"
+    assert new["loss"]["rel_background_weight"] == 1.0
+    assert new["data"]["builder_config"] == ""
+    assert new["model"]["merge"] == "layernorm"  # saved values are kept
+    assert "config_version" not in old and "attention_gate" not in old["model"]  # a copy
+    import ml_collections
+
+    default.validate(ml_collections.ConfigDict(new))
+
+
+def test_migrate_keeps_current_configs_and_rejects_newer_ones():
+    current = json.loads(default.get_config().to_json_best_effort())
+    assert config_migration.migrate(current) == current
+    with pytest.raises(ValueError, match="config_version 2 is newer"):
+        config_migration.migrate({**current, "config_version": 2})
+
+
+def test_read_config_migrates_a_saved_config(tmp_path):
+    from avloc_jax.serving import inference
+
+    (tmp_path / "config.json").write_text(json.dumps(_version0_config()))
+    config = inference.read_config(tmp_path)
+    assert config.config_version == 1 and config.model.attention_gate is False
+    assert config.loss.pseudo_label_rule == "class_argmax"
+    assert models.build_model(config.model, num_classes=3).attention_gate is False
+
+
+@pytest.mark.parametrize(
+    "overrides,builder_config,heldout",
+    [
+        ({"data.name": "ave", "data.weak_setting": True}, "weak", 0.1),
+        ({"data.name": "ave"}, None, 0.1),
+        ({"data.name": "generic", "data.builder_config": "mine"}, "mine", 0.1),
+        ({"data.name": "activitynet12", "data.val_fraction": 0.25}, None, 0.25),
+    ],
+)
+def test_loader_passes_the_data_config_explicitly(monkeypatch, overrides, builder_config, heldout):
+    from avloc_jax.data import datasets, loading
+
+    calls = []
+    monkeypatch.setattr(
+        datasets, "load_dataset", lambda *args, **kwargs: calls.append((args, kwargs))
+    )
+    loading.load_dataset(apply_overrides(default.get_config(), overrides))
+    ((args, kwargs),) = calls
+    assert args == (overrides["data.name"], "")
+    assert kwargs == {"builder_config": builder_config, "heldout_fraction": heldout}
