@@ -1,4 +1,6 @@
-"""AVE labelling and accuracy: hand-worked cases."""
+"""AVE labelling and accuracy: hand-worked cases and a randomized loop reference."""
+import math
+
 import numpy as np
 import pytest
 
@@ -52,3 +54,84 @@ def test_segment_accuracy_shape_errors_and_empty_mask():
     with pytest.raises(ValueError):
         ave_metrics.segment_accuracy(np.zeros((2, 3)), np.zeros((2, 4)))
     assert np.isnan(ave_metrics.segment_accuracy(np.zeros((1, 2)), np.zeros((1, 2)), np.zeros((1, 2), bool)))
+
+
+# ---------------------------------------------------------------------------------------
+# Randomized agreement with a plain transcription of METHOD_NOTES §4-5 (AVE): c* = argmax of
+# the video score (the first class among equal maxima), snippet t labelled c* iff μ_t >= θ,
+# else background C; accuracy = correct valid snippets / valid snippets.
+
+
+def _ref_first_argmax(values):
+    best = 0
+    for c in range(1, len(values)):
+        if values[c] > values[best]:
+            best = c
+    return best
+
+
+def _ref_gated(scores, mu, theta):
+    labels = []
+    for n in range(len(scores)):
+        top = _ref_first_argmax([float(x) for x in scores[n]])
+        labels.append([top if float(m) >= theta else len(scores[n]) for m in mu[n]])
+    return labels
+
+
+def _ref_accuracy(pred, target, mask):
+    valid = correct = 0
+    for n in range(len(pred)):
+        for t in range(len(pred[n])):
+            if mask[n][t]:
+                valid += 1
+                correct += int(pred[n][t] == target[n][t])
+    return correct / valid if valid else float("nan")
+
+
+THETAS = [0.5, 0.7, 0.3, 0.1, 0.0, 1.0, 0.45]
+
+
+def _grid_reliability(rng, shape, theta, dtype):
+    # Values at θ, at the float32 rounding of θ and its neighbours, and on a coarse grid.
+    theta32 = np.float32(theta)
+    near = [theta, theta32, np.nextafter(theta32, np.float32(0)), np.nextafter(theta32, 1)]
+    grid = [0.0, 0.25, 0.5, 0.75, 1.0]
+    mu = rng.choice(np.asarray(near + grid, np.float64), size=shape)
+    return mu.astype(dtype)
+
+
+@pytest.mark.parametrize("seed", range(300))
+def test_agrees_with_loop_reference_on_tied_and_threshold_cases(seed):
+    rng = np.random.default_rng(seed)
+    n, c, t = int(rng.integers(1, 5)), int(rng.integers(1, 6)), int(rng.integers(1, 12))
+    dtype = [np.float32, np.float64][seed % 2]
+    theta = THETAS[seed % len(THETAS)]
+    scores = (rng.integers(0, 3, size=(n, c)) / 2).astype(dtype)  # many equal maxima
+    mu = _grid_reliability(rng, (n, t), theta, dtype)
+    gated = ave_metrics.gated_snippet_labels(scores, mu, theta)
+    assert gated.tolist() == _ref_gated(scores, mu, theta)
+
+    posterior = (rng.integers(0, 3, size=(n, t, c + 1)) / 4).astype(dtype)
+    ungated = ave_metrics.ungated_snippet_labels(posterior)
+    assert ungated.tolist() == [[_ref_first_argmax(list(p)) for p in row] for row in posterior]
+
+    target = rng.integers(0, c + 1, size=(n, t))
+    mask = rng.random((n, t)) < 0.8
+    for pred in (gated, ungated):
+        expected = _ref_accuracy(pred.tolist(), target.tolist(), mask.tolist())
+        got = ave_metrics.segment_accuracy(pred, target, mask)
+        assert (math.isnan(got) and math.isnan(expected)) or abs(got - expected) <= 1e-12
+
+
+def test_gate_compares_float32_reliability_exactly():
+    # float32(0.7) = 0.699999988 < 0.7: background. NumPy 2 would otherwise round θ = 0.7
+    # to float32 and call it foreground.
+    mu = np.array([[0.7, 0.70000005]], np.float32)
+    labels = ave_metrics.gated_snippet_labels(np.array([[0.1, 0.9]], np.float32), mu, theta=0.7)
+    assert labels.tolist() == [[2, 1]]
+
+
+def test_ties_take_the_lowest_class():
+    labels = ave_metrics.gated_snippet_labels(np.array([[0.4, 0.4, 0.2]]), np.array([[1.0]]))
+    assert labels[0, 0] == 0
+    assert ave_metrics.ungated_snippet_labels(np.array([[[0.2, 0.4, 0.4]]]))[0, 0] == 1

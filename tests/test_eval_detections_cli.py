@@ -98,10 +98,65 @@ def test_unreadable_json_and_bad_tiou(files, tmp_path, capsys):
     assert cli.main(["eval-detections", "--ground-truth", gt_path]) == 2
 
 
-def test_malformed_entries_give_a_clear_error(files, tmp_path, capsys):
+def _write_predictions(tmp_path, detections):
+    path = tmp_path / "bad.json"
+    good = {"label": "A", "score": 0.5, "segment": [0, 10]}
+    path.write_text(json.dumps({"results": {"v1": [good, *detections], "v2": [good]}}))
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    "detection, problem",
+    [
+        # A new user's mistakes: each error names the file, the video and the entry.
+        (
+            {"label": "A", "score": "high", "segment": [0, 1]},
+            "'score' must be a number; got 'high'",
+        ),
+        ({"label": "A", "segment": [0, 1]}, "no 'score' key (keys present: 'label', 'segment')"),
+        ({"label": "A", "score": 1.0}, "no 'segment' key (keys present: 'label', 'score')"),
+        ({"label": "A", "score": 1.0, "segment": [3]}, "'segment' must be [start, end]"),
+    ],
+)
+def test_malformed_prediction_names_file_video_and_entry(
+    files, tmp_path, capsys, detection, problem
+):
     _, _, gt_path, _ = files
-    bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps({"results": {"v1": [{"label": "A", "score": 1.0}]}}))  # no "segment"
-    assert cli.main(["eval-detections", "--ground-truth", gt_path, "--predictions", str(bad)]) == 1
+    bad = _write_predictions(tmp_path, [{"label": "A", "score": 0.1, "segment": [1, 2]}, detection])
+    assert cli.main(["eval-detections", "--ground-truth", gt_path, "--predictions", bad]) == 1
+    captured = capsys.readouterr()
+    expected = (
+        f"avloc eval-detections: error: predictions file {bad!r}, video 'v1', entry 2 (0-based): "
+    )
+    assert captured.err.startswith(expected + problem), captured.err
+    assert "Traceback" not in captured.err and captured.out == ""
+
+
+def test_malformed_ground_truth_names_file_video_and_annotation(files, tmp_path, capsys):
+    gt, _, _, pred_path = files
+    del gt["database"]["v2"]["annotations"][0]["label"]
+    bad_gt = tmp_path / "bad_gt.json"
+    bad_gt.write_text(json.dumps(gt))
+    assert (
+        cli.main(["eval-detections", "--ground-truth", str(bad_gt), "--predictions", pred_path])
+        == 1
+    )
     err = capsys.readouterr().err
-    assert "malformed" in err and "segment" in err and "Traceback" not in err
+    expected = (
+        f"ground-truth file {str(bad_gt)!r}, video 'v2', annotation 0 (0-based): no 'label' key"
+    )
+    assert expected in err, err
+
+
+def test_reversed_segment_is_scored_with_a_counted_warning(files, tmp_path, capsys):
+    _, _, gt_path, _ = files
+    bad = _write_predictions(tmp_path, [{"label": "A", "score": 0.9, "segment": [9, 3]}])
+    code = cli.main(["eval-detections", "--ground-truth", gt_path, "--predictions", bad, "--json"])
+    captured = capsys.readouterr()
+    assert code == 0
+    assert (
+        "avloc eval-detections: warning: 1 predictions have a reversed segment, start > end "
+        "(the first: video 'v1', entry 1 (0-based), [9.0, 3.0])" in captured.err
+    ), captured.err
+    parsed = json.loads(captured.out)
+    assert parsed["num_reversed_segments"] == 1 and parsed["num_predictions"] == 3

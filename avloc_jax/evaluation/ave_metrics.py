@@ -4,6 +4,11 @@ Every snippet gets one of C event classes or background; background is index C, 
 layout of AVE's `labels.h5` (29 columns, the last one background). The protocol's figure
 is the accuracy over every valid snippet of the split, background included: on the real
 AVE test split that is 402 videos x 10 = 4020 snippets.
+
+Ties and thresholds (METHOD_NOTES §4 leaves the tie rule open): every argmax takes the
+first (lowest) class index among equal maxima, as np.argmax does; the gate μ_t >= θ is
+decided on the exact values (in float64, to which float32/bfloat16 μ converts exactly), so
+μ_t = θ is foreground and a float32 μ just below θ is background.
 """
 from __future__ import annotations
 
@@ -16,7 +21,7 @@ def gated_snippet_labels(video_scores: np.ndarray, reliability: np.ndarray, thet
     Args:
       video_scores: [N, C] video-level class scores (softmax of the pooled CAS).
       reliability: [N, T] foreground reliability μ_t in (0, 1).
-      theta: gate on μ_t; a snippet is foreground iff μ_t >= theta.
+      theta: gate on μ_t; a snippet is foreground iff μ_t >= theta (exact comparison).
 
     Returns:
       int64 [N, T]: c* = argmax_c video_scores[n] on gated snippets, C (background) elsewhere.
@@ -29,7 +34,10 @@ def gated_snippet_labels(video_scores: np.ndarray, reliability: np.ndarray, thet
         )
     num_classes = video_scores.shape[1]
     top_class = np.argmax(video_scores, axis=1)  # [N]; first index on ties, like any argmax
-    return np.where(reliability >= theta, top_class[:, None], num_classes).astype(np.int64)
+    # Under NumPy 2's promotion rules `float32_array >= python_float` rounds θ to float32
+    # (0.7 -> 0.69999999), which would gate in a μ of float32(0.7) < 0.7. Compare exactly.
+    gate = np.asarray(reliability, np.float64) >= np.float64(theta)
+    return np.where(gate, top_class[:, None], num_classes).astype(np.int64)
 
 
 def ungated_snippet_labels(posterior: np.ndarray) -> np.ndarray:
@@ -39,7 +47,7 @@ def ungated_snippet_labels(posterior: np.ndarray) -> np.ndarray:
       posterior: [N, T, C+1] per-snippet posterior; index C is background.
 
     Returns:
-      int64 [N, T] labels in [0, C].
+      int64 [N, T] labels in [0, C]; among equal maxima the lowest index.
     """
     posterior = np.asarray(posterior)
     if posterior.ndim != 3:

@@ -1,157 +1,367 @@
 """Temporal detection mAP with the official ActivityNet algorithm, vectorised.
 
-The algorithm is the one of `Evaluation/eval_detection.py` in activitynet/ActivityNet
-(written here from its description in METHOD_NOTES §5, no code copied):
+The algorithm is the one of `compute_average_precision_detection` in
+`Evaluation/eval_detection.py` of activitynet/ActivityNet (written here from its
+description in METHOD_NOTES §5; no code copied):
 
 * The class set is the set of labels in the evaluated ground truth (after the subset
   filter), in order of first appearance; mAP is the mean AP over these classes.
-* Per class, predictions are sorted by score, descending.
+* Per class, the predictions of that class are taken in file order (videos in the order of
+  `results`, then each video's list) and visited in the order `np.argsort(scores)[::-1]`.
 * A prediction on a video that has no ground truth of its class is a false positive.
-* Otherwise the video's ground truths of that class are visited in descending tIoU order;
-  at each tIoU threshold the prediction is a true positive on the first ground truth with
-  tIoU >= threshold that no earlier prediction has locked at that threshold (it then
-  locks it), and a false positive if there is none.
+* Otherwise `tiou = segment_iou(prediction, ground truths of that video and class)`, the
+  ground truths in file order, and they are tried in the order `np.argsort(tiou)[::-1]`.
+  At each tIoU threshold: the first ground truth in that order with tIoU < threshold ends
+  the search (false positive); one already locked at that threshold is skipped; the first
+  other one makes the prediction a true positive and is locked.
 * rec = cumTP / npos, prec = cumTP / (cumTP + cumFP); AP is VOC2011-interpolated:
   mprec = [0, prec, 0], mrec = [0, rec, 1], running max of mprec from right to left, then
   the sum of Δrec · mprec where rec changes. A class without predictions has AP 0.
 * tIoU is in continuous time: inter = max(0, min(e) - max(s)), union = len_a + len_b - inter.
 
-Deterministic rules where the official code is not (documented in docs/evaluation.md):
+Ties follow the official calls exactly, not a re-derived rule. Among equal scores (or equal
+tIoUs) the order is whatever numpy's default argsort returns, reversed. That order is not a
+fixed rule: numpy's default sort is unstable, and on CPUs where numpy dispatches to SIMD
+sorting networks (x86-simd-sort with AVX-512, for instance) already 4 equal values come out
+in no simple order. So this module calls `np.argsort(...)[::-1]` itself, on arrays that hold
+the same values in the same order and with the same dtype as the official code's arrays:
 
-* **Score ties** are broken by input order: predictions are visited by descending score,
-  and among equal scores in the order they appear in the prediction JSON (videos in the
-  order of `results`, then list order). The official code uses an unstable argsort.
-* **tIoU ties** between ground truths of one video and class are broken by ground-truth
-  order: the one that comes first in the ground-truth JSON is tried first.
-* A zero union (two zero-length segments at the same instant) has tIoU 0; the official
-  code divides by zero there and gets NaN.
+* scores: one call per class, on the scores of every prediction of that class with a known
+  label, in file order (int64 when every score of the file is a JSON integer, as pandas
+  would store them, else float64). Predictions this module ignores (below) take part in
+  that call and are dropped afterwards, so they cannot change the order of the others;
+* tIoUs: the pairwise tIoUs are computed with the official formula and operation order, so
+  they are bitwise equal to the official `tiou_arr`. A prediction whose candidate tIoUs
+  (those >= the smallest threshold) are all distinct has only one possible order; for a
+  prediction with a tie among them, `np.argsort` is called on its whole tIoU array.
 
-Deviations made for robustness, each announced with a `DetectionEvalWarning` that counts
-the predictions concerned (the official code raises, or counts them as false positives):
+The guarantee is therefore relative to the numpy running this module: for any input to
+which none of the deviations below applies, the matches are those the official code makes
+under the same numpy build on the same machine (as a Python 3 port; under Python 2 it
+visits the videos of `results` in hash order). The AP sums use the official selection of
+terms and summation order, so AP and mAP come out bitwise equal, not just close.
+
+Deviations. Ignored predictions are announced with a `DetectionEvalWarning` that counts
+them (the official code raises, or counts them as false positives):
 
 * predictions whose label is not a class of the evaluated ground truth are ignored;
 * predictions on videos absent from the evaluated ground truth (e.g. another subset) are
   ignored;
 * predictions with a non-finite score or segment bound are ignored.
 
-Ground-truth videos without any prediction simply contribute misses (lower recall).
+And, silently: a zero union (e.g. two zero-length segments at the same instant) has tIoU 0;
+the official code divides by zero there, gets NaN, and NaN passes its `tiou < threshold`
+test, so it matches at every threshold.
+
+Predictions with a reversed segment (start > end) are scored as the official code scores
+them (tIoU 0 with every ground truth), with a warning that counts them. Malformed entries
+raise `DetectionFormatError`, which names the video and the entry (and the file, through
+`evaluate_detection_files`).
 
 Speed: every (prediction, ground truth) pair of the same video and class gets its tIoU in
 one vectorised pass. The greedy locking is inherently sequential within one (video, class)
 group, but groups are independent, so it runs in "rounds": round r handles the r-th
-prediction (in score order) of every group at once, for all thresholds at once. The
+prediction (in visiting order) of every group at once, for all thresholds at once. The
 number of rounds is the largest number of overlapping predictions in one group, not the
-number of predictions.
+number of predictions. Only predictions with tied candidate tIoUs cost a Python iteration
+each (one argsort of their tIoU array).
 """
+
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import json
+import numbers
 import os
 import warnings
-from typing import Any, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, NoReturn
 
 import numpy as np
 
 
 class DetectionEvalWarning(UserWarning):
-    """Predictions were ignored (unknown label, unknown video, non-finite values)."""
+    """Predictions were ignored (unknown label or video, non-finite values) or look wrong."""
+
+
+class DetectionFormatError(ValueError):
+    """A malformed ground-truth or prediction entry; the message says where it is.
+
+    Attributes:
+      source: what holds the entry: "predictions", "ground truth", or a file named by
+        `evaluate_detection_files`.
+      where: e.g. "video 'v1', entry 3 (0-based)"; empty for the top level.
+      problem: what is wrong with it.
+    """
+
+    def __init__(self, source: str, where: str, problem: str) -> None:
+        self.source, self.where, self.problem = source, where, problem
+        super().__init__(f"{source}, {where}: {problem}" if where else f"{source}: {problem}")
+
+    def in_file(self, path: str | os.PathLike, what: str) -> DetectionFormatError:
+        """The same error, with the file named instead of the kind of input."""
+        return DetectionFormatError(f"{what} {os.fspath(path)!r}", self.where, self.problem)
 
 
 # ---------------------------------------------------------------------------------------
 # Parsing
 
 
+def _short(value: Any, limit: int = 60) -> str:
+    """repr() of a bad value, cut so that a huge entry does not flood the message."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _is_real(value: Any) -> bool:
+    # bool is an int subclass, but a `true` score or bound is a bug in the file, not 1.0.
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def _all_real_types(types: Iterable[type]) -> bool:
+    """Whether every one of these types is a real number type other than bool."""
+    return all(issubclass(t, numbers.Real) and not issubclass(t, (bool, np.bool_)) for t in types)
+
+
+# The containers accepted for a list of entries and for a segment, by the fast bulk path
+# (per type) and the slow checks (per value) alike, so that the two always agree.
+_LIST_TYPES = (list,)
+_SEGMENT_TYPES = (list, tuple, np.ndarray)
+
+
+def _all_subtypes(types: Iterable[type], bases: tuple[type, ...]) -> bool:
+    return all(issubclass(t, bases) for t in types)
+
+
+def _bulk_columns(lists: list[Any], with_score: bool) -> tuple[list, list, list] | None:
+    """(labels, scores, flat segment bounds) of every entry of `lists`, flattened in order.
+
+    Checks types per distinct type, not per value, so it costs little on a large file.
+    Returns None when any entry is malformed; `_raise_first_bad_entry` then says which.
+    Labels are not checked here: the callers' dict lookups raise TypeError on an
+    unhashable one, and then call `_raise_first_bad_entry` too.
+    """
+    try:
+        if not _all_subtypes(set(map(type, lists)), _LIST_TYPES):
+            return None
+        flat = list(itertools.chain.from_iterable(lists))
+        labels = [d["label"] for d in flat]
+        scores = [d["score"] for d in flat] if with_score else []
+        segments = [d["segment"] for d in flat]
+        if not _all_subtypes(set(map(type, segments)), _SEGMENT_TYPES):
+            return None
+        if set(map(len, segments)) - {2}:
+            return None
+        bounds = list(itertools.chain.from_iterable(segments))
+        if not (
+            _all_real_types(set(map(type, scores))) and _all_real_types(set(map(type, bounds)))
+        ):
+            return None
+    except (KeyError, TypeError):  # a missing key, or an entry that is not an object
+        return None
+    return labels, scores, bounds
+
+
+def _entry_problem(entry: Any, keys: tuple[str, ...]) -> str | None:
+    """Why a ground-truth annotation or a prediction is malformed, or None."""
+    if not isinstance(entry, Mapping):
+        return f"expected an object with {', '.join(map(repr, keys))}; got {_short(entry)}"
+    missing = [key for key in keys if key not in entry]
+    if missing:
+        present = ", ".join(map(repr, entry)) or "none"
+        return f"no {missing[0]!r} key (keys present: {present})"
+    try:
+        hash(entry["label"])
+    except TypeError:
+        return f"'label' must be a string; got {_short(entry['label'])}"
+    if "score" in keys and not _is_real(entry["score"]):
+        return f"'score' must be a number; got {_short(entry['score'])}"
+    segment = entry["segment"]
+    if (
+        not isinstance(segment, _SEGMENT_TYPES)
+        or len(segment) != 2
+        or not all(_is_real(x) for x in segment)
+    ):
+        return f"'segment' must be [start, end], two numbers; got {_short(segment)}"
+    return None
+
+
+def _raise_first_bad_entry(
+    source: str, lists: Mapping[str, Any], keys: tuple[str, ...], noun: str
+) -> NoReturn:
+    """Finds the first malformed entry of `lists` ({video id: entries}) and raises a
+    DetectionFormatError naming the video and the entry.
+
+    Only called when `_bulk_columns` failed, so its per-entry Python checks cost nothing
+    on a well-formed file.
+    """
+    for video_id, entries in lists.items():
+        if not isinstance(entries, _LIST_TYPES):
+            problem = f"expected a list; got {_short(entries)}"
+            raise DetectionFormatError(source, f"video {video_id!r}", problem)
+        for i, entry in enumerate(entries):
+            entry_problem = _entry_problem(entry, keys)
+            if entry_problem is not None:
+                where = f"video {video_id!r}, {noun} {i} (0-based)"
+                raise DetectionFormatError(source, where, entry_problem)
+    raise AssertionError("_bulk_columns rejected entries that pass every check")
+
+
 def _parse_ground_truth(
     ground_truth: Mapping[str, Any], subset: str | None
 ) -> tuple[dict[str, int], dict[Any, int], np.ndarray, np.ndarray, np.ndarray]:
     """Returns (video index, class index, gt video [G], gt class [G], gt segments [G, 2])."""
-    if "database" not in ground_truth:
-        raise ValueError("ground truth has no 'database' key (expected the ActivityNet GT JSON layout)")
+    source = "ground truth"
+    if not isinstance(ground_truth, Mapping) or "database" not in ground_truth:
+        raise DetectionFormatError(
+            source, "", "no 'database' key (expected the ActivityNet GT JSON layout)"
+        )
     database = ground_truth["database"]
-    video_index: dict[str, int] = {}
-    class_index: dict[Any, int] = {}
-    gt_video, gt_class, gt_segments = [], [], []
+    if not isinstance(database, Mapping):
+        raise DetectionFormatError(source, "", "'database' must map video ids to entries")
+    annotations: dict[str, Any] = {}  # of the videos in the subset, in file order
     for video_id, entry in database.items():
-        if subset is not None and entry.get("subset") != subset:
-            continue
-        v = video_index.setdefault(video_id, len(video_index))
-        for annotation in entry.get("annotations", ()):
-            c = class_index.setdefault(annotation["label"], len(class_index))
-            gt_video.append(v)
-            gt_class.append(c)
-            gt_segments.append(annotation["segment"])
-    if not video_index:
+        if not isinstance(entry, Mapping):
+            problem = f"expected an object with 'subset' and 'annotations'; got {_short(entry)}"
+            raise DetectionFormatError(source, f"video {video_id!r}", problem)
+        if subset is None or entry.get("subset") == subset:
+            annotations[video_id] = entry.get("annotations", [])
+    if not annotations:
         subsets = sorted({str(e.get("subset")) for e in database.values()})
-        raise ValueError(f"ground truth has no video in subset {subset!r}; subsets present: {subsets}")
-    if not gt_video:
+        raise ValueError(
+            f"ground truth has no video in subset {subset!r}; subsets present: {subsets}"
+        )
+    lists = list(annotations.values())
+    columns = _bulk_columns(lists, with_score=False)
+    if columns is None:
+        _raise_first_bad_entry(source, annotations, ("label", "segment"), "annotation")
+    labels, _, bounds = columns
+    if not labels:
         raise ValueError(f"ground truth has no annotation in subset {subset!r}; mAP is undefined")
-    segments = _as_segments(gt_segments, "ground truth")
+    video_index = {video_id: v for v, video_id in enumerate(annotations)}
+    lengths = np.fromiter(map(len, lists), np.int64, len(lists))
+    class_index: dict[Any, int] = {}
+    try:
+        gt_class = [class_index.setdefault(label, len(class_index)) for label in labels]
+    except TypeError:  # an unhashable label
+        _raise_first_bad_entry(source, annotations, ("label", "segment"), "annotation")
+    segments = np.asarray(bounds, np.float64).reshape(-1, 2)
     if not np.all(np.isfinite(segments)):
         raise ValueError("ground truth contains non-finite segment bounds")
-    return video_index, class_index, np.asarray(gt_video, np.int64), np.asarray(gt_class, np.int64), segments
+    return (
+        video_index,
+        class_index,
+        np.repeat(np.arange(len(lists)), lengths),
+        np.asarray(gt_class, np.int64),
+        segments,
+    )
 
 
-def _as_segments(segments: list, what: str) -> np.ndarray:
-    try:
-        array = np.asarray(segments, dtype=np.float64).reshape(len(segments), -1)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{what}: every 'segment' must be a pair of numbers ({err})") from None
-    if array.shape[1] != 2:
-        raise ValueError(f"{what}: every 'segment' must be a pair [start, end]; got {array.shape[1]} values")
-    return array
+@dataclasses.dataclass(frozen=True)
+class _Predictions:
+    """Every prediction of the file, in file order; `keep` marks those that are scored."""
+
+    video: np.ndarray  # int64 [N]; -1: video absent from the evaluated ground truth
+    cls: np.ndarray  # int64 [N]; -1: label absent from the evaluated ground truth
+    segments: np.ndarray  # float64 [N, 2]
+    score: np.ndarray  # float64 [N]
+    sort_key: np.ndarray  # [N] the values the official code sorts: int64 or float64
+    keep: np.ndarray  # bool [N]
+    counts: dict[str, int]
 
 
 def _parse_predictions(
-    predictions: Mapping[str, Any], video_index: Mapping[str, int], class_index: Mapping[Any, int]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, int]]:
-    """Returns (video [P], class [P], segments [P, 2], scores [P], ignored counts), in input order."""
-    if "results" not in predictions:
-        raise ValueError("predictions have no 'results' key (expected the ActivityNet prediction JSON layout)")
-    videos, labels, segments, scores, entry = [], [], [], [], []
-    for position, (video_id, detections) in enumerate(predictions["results"].items()):
-        v = video_index.get(video_id, -1)
-        videos.extend([v] * len(detections))
-        entry.extend([position] * len(detections))
-        labels.extend(d["label"] for d in detections)
-        segments.extend(d["segment"] for d in detections)
-        scores.extend(d["score"] for d in detections)
-    video = np.asarray(videos, np.int64)
-    cls = np.asarray([class_index.get(label, -1) for label in labels], np.int64)
-    segs = _as_segments(segments, "predictions") if segments else np.zeros((0, 2))
+    predictions: Mapping[str, Any],
+    video_index: Mapping[str, int],
+    class_index: Mapping[Any, int],
+) -> _Predictions:
+    """Converts the prediction dicts to arrays (file order), checks them and warns."""
+    if not isinstance(predictions, Mapping) or "results" not in predictions:
+        raise DetectionFormatError(
+            "predictions", "", "no 'results' key (expected the ActivityNet prediction JSON layout)"
+        )
+    results = predictions["results"]
+    if not isinstance(results, Mapping):
+        problem = f"'results' must map video ids to lists of detections; got {_short(results)}"
+        raise DetectionFormatError("predictions", "", problem)
+    video_ids = list(results)
+    lists = list(results.values())
+    columns = _bulk_columns(lists, with_score=True)
+    if columns is None:
+        _raise_first_bad_entry("predictions", results, ("label", "score", "segment"), "entry")
+    labels, scores, bounds = columns
+    try:
+        cls = np.asarray([class_index.get(label, -1) for label in labels], np.int64)
+    except TypeError:  # an unhashable label
+        _raise_first_bad_entry("predictions", results, ("label", "score", "segment"), "entry")
+    lengths = np.fromiter(map(len, lists), np.int64, len(lists))
+    video_position = np.repeat(np.arange(len(lists)), lengths)  # index into video_ids
+    entry = np.arange(len(labels)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    known_video = np.asarray([video_index.get(v, -1) for v in video_ids], np.int64)
+    video = known_video[video_position]
+    segs = np.asarray(bounds, np.float64).reshape(-1, 2)
     score = np.asarray(scores, np.float64)
+    sort_key = score
+    if set(map(type, scores)) == {int}:
+        # pandas stores a column of Python ints as int64, and the official code argsorts
+        # that column; sort the same dtype so that the same kernel runs.
+        try:
+            sort_key = np.asarray(scores, np.int64)
+        except OverflowError:
+            pass  # pandas would fall back to another dtype too; float64 is the best guess
+
+    def where(i: int) -> str:
+        return f"video {video_ids[video_position[i]]!r}, entry {entry[i]} (0-based)"
+
     unknown_label = cls < 0
     unknown_video = (video < 0) & ~unknown_label
-    non_finite = ~(np.isfinite(score) & np.all(np.isfinite(segs), axis=1)) & ~unknown_label & ~unknown_video
+    finite = np.isfinite(score) & np.all(np.isfinite(segs), axis=1)
+    non_finite = ~finite & ~unknown_label & ~unknown_video
+    keep = ~(unknown_label | unknown_video | non_finite)
+    reversed_segment = keep & (segs[:, 0] > segs[:, 1])
     counts = {
         "num_ignored_unknown_label": int(unknown_label.sum()),
         "num_ignored_unknown_video": int(unknown_video.sum()),
         "num_ignored_non_finite": int(non_finite.sum()),
+        "num_reversed_segments": int(reversed_segment.sum()),
     }
     if counts["num_ignored_unknown_label"]:
         unknown = sorted({str(labels[i]) for i in np.flatnonzero(unknown_label)})
         shown = ", ".join(unknown[:5]) + (", ..." if len(unknown) > 5 else "")
         warnings.warn(
-            f"ignored {counts['num_ignored_unknown_label']} predictions whose label is not a ground-truth "
-            f"class ({len(unknown)} labels: {shown})",
+            f"ignored {counts['num_ignored_unknown_label']} predictions whose label is not a "
+            f"ground-truth class ({len(unknown)} labels: {shown})",
             DetectionEvalWarning,
             stacklevel=3,
         )
     if counts["num_ignored_unknown_video"]:
-        num_videos = len(np.unique(np.asarray(entry)[unknown_video]))
+        num_videos = len(np.unique(video_position[unknown_video]))
         warnings.warn(
-            f"ignored {counts['num_ignored_unknown_video']} predictions on {num_videos} videos absent from "
-            "the evaluated ground truth",
+            f"ignored {counts['num_ignored_unknown_video']} predictions on {num_videos} videos "
+            "absent from the evaluated ground truth",
             DetectionEvalWarning,
             stacklevel=3,
         )
     if counts["num_ignored_non_finite"]:
+        first = int(np.flatnonzero(non_finite)[0])
         warnings.warn(
-            f"ignored {counts['num_ignored_non_finite']} predictions with a non-finite score or segment",
+            f"ignored {counts['num_ignored_non_finite']} predictions with a non-finite score or "
+            f"segment (the first: {where(first)})",
             DetectionEvalWarning,
             stacklevel=3,
         )
-    keep = ~(unknown_label | unknown_video | non_finite)
-    return video[keep], cls[keep], segs[keep], score[keep], counts
+    if counts["num_reversed_segments"]:
+        first = int(np.flatnonzero(reversed_segment)[0])
+        warnings.warn(
+            f"{counts['num_reversed_segments']} predictions have a reversed segment, start > end "
+            f"(the first: {where(first)}, {segs[first].tolist()}); they are scored as the "
+            "official code scores them: tIoU 0 with every ground truth, so false positives at "
+            "any threshold above 0",
+            DetectionEvalWarning,
+            stacklevel=3,
+        )
+    return _Predictions(video, cls, segs, score, sort_key, keep, counts)
 
 
 # ---------------------------------------------------------------------------------------
@@ -161,14 +371,82 @@ def _parse_predictions(
 def segment_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Element-wise continuous-time tIoU of aligned segments a [..., 2] and b [..., 2].
 
-    inter = max(0, min(ends) - max(starts)), union = len_a + len_b - inter; a union <= 0
-    (coincident zero-length segments) gives 0 rather than NaN.
+    inter = max(0, min(ends) - max(starts)), union = len_b + len_a - inter, in the official
+    code's operation order, so the values are bitwise those of its `segment_iou` (the
+    additions commute exactly, so the argument order does not matter either). A zero
+    union (coincident zero-length segments) gives 0 where the official code gets NaN.
     """
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     inter = np.clip(np.minimum(a[..., 1], b[..., 1]) - np.maximum(a[..., 0], b[..., 0]), 0.0, None)
     union = (b[..., 1] - b[..., 0]) + (a[..., 1] - a[..., 0]) - inter
+    # Only union == 0 needs care: union < 0 implies inter == 0, so -0.0, which compares
+    # like 0.0 in every test below and in argsort.
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+        return np.where(union != 0, inter / np.where(union != 0, union, 1.0), 0.0)
+
+
+def _official_visiting_order(
+    cls: np.ndarray, sort_key: np.ndarray, keep: np.ndarray, num_classes: int
+) -> np.ndarray:
+    """Indices of the scored predictions: class by class, each in the official order.
+
+    Per class the official code sorts the score column of that class's predictions (file
+    order) with `argsort()[::-1]`; the same call runs here on the same values. Predictions
+    that are ignored are still in the sorted array (the official code has them there too;
+    an unstable sort's result depends on every element) and are dropped afterwards.
+    """
+    by_class = np.argsort(cls, kind="stable")  # file order within each class
+    bounds = np.searchsorted(cls[by_class], np.arange(num_classes + 1), "left")
+    parts = [np.zeros(0, np.int64)]
+    for c in range(num_classes):
+        members = by_class[bounds[c] : bounds[c + 1]]
+        parts.append(members[np.argsort(sort_key[members])[::-1]])
+    order = np.concatenate(parts)
+    return order[keep[order]]
+
+
+def _order_tie_runs(
+    order: np.ndarray,
+    pair_pred: np.ndarray,
+    pair_iou: np.ndarray,
+    kept: np.ndarray,
+    full_iou: np.ndarray,
+    first_pair: np.ndarray,
+    count: np.ndarray,
+) -> None:
+    """Puts the pairs of each tie run of `order` (in place) in the official order.
+
+    A tie run is a maximal block of adjacent pairs of `order` with the same prediction and
+    the same tIoU. Within it the official code tries the ground truths in the order of
+    `np.argsort(tiou_arr)[::-1]`, tiou_arr being all the prediction's tIoUs, ground truths in
+    file order; that call is made here for each prediction with a tie run, and only for
+    those (an unstable sort's order of tied values depends on every element, so the whole
+    array is sorted, not just the tied values).
+
+    Args:
+      order: [n] pair indices (into pair_pred / pair_iou), by prediction and descending tIoU.
+      pair_pred, pair_iou: [n] prediction and tIoU of each candidate pair.
+      kept: [n] index of each candidate pair among all pairs (full_iou).
+      full_iou: [all pairs] tIoUs; prediction p's are full_iou[first_pair[p]:][:count[p]].
+      first_pair, count: [P] where each prediction's pairs start, and how many it has.
+    """
+    p_sorted, iou_sorted = pair_pred[order], pair_iou[order]
+    same = (p_sorted[1:] == p_sorted[:-1]) & (iou_sorted[1:] == iou_sorted[:-1])
+    if not same.any():
+        return
+    official_rank = np.zeros(len(full_iou), np.int64)  # position in the official GT order
+    for p in np.unique(p_sorted[1:][same]).tolist():
+        start, n = first_pair[p], count[p]
+        tried = np.argsort(full_iou[start : start + n])[::-1]  # the official call
+        official_rank[start + tried] = np.arange(n)
+    in_run = np.zeros(len(order), bool)
+    in_run[1:] |= same
+    in_run[:-1] |= same
+    run_id = np.cumsum(np.r_[True, ~same])  # run number of each position of `order`
+    positions = np.flatnonzero(in_run)  # ascending; every run is a contiguous block
+    members = order[positions]
+    # Sorting the tied positions by (run, official rank) permutes each block within itself.
+    order[positions] = members[np.lexsort((official_rank[kept[members]], run_id[positions]))]
 
 
 def _match(
@@ -182,10 +460,10 @@ def _match(
 
     Args:
       group: int64 [P] (class, video) key of each prediction; predictions are already in
-        visiting order (class, descending score, input order).
+        visiting order (class, then the official score order).
       pred_segments: [P, 2].
       gt_group_sorted: int64 [G] keys of the ground truths, sorted ascending (stable, so
-        within a group the ground-truth input order is kept).
+        within a group the ground-truth file order is kept, as in the official code).
       gt_segments_sorted: [G, 2] in the same order.
       thresholds: [K] tIoU thresholds.
     """
@@ -195,16 +473,21 @@ def _match(
     count = np.searchsorted(gt_group_sorted, group, "right") - lo  # GTs in the prediction's group
     if count.sum() == 0:
         return tp
-    # All (prediction, same-group GT) pairs, flattened.
+    # All (prediction, same-group GT) pairs, flattened; the pairs of prediction p are
+    # first_pair[p] ... first_pair[p] + count[p] - 1, its GTs in file order, so that slice
+    # of pair_iou holds exactly the official code's `tiou_arr` for p.
     pair_pred = np.repeat(np.arange(num_pred), count)
     first_pair = np.cumsum(count) - count
-    pair_gt = np.repeat(lo, count) + (np.arange(len(pair_pred)) - np.repeat(first_pair, count))
-    pair_iou = segment_iou(pred_segments[pair_pred], gt_segments_sorted[pair_gt])
+    pair_local = np.arange(len(pair_pred)) - np.repeat(first_pair, count)
+    pair_gt = np.repeat(lo, count) + pair_local
+    full_iou = segment_iou(pred_segments[pair_pred], gt_segments_sorted[pair_gt])
     # A pair below every threshold can never match; dropping it changes nothing.
-    keep = pair_iou >= thresholds.min()
-    pair_pred, pair_gt, pair_iou = pair_pred[keep], pair_gt[keep], pair_iou[keep]
-    if len(pair_pred) == 0:
+    keep = full_iou >= thresholds.min()
+    kept = np.flatnonzero(keep)
+    if len(kept) == 0:
         return tp
+    pair_pred, pair_gt, pair_iou = pair_pred[kept], pair_gt[kept], full_iou[kept]
+
     # Round of a candidate prediction = its rank among the candidates of its group (in
     # visiting order). One round holds at most one prediction per group, so the
     # predictions of one round never compete and can be matched simultaneously.
@@ -217,8 +500,10 @@ def _match(
     rank[by_group] = np.arange(len(candidates)) - group_start
     pred_round = np.zeros(num_pred, np.int64)
     pred_round[candidates] = rank
-    # Pairs ordered by (round, prediction, descending tIoU, ground-truth order).
-    order = np.lexsort((pair_gt, -pair_iou, pair_pred, pred_round[pair_pred]))
+    # Pairs ordered by (round, prediction, descending tIoU); equal tIoUs of one prediction
+    # are then adjacent ("tie runs") and get the official order below.
+    order = np.lexsort((-pair_iou, pair_pred, pred_round[pair_pred]))
+    _order_tie_runs(order, pair_pred, pair_iou, kept, full_iou, first_pair, count)
     pair_pred, pair_gt, pair_iou = pair_pred[order], pair_gt[order], pair_iou[order]
     pair_round = pred_round[pair_pred]
     num_rounds = int(pair_round[-1]) + 1
@@ -234,6 +519,8 @@ def _match(
         gts, ious = pair_gt[a:b], pair_iou[a:b]
         starts = run_start[run_bounds[r] : run_bounds[r + 1]] - a  # local run starts
         n = b - a
+        # In descending-tIoU order, "tIoU < thr ends the search" and "first unlocked with
+        # tIoU >= thr" pick the same GT: the ones >= thr form a prefix of the run.
         available = (ious >= thr) & ~locked[:, gts]  # [K, n]
         position = np.where(available, np.arange(n), n)
         first = np.minimum.reduceat(position, starts, axis=1)  # [K, runs]; n = no GT available
@@ -247,15 +534,24 @@ def interpolated_average_precision(precision: np.ndarray, recall: np.ndarray) ->
     """VOC2011 interpolated AP of each row of precision/recall [K, n] (n >= 1). Returns [K].
 
     mprec = [0, prec, 0] with a running max from the right, mrec = [0, rec, 1];
-    AP = Σ (mrec[i] - mrec[i-1]) · mprec[i] over the i where mrec changes (terms where it
-    does not change are zero, so they are summed too).
+    AP = Σ (mrec[i] - mrec[i-1]) · mprec[i] over the i where mrec changes. Only those terms
+    are summed, one row at a time, as in the official code: summing the zero terms too
+    would regroup numpy's pairwise summation and change the last bits.
     """
     precision, recall = np.atleast_2d(precision), np.atleast_2d(recall)
     k = precision.shape[0]
     mprec = np.concatenate([np.zeros((k, 1)), precision, np.zeros((k, 1))], axis=1)
     mrec = np.concatenate([np.zeros((k, 1)), recall, np.ones((k, 1))], axis=1)
     mprec = np.maximum.accumulate(mprec[:, ::-1], axis=1)[:, ::-1]
-    return np.sum((mrec[:, 1:] - mrec[:, :-1]) * mprec[:, 1:], axis=1)
+    changed = mrec[:, 1:] != mrec[:, :-1]
+    # The official terms, row after row in one flat array; then np.sum per row, on the
+    # same values in the same order as the official np.sum over `idx`.
+    terms = ((mrec[:, 1:] - mrec[:, :-1]) * mprec[:, 1:])[changed]
+    ends = np.cumsum(changed.sum(axis=1)).tolist()
+    ap = np.empty(k)
+    for row, (a, b) in enumerate(zip([0, *ends[:-1]], ends, strict=True)):
+        ap[row] = terms[a:b].sum()
+    return ap
 
 
 def evaluate_detections(
@@ -278,21 +574,26 @@ def evaluate_detections(
       ({class label: [K]} in order of first appearance in the ground truth), `recall` [K]
       (matched GT / all GT), and the counts `num_classes`, `num_videos`,
       `num_ground_truth`, `num_predictions` (used), `num_ignored_unknown_label`,
-      `num_ignored_unknown_video`, `num_ignored_non_finite`.
+      `num_ignored_unknown_video`, `num_ignored_non_finite`, `num_reversed_segments`
+      (scored).
 
-    Ties: equal scores are visited in input order; equal tIoUs try the earlier ground truth
-    first (see the module docstring).
+    Raises:
+      DetectionFormatError (a ValueError) naming the video and entry of a malformed one.
+
+    Ties among equal scores and equal tIoUs are broken exactly as the official code's
+    numpy calls break them (see the module docstring).
     """
     thresholds = np.asarray(tiou_thresholds, np.float64).reshape(-1)
     if thresholds.size == 0:
         raise ValueError("at least one tIoU threshold is needed")
-    video_index, class_index, gt_video, gt_class, gt_segments = _parse_ground_truth(ground_truth, subset)
-    video, cls, segments, score, ignored = _parse_predictions(predictions, video_index, class_index)
+    video_index, class_index, gt_video, gt_class, gt_segments = _parse_ground_truth(
+        ground_truth, subset
+    )
+    parsed = _parse_predictions(predictions, video_index, class_index)
     num_classes, num_videos = len(class_index), len(video_index)
 
-    # Visiting order: class, then descending score, then input order (lexsort is stable).
-    order = np.lexsort((-score, cls))
-    video, cls, segments = video[order], cls[order], segments[order]
+    order = _official_visiting_order(parsed.cls, parsed.sort_key, parsed.keep, num_classes)
+    video, cls, segments = parsed.video[order], parsed.cls[order], parsed.segments[order]
     group = cls * num_videos + video
     gt_group = gt_class * num_videos + gt_video
     gt_order = np.argsort(gt_group, kind="stable")
@@ -300,30 +601,33 @@ def evaluate_detections(
 
     npos = np.bincount(gt_class, minlength=num_classes)
     class_bounds = np.searchsorted(cls, np.arange(num_classes + 1), "left")
-    ap = np.zeros((num_classes, len(thresholds)))
+    # [K, C] like the official `ap`, so that the mean over classes sums in its order.
+    ap = np.zeros((len(thresholds), num_classes))
     for c in range(num_classes):
         a, b = class_bounds[c], class_bounds[c + 1]
         if a == b:
             continue  # no prediction of this class: AP 0
         cum_tp = np.cumsum(tp[:, a:b], axis=1, dtype=np.float64)
         cum_fp = np.cumsum(~tp[:, a:b], axis=1, dtype=np.float64)
-        recall = cum_tp / npos[c]
+        recall = cum_tp / float(npos[c])
         precision = cum_tp / (cum_tp + cum_fp)
-        ap[c] = interpolated_average_precision(precision, recall)
+        ap[:, c] = interpolated_average_precision(precision, recall)
 
-    mean_ap = ap.mean(axis=0)
-    labels = sorted(class_index, key=class_index.get)
+    mean_ap = ap.mean(axis=1)
+    labels = sorted(class_index, key=lambda label: class_index[label])
     return {
         "tiou_thresholds": [float(t) for t in thresholds],
         "mAP": [float(x) for x in mean_ap],
         "average_mAP": float(mean_ap.mean()),
-        "per_class_ap": {str(label): [float(x) for x in ap[class_index[label]]] for label in labels},
+        "per_class_ap": {
+            str(label): [float(x) for x in ap[:, class_index[label]]] for label in labels
+        },
         "recall": [float(x) for x in tp.sum(axis=1) / len(gt_class)],
         "num_classes": num_classes,
         "num_videos": num_videos,
-        "num_ground_truth": int(len(gt_class)),
-        "num_predictions": int(len(cls)),
-        **ignored,
+        "num_ground_truth": len(gt_class),
+        "num_predictions": len(cls),
+        **parsed.counts,
     }
 
 
@@ -351,10 +655,15 @@ def evaluate_detection_files(
     tiou_thresholds: Sequence[float],
     subset: str | None = None,
 ) -> dict[str, Any]:
-    """`evaluate_detections` on two JSON files."""
+    """`evaluate_detections` on two JSON files; format errors name the file."""
     ground_truth = load_json(ground_truth_path, "ground-truth file")
     predictions = load_json(predictions_path, "predictions file")
-    return evaluate_detections(ground_truth, predictions, tiou_thresholds, subset)
+    try:
+        return evaluate_detections(ground_truth, predictions, tiou_thresholds, subset)
+    except DetectionFormatError as err:
+        if err.source == "ground truth":
+            raise err.in_file(ground_truth_path, "ground-truth file") from None
+        raise err.in_file(predictions_path, "predictions file") from None
 
 
 def parse_tiou_thresholds(spec: str) -> tuple[float, ...]:
@@ -378,7 +687,9 @@ def parse_tiou_thresholds(spec: str) -> tuple[float, ...]:
             if values.size == 0:
                 raise ValueError
     except ValueError:
-        raise ValueError(f"bad tIoU specification {spec!r}: use START:STOP:NUM or a comma-separated list") from None
+        raise ValueError(
+            f"bad tIoU specification {spec!r}: use START:STOP:NUM or a comma-separated list"
+        ) from None
     if np.any(values < 0) or np.any(values > 1):
         raise ValueError(f"tIoU thresholds must lie in [0, 1]; got {spec!r}")
     return tuple(float(round(v, 10)) for v in values)
