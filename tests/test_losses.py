@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from avloc_jax import losses
-from avloc_jax.model import models
+from avloc_jax import model as models
 from configs import default
 
 B, T, C = 3, 16, 4

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from avloc_jax.model import models
+from avloc_jax import model as models
 
 B, T, DV, DA, C, D = 2, 12, 20, 8, 5, 16
 

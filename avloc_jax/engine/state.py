@@ -15,7 +15,7 @@ from avloc_jax import losses
 from avloc_jax.common import parallel
 from avloc_jax.data import device_data
 from avloc_jax.data.records import Dataset
-from avloc_jax.model import models
+from avloc_jax import model as models
 
 
 @flax.struct.dataclass

@@ -47,7 +47,7 @@ from avloc_jax.engine.state import (
     make_train_step,
 )
 from avloc_jax.evaluation import evaluators, predict
-from avloc_jax.model import models
+from avloc_jax import model as models
 from configs import default as default_config
 
 __all__ = [

@@ -85,7 +85,7 @@ class LoadedModel:
 
     @property
     def model(self):
-        from avloc_jax.model import models
+        from avloc_jax import model as models
 
         return models.build_model(self.config.model, self.metadata.num_classes)
 
@@ -162,7 +162,7 @@ def load_workdir(
 def abstract_params(config: ml_collections.ConfigDict, metadata: DatasetMetadata) -> Any:
     """The parameters' shapes and dtypes, replicated over the mesh; nothing is initialised."""
     from avloc_jax.common import parallel
-    from avloc_jax.model import models
+    from avloc_jax import model as models
 
     model = models.build_model(config.model, metadata.num_classes)
     abstract = jax.eval_shape(lambda: init_params(model, metadata))

@@ -1,0 +1,91 @@
+"""Classifier heads: the open-max head (action branch + foreground-reliability branch,
+background as an open set) and the closed-set softmax-with-background baseline.
+
+Shapes: B = batch, T = snippets, d = the embedding size, H = attention heads, C = action
+classes. ``mask`` [B, T] is True at real snippets; padded snippets never influence the
+outputs at valid positions, and the outputs at padded positions are zero.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from avloc_jax.model.masking import Array, Dtype
+
+HEADS = ("openmax", "softmax_bg")
+
+
+class MLP(nn.Module):
+    """Dense(hidden) -> ReLU -> Dropout -> Dense(out). [B, T, D] -> [B, T, out]."""
+
+    hidden: int
+    out: int
+    dropout_rate: float = 0.0
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: Array, *, train: bool) -> Array:
+        x = nn.relu(nn.Dense(self.hidden, dtype=self.dtype)(x))
+        x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
+        return nn.Dense(self.out, dtype=self.dtype)(x)
+
+
+class OpenMaxHead(nn.Module):
+    """Open-max classifier: an action branch and a foreground-reliability branch.
+
+    Background has no class weights of its own (an open set):
+      z_t = MLP_cls(x_t) ∈ R^C, μ_t = sigmoid(MLP_fg(x_t)),
+      p_t(c) = μ_t softmax(z_t)_c, p_t(bg) = 1 - μ_t.
+
+    Returns (class_logits z [B, T, C], reliability_logits [B, T]).
+    """
+
+    num_classes: int
+    hidden: int
+    dropout_rate: float = 0.0
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: Array, *, train: bool) -> tuple[Array, Array]:
+        class_logits = MLP(
+            self.hidden, self.num_classes, self.dropout_rate, self.dtype, name="action"
+        )(x, train=train)
+        reliability_logits = MLP(self.hidden, 1, self.dropout_rate, self.dtype, name="reliability")(
+            x, train=train
+        )
+        return class_logits, reliability_logits[..., 0]
+
+
+class SoftmaxBackgroundHead(nn.Module):
+    """Closed-set baseline: one softmax over C+1 classes, background being a class.
+
+    Expressed in the open-max parametrisation so the same losses apply:
+    z_t = the C action logits and μ_t = 1 - p_t(bg), i.e. the reliability logit is
+    logsumexp(z_t) - z_t(bg).
+    """
+
+    num_classes: int
+    hidden: int
+    dropout_rate: float = 0.0
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: Array, *, train: bool) -> tuple[Array, Array]:
+        logits = MLP(
+            self.hidden, self.num_classes + 1, self.dropout_rate, self.dtype, name="classifier"
+        )(x, train=train)
+        class_logits, background_logit = logits[..., :-1], logits[..., -1]
+        reliability_logits = (
+            jax.nn.logsumexp(class_logits.astype(jnp.float32), axis=-1) - background_logit
+        )
+        return class_logits, reliability_logits
+
+
+def open_set_posterior(class_logits: Array, reliability_logits: Array) -> Array:
+    """p_t over C+1 classes: [μ softmax(z), 1 - μ]. [B, T, C], [B, T] -> [B, T, C+1]."""
+    reliability = jax.nn.sigmoid(reliability_logits)[..., None]
+    return jnp.concatenate(
+        [reliability * jax.nn.softmax(class_logits, axis=-1), 1.0 - reliability], axis=-1
+    )
