@@ -1,6 +1,7 @@
 """The paper's ablation study on the semi-synthetic benchmark (docs/benchmark.md).
 
-  python bench/ablations.py --flavour activitynet12 [--seeds 0,1,2] [--variants core|all|a,b,...] [--quick]
+  python bench/ablations.py --flavour activitynet12 [--seeds 0,1,2] \\
+      [--variants core|all|a,b,...] [--quick]
 
 Builds the benchmark once (make-benchmark on the real annotations, then the TFDS build),
 then trains every variant x seed in-process with `train.train_and_evaluate` (configs
@@ -128,7 +129,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--variants",
         default="core",
-        help=f"a group {sorted(GROUPS)} (core = {','.join(CORE)}) or a comma list of {list(VARIANTS)}",
+        help=f"a group {sorted(GROUPS)} (core = {','.join(CORE)}) "
+        f"or a comma list of {list(VARIANTS)}",
     )
     p.add_argument(
         "--quick",
@@ -168,7 +170,8 @@ def prepare_data(
         benchmark.make_benchmark(
             flavour, src, annotations=annotations, config=config, seed=bench_seed, overwrite=True
         )
-    # AVE: the weak setting (the 178 background-only videos join train), as configs/benchmark_ave.py.
+    # AVE: the weak setting (the 178 background-only videos join train), as
+    # configs/benchmark_ave.py.
     builder_config = "weak" if flavour == "ave" else "default"
     if not (data / flavour / builder_config / "1.0.0" / "dataset_info.json").is_file():
         build_data.build(
@@ -251,10 +254,13 @@ def summarise(results: list[dict], keys: tuple[str, ...]) -> dict[str, dict]:
 def markdown_table(flavour: str, summary: dict, keys: tuple[str, ...], payload: dict) -> str:
     scale = 100.0
     lines = [
-        f"Flavour `{flavour}`, test split, mean ± std over seeds (×100). Last command: `{payload['command']}`.",
-        f"Steps per run: {' or '.join(map(str, payload['num_steps']))} (a row's label gives its steps where they differ); "
+        f"Flavour `{flavour}`, test split, mean ± std over seeds (×100). "
+        f"Last command: `{payload['command']}`.",
+        f"Steps per run: {' or '.join(map(str, payload['num_steps']))} "
+        "(a row's label gives its steps where they differ); "
         f"benchmark seed {payload['bench_seed']}; "
-        f"{len(payload['runs'])} runs, {payload['run_minutes']:.1f} min of run time in all (sum over runs, "
+        f"{len(payload['runs'])} runs, {payload['run_minutes']:.1f} min of run time in all "
+        "(sum over runs, "
         f"{payload['machine']['cpus']} CPU cores shared with other jobs).",
         "",
         f"| variant | seeds | {' | '.join(keys)} | full − row ({keys[0]}) |",
@@ -296,7 +302,8 @@ def markdown_table(flavour: str, summary: dict, keys: tuple[str, ...], payload: 
                 gap, spread = lead(summary["full" + suffix], summary[b + suffix])
                 verdict = "yes" if gap > 2 * spread else "**no**"
                 lines.append(
-                    f"* full{suffix} − {b}{suffix}: {scale * gap:+.1f} (larger std {scale * spread:.1f}); met: {verdict}"
+                    f"* full{suffix} − {b}{suffix}: {scale * gap:+.1f} "
+                    f"(larger std {scale * spread:.1f}); met: {verdict}"
                 )
     return "\n".join(lines)
 

@@ -13,6 +13,7 @@ mix a WTAL localizer emits. NumPy runs single-threaded (the thread variables are
 before NumPy is imported). Prints one JSON object; `--write-docs` puts the figures in the
 "Detection evaluation speed" section of the given Markdown file, leaving other sections.
 """
+
 from __future__ import annotations
 
 import os
@@ -56,13 +57,16 @@ def real_ground_truth(folder: str) -> dict:
             "subset": "validation",
             "duration": float(duration),
             "annotations": [
-                {"label": _text(lab), "segment": [float(s), float(e)]} for (s, e), lab in zip(segs, labs)
+                {"label": _text(lab), "segment": [float(s), float(e)]}
+                for (s, e), lab in zip(segs, labs)
             ],
         }
     return {"version": "ActivityNet1.2 validation (W-TALC annotations)", "database": database}
 
 
-def synthetic_ground_truth(rng: np.random.Generator, num_videos: int = 2383, num_classes: int = 100) -> dict:
+def synthetic_ground_truth(
+    rng: np.random.Generator, num_videos: int = 2383, num_classes: int = 100
+) -> dict:
     """A GT shaped like ActivityNet1.2 validation: one class per video, 1-8 segments."""
     database = {}
     for v in range(num_videos):
@@ -73,13 +77,21 @@ def synthetic_ground_truth(rng: np.random.Generator, num_videos: int = 2383, num
             s = rng.uniform(0, duration * 0.9)
             e = min(duration, s + rng.uniform(1, duration / 2))
             annotations.append({"label": label, "segment": [float(s), float(e)]})
-        database[f"vid_{v:05d}"] = {"subset": "validation", "duration": duration, "annotations": annotations}
+        database[f"vid_{v:05d}"] = {
+            "subset": "validation",
+            "duration": duration,
+            "annotations": annotations,
+        }
     return {"version": "synthetic ActivityNet1.2-validation scale", "database": database}
 
 
-def synthetic_predictions(ground_truth: dict, rng: np.random.Generator, per_video: int = 34) -> dict:
+def synthetic_predictions(
+    ground_truth: dict, rng: np.random.Generator, per_video: int = 34
+) -> dict:
     """~per_video detections per video: jittered GT copies, wrong classes, background, ties."""
-    classes = sorted({a["label"] for v in ground_truth["database"].values() for a in v["annotations"]})
+    classes = sorted(
+        {a["label"] for v in ground_truth["database"].values() for a in v["annotations"]}
+    )
     results = {}
     for video_id, entry in ground_truth["database"].items():
         duration, anns = entry["duration"], entry["annotations"]
@@ -95,7 +107,11 @@ def synthetic_predictions(ground_truth: dict, rng: np.random.Generator, per_vide
             else:  # background
                 s = rng.uniform(0, duration)
                 e = s + rng.uniform(0.5, duration / 3)
-                label = anns[0]["label"] if anns and rng.random() < 0.7 else classes[rng.integers(len(classes))]
+                label = (
+                    anns[0]["label"]
+                    if anns and rng.random() < 0.7
+                    else classes[rng.integers(len(classes))]
+                )
             s, e = max(0.0, min(s, e)), min(duration, max(s, e))
             score = float(np.round(rng.random(), 3))  # 3 decimals -> many score ties
             dets.append({"label": label, "score": score, "segment": [float(s), float(e)]})
@@ -140,8 +156,10 @@ def write_docs(path: str, report: dict) -> None:
         f"{report['machine']['numpy']}, NumPy single-threaded; 1-minute load average "
         f"{report['machine']['load_average_1min']:.1f} when the timing started).",
         "",
-        f"Case: {case['ground_truth']}: {case['num_videos']} videos, {case['num_ground_truth']} ground-truth "
-        f"segments, {case['num_classes']} classes; {case['num_predictions']} synthetic predictions (seed "
+        f"Case: {case['ground_truth']}: {case['num_videos']} videos, "
+        f"{case['num_ground_truth']} ground-truth "
+        f"segments, {case['num_classes']} classes; "
+        f"{case['num_predictions']} synthetic predictions (seed "
         f"{case['seed']}; {case['num_reversed_segments']} of them with a reversed segment); tIoU "
         "0.5:0.05:0.95 (10 thresholds).",
         "",
@@ -177,7 +195,11 @@ def write_docs(path: str, report: dict) -> None:
         "",
     ]
     section = "\n".join(lines)
-    text = open(path, encoding="utf-8").read() if os.path.exists(path) else "# Performance\n\n"
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    else:
+        text = "# Performance\n\n"
     start = text.find(SECTION + "\n")
     if start < 0:
         text = text.rstrip("\n") + "\n\n" + section
@@ -191,26 +213,42 @@ def write_docs(path: str, report: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--annotations", default=DEFAULT_ANNOTATIONS, help="W-TALC ActivityNet1.2 annotation folder.")
-    parser.add_argument("--synthetic", action="store_true", help="Synthesise the GT even if the folder exists.")
+    parser.add_argument(
+        "--annotations",
+        default=DEFAULT_ANNOTATIONS,
+        help="W-TALC ActivityNet1.2 annotation folder.",
+    )
+    parser.add_argument(
+        "--synthetic", action="store_true", help="Synthesise the GT even if the folder exists."
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--check-reference", action="store_true", help="Also time and compare the tests' reference.")
+    parser.add_argument(
+        "--check-reference", action="store_true", help="Also time and compare the tests' reference."
+    )
     parser.add_argument("--write-docs", default=None, help="Markdown file to put the figures in.")
     args = parser.parse_args(argv)
 
     rng = np.random.default_rng(args.seed)
     if not args.synthetic and os.path.exists(os.path.join(args.annotations, "segments.npy")):
-        ground_truth, gt_name = real_ground_truth(args.annotations), "ActivityNet1.2 validation GT (real)"
+        ground_truth, gt_name = (
+            real_ground_truth(args.annotations),
+            "ActivityNet1.2 validation GT (real)",
+        )
     else:
-        ground_truth, gt_name = synthetic_ground_truth(rng), "synthetic ActivityNet1.2-validation-scale GT"
+        ground_truth, gt_name = (
+            synthetic_ground_truth(rng),
+            "synthetic ActivityNet1.2-validation-scale GT",
+        )
     predictions = synthetic_predictions(ground_truth, rng)
     thresholds = np.linspace(0.5, 0.95, 10)
 
     def run_fast():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", detection_eval.DetectionEvalWarning)
-            return detection_eval.evaluate_detections(ground_truth, predictions, thresholds, subset="validation")
+            return detection_eval.evaluate_detections(
+                ground_truth, predictions, thresholds, subset="validation"
+            )
 
     machine_info = machine()  # before the timings, for the load average
     times, result = time_calls(run_fast, args.repeats)
@@ -224,7 +262,8 @@ def main(argv: list[str] | None = None) -> int:
 
     parse_times, _ = time_calls(run_parse, args.repeats)
     report = {
-        "command": "python " + " ".join([os.path.relpath(__file__, ROOT)] + (sys.argv[1:] if argv is None else argv)),
+        "command": "python "
+        + " ".join([os.path.relpath(__file__, ROOT)] + (sys.argv[1:] if argv is None else argv)),
         "machine": machine_info,
         "case": {
             "ground_truth": gt_name,
@@ -251,7 +290,9 @@ def main(argv: list[str] | None = None) -> int:
         from test_detection_eval import reference_evaluate
 
         ref_times, ref = time_calls(
-            lambda: reference_evaluate(ground_truth, predictions, list(thresholds), subset="validation"),
+            lambda: reference_evaluate(
+                ground_truth, predictions, list(thresholds), subset="validation"
+            ),
             max(1, min(args.repeats, 2)),
         )
         diff = max(
@@ -259,7 +300,9 @@ def main(argv: list[str] | None = None) -> int:
             for label, aps in ref["per_class_ap"].items()
             for a, b in zip(aps, result["per_class_ap"][label])
         )
-        report["timings_s"].update(reference_best=min(ref_times), reference_median=statistics.median(ref_times))
+        report["timings_s"].update(
+            reference_best=min(ref_times), reference_median=statistics.median(ref_times)
+        )
         report["reference_check"] = {
             "max_abs_diff_per_class_ap": diff,
             "max_abs_diff_mAP": max(abs(a - b) for a, b in zip(ref["mAP"], result["mAP"])),

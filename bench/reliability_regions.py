@@ -1,6 +1,7 @@
 """Where the foreground reliability μ is high: inside actions, beside them, or far away.
 
-  python bench/reliability_regions.py --data-dir DATA --split validation --out regions.json WORKDIR [WORKDIR ...]
+  python bench/reliability_regions.py --data-dir DATA --split validation --out regions.json \\
+      WORKDIR [WORKDIR ...]
 
 For every trained workdir (an `avloc train` or `bench/ablations.py` run), runs the best
 checkpoint on a split of an untrimmed dataset and reports the mean μ and the mean posterior

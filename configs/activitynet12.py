@@ -1,7 +1,8 @@
 """ActivityNet1.2 (W-TALC I3D features plus VGGish audio): 100 classes, untrimmed.
 
   avloc build-data activitynet12 --data-dir ~/tensorflow_datasets --manual-dir /path/to/files
-  avloc train --config=configs/activitynet12.py --workdir=runs/anet --config.data.data_dir=~/tensorflow_datasets
+  avloc train --config=configs/activitynet12.py --workdir=runs/anet \\
+      --config.data.data_dir=~/tensorflow_datasets
 Detection mAP at tIoU 0.5:0.05:0.95 (the official ActivityNet protocol).
 """
 

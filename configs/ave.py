@@ -3,7 +3,8 @@
 Build the data first (see docs/data.md):
   avloc build-data ave --data-dir ~/tensorflow_datasets --manual-dir /path/to/AVE/data
 Then:
-  avloc train --config=configs/ave.py --workdir=runs/ave --config.data.data_dir=~/tensorflow_datasets
+  avloc train --config=configs/ave.py --workdir=runs/ave \\
+      --config.data.data_dir=~/tensorflow_datasets
 The metric is segment accuracy over every test snippet (background included); the best
 checkpoint is chosen on the validation split, never on test.
 """

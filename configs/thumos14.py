@@ -1,7 +1,8 @@
 """THUMOS14 (W-TALC layout): 20 detection classes; train on validation, test on test.
 
   avloc build-data thumos14 --data-dir ~/tensorflow_datasets --manual-dir /path/to/files
-  avloc train --config=configs/thumos14.py --workdir=runs/thumos --config.data.data_dir=~/tensorflow_datasets
+  avloc train --config=configs/thumos14.py --workdir=runs/thumos \\
+      --config.data.data_dir=~/tensorflow_datasets
 Detection mAP at tIoU 0.1:0.1:0.7.
 """
 

@@ -78,7 +78,8 @@ def main() -> None:
     train.train_and_evaluate(config, args.workdir)
     Path(args.workdir, f"read_indices_{args.process_id}.json").write_text(json.dumps(read))
     if jax.process_index() == 0:
-        events = [json.loads(line) for line in open(os.path.join(args.workdir, "metrics.jsonl"))]
+        with open(os.path.join(args.workdir, "metrics.jsonl")) as f:
+            events = [json.loads(line) for line in f]
         losses = [e["loss/total"] for e in events if e["event"] == "train"]
         print(
             json.dumps(

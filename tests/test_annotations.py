@@ -237,7 +237,8 @@ def test_snippet_labels_from_segments_centre_rule():
         num_snippets=10,
         background=5,
     )
-    # centres 1,3,5,7,9,11,...: [2,8) covers 3,5,7; [6.5,12) covers 7,9,11 but the first segment wins at 7.
+    # centres 1,3,5,7,9,11,...: [2,8) covers 3,5,7; [6.5,12) covers 7,9,11 but the first
+    # segment wins at 7.
     np.testing.assert_array_equal(labels, [5, 1, 1, 1, 0, 0, 5, 5, 5, 5])
 
 
@@ -249,7 +250,7 @@ def test_real_activitynet12_folder():
     assert a.video_ids[0] == "--0edUL8zmA" and all(len(v) == 11 for v in a.video_ids)
     assert len(set(a.video_ids)) == 7202
     # labels.npy (bytes) and labels_all.npy (str) name the same classes for every video.
-    assert all(set(l) == set(la) for l, la in zip(a.segment_labels, a.labels_all))
+    assert all(set(lb) == set(la) for lb, la in zip(a.segment_labels, a.labels_all))
 
 
 @needs_real_thumos

@@ -1,4 +1,5 @@
 """AVE labelling and accuracy: hand-worked cases and a randomized loop reference."""
+
 import math
 
 import numpy as np
@@ -19,8 +20,12 @@ def test_gated_labels_use_top_class_where_reliable():
 def test_gated_labels_theta_changes_gate():
     scores = np.array([[0.2, 0.8]])
     mu = np.array([[0.3, 0.6, 0.95]])
-    np.testing.assert_array_equal(ave_metrics.gated_snippet_labels(scores, mu, theta=0.9), [[2, 2, 1]])
-    np.testing.assert_array_equal(ave_metrics.gated_snippet_labels(scores, mu, theta=0.0), [[1, 1, 1]])
+    np.testing.assert_array_equal(
+        ave_metrics.gated_snippet_labels(scores, mu, theta=0.9), [[2, 2, 1]]
+    )
+    np.testing.assert_array_equal(
+        ave_metrics.gated_snippet_labels(scores, mu, theta=0.0), [[1, 1, 1]]
+    )
 
 
 def test_ungated_labels_argmax_with_background_last():
@@ -53,7 +58,9 @@ def test_segment_accuracy_ave_test_split_size():
 def test_segment_accuracy_shape_errors_and_empty_mask():
     with pytest.raises(ValueError):
         ave_metrics.segment_accuracy(np.zeros((2, 3)), np.zeros((2, 4)))
-    assert np.isnan(ave_metrics.segment_accuracy(np.zeros((1, 2)), np.zeros((1, 2)), np.zeros((1, 2), bool)))
+    assert np.isnan(
+        ave_metrics.segment_accuracy(np.zeros((1, 2)), np.zeros((1, 2)), np.zeros((1, 2), bool))
+    )
 
 
 # ---------------------------------------------------------------------------------------

@@ -125,7 +125,8 @@ def test_cli_build_runs_without_tensorflow(tmp_path):
         f"'--manual-dir', {str(tmp_path / 'ave')!r}])\n"
         "from avloc_jax.data import datasets\n"
         f"d = datasets.load_dataset('ave', {str(tmp_path / 'tfds')!r})\n"
-        "print('RESULT', rc, len(d.split('train')), d.split('train')[0]['visual'].shape, 'tensorflow' in sys.modules)\n"
+        "print('RESULT', rc, len(d.split('train')), d.split('train')[0]['visual'].shape, "
+        "'tensorflow' in sys.modules)\n"
     )
     env = {**os.environ, "AVLOC_PROGRESS": "0"}
     proc = subprocess.run(

@@ -20,7 +20,11 @@ import numpy as np
 import pytest
 
 from avloc_jax.evaluation import detection_eval
-from avloc_jax.evaluation.detection_eval import DetectionEvalWarning, DetectionFormatError, evaluate_detections
+from avloc_jax.evaluation.detection_eval import (
+    DetectionEvalWarning,
+    DetectionFormatError,
+    evaluate_detections,
+)
 
 THUMOS14 = "/work/shared/data/thumos14"
 

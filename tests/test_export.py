@@ -166,7 +166,8 @@ def test_workdir_metadata_from_its_file_or_derived_from_the_config(
     derived = inference.load_workdir(copy)  # no metadata file: the demo data are regenerated
     assert derived.metadata == dataset.metadata and derived.seconds_per_snippet == 1.0
 
-    metadata_file.write_dataset_metadata(copy, dataset, trained_demo[2])  # what `avloc train` writes
+    # what `avloc train` writes
+    metadata_file.write_dataset_metadata(copy, dataset, trained_demo[2])
 
     def no_dataset(config):
         raise AssertionError("the metadata file should be enough")

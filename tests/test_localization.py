@@ -230,9 +230,10 @@ def test_smoothing_merges_a_one_snippet_dip():
     merged = localization.localize(
         cas, np.array([0.0, 1.0, 0.0]), 40.0, config(nms="hard", cas_smoothing=3)
     )
-    best = lambda dets: max(
-        detection_eval.segment_iou([[s, e]], [[10, 30]])[0] for _, _, s, e in dets
-    )  # noqa: E731
+
+    def best(dets):
+        return max(detection_eval.segment_iou([[s, e]], [[10, 30]])[0] for _, _, s, e in dets)
+
     assert best(split) < 0.9 < best(merged)
 
 

@@ -51,7 +51,7 @@ def test_two_processes_match_one_process_with_eight_devices(tmp_path):
         for i in range(2)
     ]
     outputs = [p.communicate(timeout=400) for p in procs]
-    for p, (out, err) in zip(procs, outputs):
+    for p, (_, err) in zip(procs, outputs):
         assert p.returncode == 0, err[-3000:]
     multi = json.loads(outputs[0][0].strip().splitlines()[-1])
     assert multi["devices"] == 8 and multi["processes"] == 2

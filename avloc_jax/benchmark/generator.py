@@ -196,7 +196,7 @@ def make_activitynet12(
         visual, audio = [], []
         for row in rows.tolist():
             video_rng = np.random.default_rng([seed, 11, row])
-            segments = [tuple(map(float, s)) for s in real.segments[row]]
+            segments = [(float(start), float(end)) for start, end in real.segments[row]]
             labels = [index[all_names[c]] for c in real.segment_classes(row)]
             v, a = synthetic_features.synthesize_video(
                 video_rng, float(real.durations[row]), segments, labels, structure, config

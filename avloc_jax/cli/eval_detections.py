@@ -1,4 +1,5 @@
-"""`avloc eval-detections --ground-truth GT.json --predictions PRED.json [--subset S] [--tiou SPEC] [--json]`.
+"""`avloc eval-detections --ground-truth GT.json --predictions PRED.json [--subset S]
+[--tiou SPEC] [--json]`.
 
 Scores ActivityNet-format detections with the official ActivityNet mAP algorithm
 (`avloc_jax.evaluation.detection_eval`). `--tiou 0.5:0.95:10` means linspace(0.5, 0.95, 10) (the
@@ -6,6 +7,7 @@ ActivityNet protocol, the default); `--tiou 0.1,0.2,0.3` is a list (THUMOS14 use
 0.1:0.7:7). Warnings about ignored predictions go to stderr; the result goes to stdout,
 as one JSON object with `--json`, else as a table.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,14 +22,26 @@ PROG = "avloc eval-detections"
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[1].replace("\n", " "))
-    parser.add_argument("--ground-truth", required=True, metavar="GT.json", help="ActivityNet-format ground truth.")
-    parser.add_argument("--predictions", required=True, metavar="PRED.json", help="ActivityNet-format predictions.")
-    parser.add_argument(
-        "--subset", default=None, help="Evaluate only ground-truth videos of this subset (default: every video)."
+    parser = argparse.ArgumentParser(
+        prog=PROG, description=__doc__.split("\n\n")[1].replace("\n", " ")
     )
-    parser.add_argument("--tiou", default="0.5:0.95:10", help="START:STOP:NUM (linspace) or a comma list.")
-    parser.add_argument("--json", action="store_true", help="Print one JSON object instead of a table.")
+    parser.add_argument(
+        "--ground-truth", required=True, metavar="GT.json", help="ActivityNet-format ground truth."
+    )
+    parser.add_argument(
+        "--predictions", required=True, metavar="PRED.json", help="ActivityNet-format predictions."
+    )
+    parser.add_argument(
+        "--subset",
+        default=None,
+        help="Evaluate only ground-truth videos of this subset (default: every video).",
+    )
+    parser.add_argument(
+        "--tiou", default="0.5:0.95:10", help="START:STOP:NUM (linspace) or a comma list."
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="Print one JSON object instead of a table."
+    )
     return parser
 
 
@@ -38,7 +52,8 @@ def _table(result: dict[str, Any], args: argparse.Namespace) -> str:
         f"ground truth: {args.ground_truth} ({subset}): {result['num_videos']} videos, "
         f"{result['num_ground_truth']} segments, {result['num_classes']} classes",
         f"predictions:  {args.predictions}: {result['num_predictions']} scored; ignored "
-        f"{result['num_ignored_unknown_label']} unknown-label, {result['num_ignored_unknown_video']} "
+        f"{result['num_ignored_unknown_label']} unknown-label, "
+        f"{result['num_ignored_unknown_video']} "
         f"unknown-video, {result['num_ignored_non_finite']} non-finite",
         "",
         f"{'tIoU':>6}  {'mAP':>7}  {'recall':>7}",
@@ -51,7 +66,9 @@ def _table(result: dict[str, Any], args: argparse.Namespace) -> str:
     lines.append(f"{'class':<{width}}  " + " ".join(f"{t:>6.3g}" for t in thresholds) + "    mean")
     for name, aps in result["per_class_ap"].items():
         lines.append(
-            f"{name:<{width}}  " + " ".join(f"{100 * a:>6.2f}" for a in aps) + f"  {100 * sum(aps) / len(aps):>6.2f}"
+            f"{name:<{width}}  "
+            + " ".join(f"{100 * a:>6.2f}" for a in aps)
+            + f"  {100 * sum(aps) / len(aps):>6.2f}"
         )
     return "\n".join(lines)
 
@@ -74,7 +91,8 @@ def main(argv: list[str]) -> int:
     except (KeyError, TypeError, AttributeError) as err:
         # A structurally wrong entry (e.g. an annotation without "segment").
         print(
-            f"{PROG}: error: malformed ground truth {args.ground_truth!r} or predictions {args.predictions!r} "
+            f"{PROG}: error: malformed ground truth {args.ground_truth!r} "
+            f"or predictions {args.predictions!r} "
             f"({type(err).__name__}: {err})",
             file=sys.stderr,
         )
@@ -82,7 +100,11 @@ def main(argv: list[str]) -> int:
     for warning in caught:
         print(f"{PROG}: warning: {warning.message}", file=sys.stderr)
     if args.json:
-        paths = {"ground_truth": args.ground_truth, "predictions": args.predictions, "subset": args.subset}
+        paths = {
+            "ground_truth": args.ground_truth,
+            "predictions": args.predictions,
+            "subset": args.subset,
+        }
         print(json.dumps({**result, **paths}))
     else:
         print(_table(result, args))

@@ -43,7 +43,8 @@ def main(argv: list[str]) -> int:
         print(f"{PROGRAM}: error: {err}", file=sys.stderr)
         return 1
     print(
-        f"{PROGRAM}: wrote {out} (step {loaded.step}, {loaded.metadata.num_classes} classes, from {loaded.source})",
+        f"{PROGRAM}: wrote {out} (step {loaded.step}, {loaded.metadata.num_classes} classes, "
+        f"from {loaded.source})",
         file=sys.stderr,
     )
     print(out)

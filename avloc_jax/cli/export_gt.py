@@ -1,4 +1,5 @@
-"""`avloc export-gt --annotations DIR --layout {activitynet12,thumos14} --out GT.json [--subset S ...]`.
+"""`avloc export-gt --annotations DIR --layout {activitynet12,thumos14} --out GT.json
+[--subset S ...]`.
 
 Writes the ActivityNet-format ground truth (``{"version", "database": {video_id:
 {"subset", "duration", "annotations": [{"label", "segment"}]}}}``) of a W-TALC annotation
@@ -12,20 +13,21 @@ import argparse
 import collections
 import sys
 
-from avloc_jax.data import annotations
+from avloc_jax.data import annotations as ann
 from avloc_jax.data.annotations import DataError
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="avloc export-gt", description=__doc__.split("\n\n")[1])
     p.add_argument("--annotations", required=True, help="The W-TALC annotation folder.")
-    p.add_argument("--layout", required=True, choices=sorted(annotations.LAYOUTS))
+    p.add_argument("--layout", required=True, choices=sorted(ann.LAYOUTS))
     p.add_argument("--out", required=True, help="Output JSON path.")
     p.add_argument(
         "--subset",
         action="append",
         default=None,
-        help="Subset(s) to write (repeatable); default: all of the layout's (training+validation / validation+test).",
+        help="Subset(s) to write (repeatable); default: all of the layout's "
+        "(training+validation / validation+test).",
     )
     return p
 
@@ -33,14 +35,12 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     try:
-        gt = annotations.write_ground_truth_json(
-            args.annotations, args.layout, args.out, args.subset
-        )
+        gt = ann.write_ground_truth_json(args.annotations, args.layout, args.out, args.subset)
     except DataError as err:
         print(f"avloc export-gt: error: {err}", file=sys.stderr)
         return 1
     videos = collections.Counter(v["subset"] for v in gt["database"].values())
-    segments = collections.Counter()
+    segments: collections.Counter[str] = collections.Counter()
     for v in gt["database"].values():
         segments[v["subset"]] += len(v["annotations"])
     for subset in videos:

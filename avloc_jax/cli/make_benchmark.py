@@ -21,8 +21,10 @@ def _flag(key: str) -> str:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="avloc make-benchmark",
-        description="Write a semi-synthetic benchmark on real annotations, in the real on-disk formats.",
-        epilog="Parameters and their effect: docs/benchmark.md. Then: avloc build-data FLAVOUR --manual-dir OUT ...",
+        description="Write a semi-synthetic benchmark on real annotations, "
+        "in the real on-disk formats.",
+        epilog="Parameters and their effect: docs/benchmark.md. "
+        "Then: avloc build-data FLAVOUR --manual-dir OUT ...",
     )
     p.add_argument("flavour", choices=benchmark.FLAVOURS)
     p.add_argument("--out", required=True, help="Output folder (written atomically).")
@@ -34,7 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--overwrite", action="store_true", help="Replace an existing output folder.")
     # Every synthesis parameter, typed from the defaults of both flavours.
-    seen = {}
+    seen: dict[str, type] = {}
     for flavour in benchmark.FLAVOURS:
         for key, value in benchmark.default_config(flavour).items():
             seen.setdefault(key, type(value))
@@ -65,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     ]
     if unused:
         print(
-            f"avloc make-benchmark: {', '.join(_flag(k) for k in unused)} do not apply to {args.flavour}",
+            f"avloc make-benchmark: {', '.join(_flag(k) for k in unused)} "
+            f"do not apply to {args.flavour}",
             file=sys.stderr,
         )
         return 2
@@ -81,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     except (FileExistsError, FileNotFoundError, ValueError) as err:
         print(f"avloc make-benchmark: {err}", file=sys.stderr)
         return 1
-    kinds = {}
+    kinds: dict[str, int] = {}
     for info in manifest["classes"].values():
         kinds[info["kind"]] = kinds.get(info["kind"], 0) + 1
     print(f"wrote {args.flavour} benchmark to {args.out}: {manifest['counts']}, classes {kinds}")

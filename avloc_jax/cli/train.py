@@ -32,7 +32,8 @@ def main(argv: list[str]) -> int:
         return 1
     if outcome.get("preempted"):
         print(
-            f"preempted at step {outcome['step']}: checkpoint saved in {values.workdir}; rerun to resume"
+            f"preempted at step {outcome['step']}: checkpoint saved in {values.workdir}; "
+            "rerun to resume"
         )
         return 0
     print(

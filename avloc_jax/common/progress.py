@@ -123,6 +123,7 @@ class ProgressBar:
             self._merge_postfix(postfix, refresh=True)
 
     def _merge_postfix(self, postfix: dict[str, Any], refresh: bool) -> None:
+        assert self._bar is not None  # callers return early when the bar is disabled
         self._postfix.update({k: _format_value(v) for k, v in postfix.items()})
         self._bar.set_postfix(self._postfix, refresh=refresh)
 

@@ -10,12 +10,15 @@ first (lowest) class index among equal maxima, as np.argmax does; the gate μ_t 
 decided on the exact values (in float64, to which float32/bfloat16 μ converts exactly), so
 μ_t = θ is foreground and a float32 μ just below θ is background.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
 
-def gated_snippet_labels(video_scores: np.ndarray, reliability: np.ndarray, theta: float = 0.5) -> np.ndarray:
+def gated_snippet_labels(
+    video_scores: np.ndarray, reliability: np.ndarray, theta: float = 0.5
+) -> np.ndarray:
     """The method's labelling: the video's top class where μ_t >= θ, background elsewhere.
 
     Args:
@@ -28,9 +31,14 @@ def gated_snippet_labels(video_scores: np.ndarray, reliability: np.ndarray, thet
     """
     video_scores = np.asarray(video_scores)
     reliability = np.asarray(reliability)
-    if video_scores.ndim != 2 or reliability.ndim != 2 or video_scores.shape[0] != reliability.shape[0]:
+    if (
+        video_scores.ndim != 2
+        or reliability.ndim != 2
+        or video_scores.shape[0] != reliability.shape[0]
+    ):
         raise ValueError(
-            f"expected video_scores [N, C] and reliability [N, T]; got {video_scores.shape}, {reliability.shape}"
+            "expected video_scores [N, C] and reliability [N, T]; "
+            f"got {video_scores.shape}, {reliability.shape}"
         )
     num_classes = video_scores.shape[1]
     top_class = np.argmax(video_scores, axis=1)  # [N]; first index on ties, like any argmax

@@ -69,6 +69,7 @@ each (one argsort of their tIoU array).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import json
@@ -306,10 +307,9 @@ def _parse_predictions(
     if set(map(type, scores)) == {int}:
         # pandas stores a column of Python ints as int64, and the official code argsorts
         # that column; sort the same dtype so that the same kernel runs.
-        try:
+        # On overflow pandas would fall back to another dtype too; float64 is the best guess.
+        with contextlib.suppress(OverflowError):
             sort_key = np.asarray(scores, np.int64)
-        except OverflowError:
-            pass  # pandas would fall back to another dtype too; float64 is the best guess
 
     def where(i: int) -> str:
         return f"video {video_ids[video_position[i]]!r}, entry {entry[i]} (0-based)"

@@ -157,16 +157,16 @@ def nms(
     if kind == "hard":
         order = np.argsort(-scores, kind="stable")
         alive = np.ones(n, bool)
-        kept = []
+        picks: list[int] = []
         for i in order:
             if not alive[i]:
                 continue
-            kept.append(i)
-            if len(kept) == limit:
+            picks.append(i)
+            if len(picks) == limit:
                 break
             alive &= overlap[i] <= iou
-        kept = np.asarray(kept, np.int64)
-        return kept, scores[kept]
+        kept_idx = np.asarray(picks, np.int64)
+        return kept_idx, scores[kept_idx]
     if kind != "soft":
         raise ValueError(f"unknown nms kind {kind!r}; expected one of {NMS_KINDS}")
     current = scores.astype(np.float64).copy()

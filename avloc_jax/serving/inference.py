@@ -102,7 +102,8 @@ def read_config(directory: Path | str) -> ml_collections.ConfigDict:
     path = Path(directory) / CONFIG_FILE
     if not path.exists():
         raise FileNotFoundError(
-            f"{path} not found: expected a workdir written by `avloc train` or a bundle from `avloc export`"
+            f"{path} not found: expected a workdir written by `avloc train` "
+            "or a bundle from `avloc export`"
         )
     # Saved by an older version: fill the keys added since with their old behaviour.
     try:
