@@ -27,10 +27,10 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
+from avloc_jax import model as models
 from avloc_jax.common import parallel
 from avloc_jax.data.records import Dataset, DatasetMetadata  # noqa: E402
 from avloc_jax.engine import train  # noqa: E402
-from avloc_jax import model as models
 from configs import default  # noqa: E402
 
 SHAPES = {

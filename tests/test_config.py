@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from demo_helpers import tiny_config
 
+from avloc_jax import model as models
 from avloc_jax.cli import main as cli_main
 from avloc_jax.common import config_migration
 from avloc_jax.common.config_checks import ConfigError
 from avloc_jax.common.config_overrides import apply_overrides
-from avloc_jax import model as models
 from configs import default
 
 REPO = Path(__file__).resolve().parents[1]

@@ -12,10 +12,10 @@ import ml_collections
 import optax
 
 from avloc_jax import losses
+from avloc_jax import model as models
 from avloc_jax.common import parallel
 from avloc_jax.data import device_data
 from avloc_jax.data.records import Dataset
-from avloc_jax import model as models
 
 
 @flax.struct.dataclass

@@ -30,7 +30,8 @@ from typing import Any
 import jax
 import ml_collections
 
-from avloc_jax.common import parallel
+from avloc_jax import model as models
+from avloc_jax.common import io, parallel
 from avloc_jax.common.progress import ProgressBar
 from avloc_jax.data import device_data, input_pipeline
 from avloc_jax.data.loading import load_dataset
@@ -47,7 +48,6 @@ from avloc_jax.engine.state import (
     make_train_step,
 )
 from avloc_jax.evaluation import evaluators, predict
-from avloc_jax import model as models
 from configs import default as default_config
 
 __all__ = [
@@ -103,17 +103,11 @@ def write_results(
         return
     results = workdir / "results"
     results.mkdir(parents=True, exist_ok=True)
-    _atomic_write_json(
+    io.atomic_write_json(
         results / f"{split}_metrics.json", {"split": split, **extra, "metrics": metrics}
     )
     for name, payload in artifacts.items():
-        _atomic_write_json(results / f"{split}_{name}.json", payload)
-
-
-def _atomic_write_json(path: Path, payload: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=1))
-    tmp.replace(path)
+        io.atomic_write_json(results / f"{split}_{name}.json", payload)
 
 
 # ----------------------------------------------------------------------------- main loop
@@ -128,7 +122,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     main_process = parallel.is_main_process()
     if main_process:
         workdir.mkdir(parents=True, exist_ok=True)
-        _atomic_write_json(workdir / "config.json", json.loads(config.to_json_best_effort()))
+        io.atomic_write_json(workdir / "config.json", json.loads(config.to_json_best_effort()))
     writer = writers.create_writer(workdir, enabled=main_process)
     mesh = parallel.make_mesh()
     parallel.local_batch_size(config.train.batch_size, "train.batch_size")  # checks divisibility

@@ -162,8 +162,8 @@ def load_workdir(
 
 def abstract_params(config: ml_collections.ConfigDict, metadata: DatasetMetadata) -> Any:
     """The parameters' shapes and dtypes, replicated over the mesh; nothing is initialised."""
-    from avloc_jax.common import parallel
     from avloc_jax import model as models
+    from avloc_jax.common import parallel
 
     model = models.build_model(config.model, metadata.num_classes)
     abstract = jax.eval_shape(lambda: init_params(model, metadata))
