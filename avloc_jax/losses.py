@@ -59,14 +59,20 @@ def _weighted_mean(per_video: Array, weight: Array) -> Array:
     return (per_video * weight).sum() / jnp.maximum(weight.sum(), 1.0)
 
 
+def _labelled_cross_entropy(log_probs: Array, labels: Array, example_weight: Array) -> Array:
+    """-Σ_c ȳ_c log_probs_c per video [B], averaged over the videos that have labels
+    (background-only videos carry no class target)."""
+    per_video = -(normalized_labels(labels) * log_probs).sum(axis=-1)
+    has_action = (labels.sum(axis=-1) > 0).astype(per_video.dtype)
+    return _weighted_mean(per_video, example_weight * has_action)
+
+
 def mil_loss(
     class_logits: Array, mask: Array, labels: Array, example_weight: Array, topk_ratio: float
 ) -> Array:
     """L_mil = -Σ_c ȳ_c log softmax(ẑ)_c, averaged over videos that have labels."""
     log_probs = jax.nn.log_softmax(video_logits(class_logits, mask, topk_ratio), axis=-1)
-    per_video = -(normalized_labels(labels) * log_probs).sum(axis=-1)
-    has_action = (labels.sum(axis=-1) > 0).astype(per_video.dtype)
-    return _weighted_mean(per_video, example_weight * has_action)
+    return _labelled_cross_entropy(log_probs, labels, example_weight)
 
 
 def foreground_loss(
@@ -82,9 +88,7 @@ def foreground_loss(
     pooled = (reliability[..., None] * class_probs).sum(axis=1) / (
         reliability.sum(axis=1, keepdims=True) + _EPS
     )
-    per_video = -(normalized_labels(labels) * jnp.log(pooled + _EPS)).sum(axis=-1)
-    has_action = (labels.sum(axis=-1) > 0).astype(per_video.dtype)
-    return _weighted_mean(per_video, example_weight * has_action)
+    return _labelled_cross_entropy(jnp.log(pooled + _EPS), labels, example_weight)
 
 
 def reliability_loss(

@@ -222,6 +222,24 @@ class AvlocBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):  # 
         kwargs.setdefault("file_format", "array_record")
         super().__init__(**kwargs)
 
+    def video_features(
+        self, raw: Mapping[str, Any], stores: Mapping[str, Any], dims: DimTracker, video: str
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """One video's checked, aligned (visual, audio) from `raw` (read from `stores`,
+        whose `description` names the files in errors). The feature sizes met so far go
+        into the dataset's metadata: a user's files decide them, they are never typed."""
+        v, a = aligned_features(
+            raw["visual"],
+            raw["audio"],
+            dims=dims,
+            visual_source=stores["visual"].description,
+            audio_source=stores["audio"].description,
+            video=video,
+        )
+        meta = self.info.metadata["avloc"]
+        meta["visual_dim"], meta["audio_dim"] = int(dims.visual), int(dims.audio)
+        return v, a
+
     @tfds_utils.classproperty
     @classmethod
     def code_path(cls) -> epath.Path | None:

@@ -97,15 +97,8 @@ class WtalcBuilder(common.AvlocBuilder, skip_registration=True):
             if raw.get("visual") is None or raw.get("audio") is None:
                 self._note_skipped(subset, vid)
                 continue
-            v, a = common.aligned_features(
-                raw["visual"],
-                raw["audio"],
-                dims=dims,
-                visual_source=visual.description,
-                audio_source=audio.description,
-                video=f"row {row} (video {vid})",
-            )
-            self._record_dims(dims)
+            stores = {"visual": visual, "audio": audio}
+            v, a = self.video_features(raw, stores, dims, f"row {row} (video {vid})")
             classes = annotations.segment_classes(row)
             duration = float(annotations.durations[row])
             segments = annotations.segments[row]
@@ -124,7 +117,3 @@ class WtalcBuilder(common.AvlocBuilder, skip_registration=True):
                     ),
                 ),
             )
-
-    def _record_dims(self, dims: common.DimTracker) -> None:
-        meta = self.info.metadata["avloc"]
-        meta["visual_dim"], meta["audio_dim"] = int(dims.visual), int(dims.audio)

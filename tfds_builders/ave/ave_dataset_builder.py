@@ -63,6 +63,41 @@ def _row_features(data, row: int) -> np.ndarray:
     return x
 
 
+class _FeaturePair:
+    """The visual and audio h5 feature files of one set of videos, open together.
+
+    `row(i, where, dims)` reads video i from both and checks each (shape, finite values,
+    the feature size seen so far); errors name the file and `where`."""
+
+    def __init__(self, visual_path, audio_path, prefix: str, num_rows: int | None):
+        self.paths = {"visual": visual_path, "audio": audio_path}
+        self._stack = contextlib.ExitStack()
+        self._data = {}
+        for what, path in self.paths.items():
+            handle, data = _feature_dataset(path, prefix + what, num_rows)
+            self._stack.callback(handle.close)
+            self._data[what] = data
+
+    def __enter__(self) -> _FeaturePair:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stack.close()
+
+    def row(self, row: int, where: str, dims: common.DimTracker) -> tuple[np.ndarray, np.ndarray]:
+        visual, audio = (
+            common.check_features(
+                _row_features(self._data[what], row),
+                what=what,
+                source=str(self.paths[what]),
+                video=where,
+                dim=getattr(dims, what),
+            )
+            for what in ("visual", "audio")
+        )
+        return visual, audio
+
+
 class Ave(common.AvlocBuilder):
     """AVE: 4143 10-s clips, 28 event classes, per-second labels."""
 
@@ -185,28 +220,10 @@ class Ave(common.AvlocBuilder):
         n, bg = len(annotations), annotations.num_classes
         video_labels = ann.ave_video_labels(annotations)
         dims = common.DimTracker()
-        with contextlib.ExitStack() as stack:
-            visual_handle, visual = _feature_dataset(paths["visual"], "visual", n)
-            audio_handle, audio = _feature_dataset(paths["audio"], "audio", n)
-            stack.callback(visual_handle.close)
-            stack.callback(audio_handle.close)
+        with _FeaturePair(paths["visual"], paths["audio"], "", n) as features:
             for row in order.tolist():
                 vid = annotations.video_ids[row]
-                where = f"row {row} (video {vid})"
-                v = common.check_features(
-                    _row_features(visual, row),
-                    what="visual",
-                    source=str(paths["visual"]),
-                    video=where,
-                    dim=dims.visual,
-                )
-                a = common.check_features(
-                    _row_features(audio, row),
-                    what="audio",
-                    source=str(paths["audio"]),
-                    video=where,
-                    dim=dims.audio,
-                )
+                v, a = features.row(row, f"row {row} (video {vid})", dims)
                 dims.visual, dims.audio = v.shape[1], a.shape[1]
                 segments, segment_labels = ann.segments_from_snippet_labels(snippet_labels[row], bg)
                 yield (
@@ -244,28 +261,10 @@ class Ave(common.AvlocBuilder):
                 f"(column {bg} set)"
             )
         m = labels.shape[0]
-        with contextlib.ExitStack() as stack:
-            visual_handle, visual = _feature_dataset(paths["noisy_visual"], "noisy visual", m)
-            audio_handle, audio = _feature_dataset(paths["noisy_audio"], "noisy audio", m)
-            stack.callback(visual_handle.close)
-            stack.callback(audio_handle.close)
+        with _FeaturePair(paths["noisy_visual"], paths["noisy_audio"], "noisy ", m) as features:
             for row in range(m):
                 vid = f"noisy_{row:03d}"
-                where = f"row {row} ({vid})"
-                v = common.check_features(
-                    _row_features(visual, row),
-                    what="visual",
-                    source=str(paths["noisy_visual"]),
-                    video=where,
-                    dim=dims.visual,
-                )
-                a = common.check_features(
-                    _row_features(audio, row),
-                    what="audio",
-                    source=str(paths["noisy_audio"]),
-                    video=where,
-                    dim=dims.audio,
-                )
+                v, a = features.row(row, f"row {row} ({vid})", dims)
                 yield (
                     f"noisy_{row:03d}",
                     common.make_example(

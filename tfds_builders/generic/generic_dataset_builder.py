@@ -183,16 +183,8 @@ class Generic(common.AvlocBuilder):
                     f"no {missing[0]} features for video {video.video_id!r} of {subset}; expected "
                     f"{store.candidates(video.video_id)}"
                 )
-            v, a = common.aligned_features(
-                raw["visual"],
-                raw["audio"],
-                dims=dims,
-                visual_source=visual.description,
-                audio_source=audio.description,
-                video=f"video {video.video_id}",
-            )
-            meta = self.info.metadata["avloc"]
-            meta["visual_dim"], meta["audio_dim"] = int(dims.visual), int(dims.audio)
+            stores = {"visual": visual, "audio": audio}
+            v, a = self.video_features(raw, stores, dims, f"video {video.video_id}")
             classes = np.asarray([index[label] for label in video.labels], np.int32)
             labels = np.zeros(num_classes, np.float32)
             labels[classes] = 1.0
