@@ -110,6 +110,16 @@ def _structure_json(
     }
 
 
+def _save_structure(folder: Path, structure: synthetic_features.ClassStructure) -> None:
+    """The planted class prototypes (visual, audio, music), kept beside the features."""
+    np.savez(
+        folder / "structure.npz",
+        visual=structure.visual,
+        audio=structure.audio,
+        music=structure.music,
+    )
+
+
 def _write_atomically(out: Path, overwrite: bool, write: Callable[[Path], dict]) -> dict:
     out = Path(out)
     if out.exists() and not overwrite:
@@ -205,12 +215,7 @@ def make_activitynet12(
             audio.append(a)
         np.save(tmp / ANET_VISUAL, _object_array(visual), allow_pickle=True)
         np.save(tmp / ANET_AUDIO, _object_array(audio), allow_pickle=True)
-        np.savez(
-            tmp / "structure.npz",
-            visual=structure.visual,
-            audio=structure.audio,
-            music=structure.music,
-        )
+        _save_structure(tmp, structure)
         return {
             "flavour": "activitynet12",
             "seed": seed,
@@ -320,12 +325,7 @@ def make_ave(
         labels = np.zeros((len(noisy_rows), num_sub_classes + 1), noisy_labels.dtype)
         labels[:, -1] = 1
         _h5_write(tmp / "labels_noisy.h5", ann.AVE_H5_KEY, labels)
-        np.savez(
-            tmp / "structure.npz",
-            visual=structure.visual,
-            audio=structure.audio,
-            music=structure.music,
-        )
+        _save_structure(tmp, structure)
         return {
             "flavour": "ave",
             "seed": seed,
