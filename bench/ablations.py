@@ -30,6 +30,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from avloc_jax.common import io  # noqa: E402  (atomic writes; imports nothing heavy)
+
 # name -> (row label, config overrides on configs/benchmark_<flavour>.py). The full model:
 # 2 cross-attention stages, dense skip, no merge non-linearity, zero-initialised attention
 # gates, attention window ±1, open-max head, every loss (docs/method.md).
@@ -156,7 +158,7 @@ def prepare_data(
 ) -> Path:
     """make-benchmark + build-data once; returns the TFDS data dir."""
     from avloc_jax.benchmark import generator as benchmark
-    from avloc_jax.cli import build_data
+    from tfds_builders import build as build_data
 
     tag = f"{flavour}_s{bench_seed}{'_quick' if quick else ''}"
     src, data = work / f"src_{tag}", work / f"data_{tag}"
@@ -317,9 +319,7 @@ def write_docs(docs: Path, flavour: str, table_md: str) -> None:
         text = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: block, text, flags=re.S)
     else:
         text = text.rstrip("\n") + f"\n\n## {flavour}\n\n{block}\n"
-    tmp = path.with_suffix(".md.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    io.atomic_write_text(path, text)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -380,9 +380,7 @@ def main(argv: list[str] | None = None) -> int:
             }
             if not args.quick:
                 docs.mkdir(parents=True, exist_ok=True)
-                tmp = json_path.with_suffix(".json.tmp")
-                tmp.write_text(json.dumps(payload, indent=1))
-                tmp.replace(json_path)
+                io.atomic_write_json(json_path, payload)
                 write_docs(
                     docs,
                     args.flavour,

@@ -14,7 +14,6 @@ softmax alone (docs/results.md). Writes JSON with the machine and the command.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -25,6 +24,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from avloc_jax.common import io  # noqa: E402  (atomic writes; imports nothing heavy)
 
 REGIONS = ("action", "context", "far")
 
@@ -125,9 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_suffix(out.suffix + ".tmp")
-        tmp.write_text(json.dumps(payload, indent=1))
-        tmp.replace(out)
+        io.atomic_write_json(out, payload)
     return 0
 
 

@@ -28,7 +28,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from avloc_jax import model as models
-from avloc_jax.common import parallel
+from avloc_jax.common import io, parallel
 from avloc_jax.data.records import Dataset, DatasetMetadata  # noqa: E402
 from avloc_jax.engine import train  # noqa: E402
 from configs import default  # noqa: E402
@@ -230,9 +230,7 @@ def main(argv=None) -> int:
                 print(json.dumps(result), flush=True)
                 results.append(result)
     if args.out:
-        with open(args.out + ".tmp", "w") as f:
-            json.dump(results, f, indent=1)
-        os.replace(args.out + ".tmp", args.out)
+        io.atomic_write_json(args.out, results)
     return 0
 
 

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from avloc_jax.benchmark import generator as benchmark
-from avloc_jax.cli import build_data
 from avloc_jax.cli import main as cli
 from avloc_jax.data import annotations as ann
 from avloc_jax.data import datasets, synthetic_features
+from tfds_builders import build as build_data
 
 ROOT = benchmark.default_annotations_root()
 needs_anet = pytest.mark.skipif(

@@ -225,6 +225,7 @@ def _version0_config() -> dict:
         del config["model"][key]
     for key in ("pseudo_label_rule", "rel_background_weight"):
         del config["loss"][key]
+    del config["evals"], config["eval"]["select"], config["train"]["profile_steps"]
     config["data"]["name"] = "activitynet12"
     config["model"]["merge"] = "layernorm"  # the first default
     return config
@@ -239,6 +240,8 @@ def test_migrate_version0_fills_the_old_behaviour():
     assert new["loss"]["pseudo_label_rule"] == "class_argmax"
     assert new["loss"]["rel_background_weight"] == 1.0
     assert new["data"]["builder_config"] == ""
+    assert new["evals"] == [] and new["eval"]["select"] == ""  # the task's own evaluator
+    assert new["train"]["profile_steps"] == 0
     assert new["model"]["merge"] == "layernorm"  # saved values are kept
     assert "config_version" not in old and "attention_gate" not in old["model"]  # a copy
     import ml_collections

@@ -25,10 +25,10 @@ from test_annotations import (  # noqa: E402  (tests dir is on sys.path under py
     write_wtalc_folder,
 )
 
-from avloc_jax.cli import build_data
 from avloc_jax.data import annotations as ann
 from avloc_jax.data import datasets, input_pipeline
 from avloc_jax.data.annotations import DataError
+from tfds_builders import build as build_data
 
 tfds.disable_progress_bar()
 

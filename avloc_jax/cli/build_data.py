@@ -16,7 +16,7 @@ from typing import Any
 from avloc_jax.data.annotations import DataError
 from tfds_builders.build import DATASETS, BuildRefused, build, summary
 
-__all__ = ["DATASETS", "BuildRefused", "build", "main"]  # build: kept for library callers
+__all__ = ["main"]
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -11,6 +11,9 @@ configs/default.py, models.py and losses.py):
   loss.pseudo_label_rule = 'class_argmax'  the only rule before foreground_mass
   loss.rel_background_weight = 1.0     L_rel's bottom-k term had full weight
   data.builder_config = ''             (read by the loader, but not declared as a key)
+  evals = ()                           the dataset task's standard evaluator, as before
+  eval.select = ''                     that evaluator's metric selected the checkpoint
+  train.profile_steps = 0              no profiling
 """
 
 from __future__ import annotations
@@ -30,6 +33,9 @@ def _v0_to_v1(config: dict[str, Any]) -> None:
     model.setdefault("attention_gate_frozen", False)
     loss.setdefault("pseudo_label_rule", "class_argmax")
     loss.setdefault("rel_background_weight", 1.0)
+    config.setdefault("evals", [])
+    config.setdefault("eval", {}).setdefault("select", "")
+    config.setdefault("train", {}).setdefault("profile_steps", 0)
 
 
 # _STEPS[v] upgrades version v to v + 1 in place.

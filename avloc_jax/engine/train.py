@@ -214,7 +214,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
         num_train_steps=num_steps, every_secs=60.0
     )
     hooks: list[Callable[[int], Any]] = [report_progress]
-    profile_steps = int(config.train.get("profile_steps", 0))
+    profile_steps = int(config.train.profile_steps)
     if profile_steps > 0 and main_process:
         # One trace, from the first log step of this run on (past the compilation).
         hooks.append(

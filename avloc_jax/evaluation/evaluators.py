@@ -166,7 +166,7 @@ class AVESegmentAccuracy(Evaluator):
 
 def evaluator_names(config: Any, metadata: DatasetMetadata) -> tuple[str, ...]:
     """`config.evals`, or the task's standard evaluator when it is empty."""
-    names = tuple(config.get("evals", ()) or ())
+    names = tuple(config.evals)
     if not names:
         names = ("ave",) if metadata.task == TASK_AVE else ("detection",)
     unknown = [n for n in names if n not in EVALUATORS]
@@ -187,7 +187,7 @@ def build_evaluators(
 
 def selection_metric(config: Any, evaluators: dict[str, Evaluator]) -> str:
     """`config.eval.select`, or the first evaluator's `default_select`."""
-    select = str(config.eval.get("select", "") or "")
+    select = str(config.eval.select)
     if select:
         return select
     first = next(iter(evaluators.values()))
