@@ -30,6 +30,7 @@ setup(
         "tensorboardX>=2.6.2",
         "clu>=0.0.12",  # metric writers, periodic actions (used without TensorFlow)
         "matplotlib>=3.8",
+        "av>=14.0",  # PyAV: decoding video files for feature extraction
     ],
     extras_require={
         # The test extra also carries the checks that CI runs before the tests.
@@ -42,6 +43,10 @@ setup(
             "import-linter>=2.1",
         ],
         "dev": ["pre-commit>=3.5"],
+        # Only for `avloc convert-weights` (reads the public PyTorch checkpoints).
+        "convert": ["torch>=2.1"],
+        # Only for optical flow (TV-L1, as the reference I3D flow features were made).
+        "flow": ["opencv-contrib-python-headless>=4.8"],
     },
     entry_points={"console_scripts": ["avloc=avloc_jax.cli.main:main"]},
 )
