@@ -227,7 +227,10 @@ def read_state_dict(path: str | Path, trust_pickle: bool = False) -> dict[str, n
                 "(e.g. numpy arrays), retry with --trust-pickle"
             )
         )
-        raise ConversionError(f"{path}: cannot read as a PyTorch checkpoint ({err}){hint}") from err
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConversionError(
+            f"{path}: cannot read as a PyTorch checkpoint ({first_line}){hint}"
+        ) from err
     if isinstance(loaded, Mapping) and isinstance(loaded.get("state_dict"), Mapping):
         loaded = loaded["state_dict"]
     if not isinstance(loaded, Mapping):
@@ -298,7 +301,7 @@ def convert_file(
 
 
 def load_converted(weights_dir: str | Path, name: str) -> Any:
-    """The variables of network `name` from WEIGHTS_DIR/<name>/ (jax arrays)."""
+    """The variables of network `name` from WEIGHTS_DIR/<name>/ (numpy arrays)."""
     import orbax.checkpoint as ocp
 
     directory = Path(weights_dir).absolute() / name
