@@ -23,6 +23,7 @@ setup(
         "array_record>=0.5.1",
         "grain>=0.2.6",
         "numpy>=1.26",
+        "scipy>=1.11",  # resample_poly for audio not at 16 kHz (VGGish); jax needs it anyway
         "ml-collections>=0.1.1",
         "absl-py>=2.1.0",
         "h5py>=3.10",

@@ -34,6 +34,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     ),
     "plot": ("plot", "Plot CAS, reliability and attention maps, or training curves."),
     "export": ("export", "Write a self-contained inference bundle from a workdir."),
+    "convert-weights": (
+        "convert_weights",
+        "Convert downloaded PyTorch VGGish/I3D checkpoints into orbax checkpoints.",
+    ),
 }
 
 
