@@ -129,9 +129,11 @@ def test_data_parallel_prefixes_and_a_replaced_logits_layer_convert(rgb):
     assert variables["batch_stats"]["Mixed_5c"]["b3b"]["bn"]["var"].shape == (128,)
 
 
-def test_saved_weights_load_back_and_a_missing_checkpoint_is_named(rgb, tmp_path):
-    variables, _ = i3d.i3d_torch_to_flax(rgb[1], "rgb")
-    i3d.save_params(i3d.i3d_weights_path(tmp_path, "rgb"), variables)
+def test_converted_weights_load_back_and_a_missing_checkpoint_is_named(rgb, tmp_path):
+    from avloc_jax.extraction import convert
+
+    variables = convert.convert_state_dict("i3d_rgb", rgb[1], source="seeded")
+    convert.save_converted(variables, tmp_path, "i3d_rgb", "seeded", source_sha256="0" * 64)
     module, loaded = i3d.load_i3d(tmp_path, "rgb")
     assert (module.in_channels, module.num_classes) == (3, 400)
     flat, tree = jax.tree_util.tree_flatten(variables)
@@ -168,3 +170,11 @@ def test_only_one_pooled_window_is_accepted():
 )
 def test_same_padding_is_the_references_asymmetric_split(size, kernel, stride, pads):
     assert i3d.same_padding(size, kernel, stride) == pads
+
+
+def test_the_converter_refuses_a_flow_checkpoint_given_as_rgb(rgb):
+    from avloc_jax.extraction import convert
+
+    flow_state = _reference_state(_golden("flow"))[1]
+    with pytest.raises(convert.ConversionError, match="Conv3d_1a_7x7"):
+        convert.convert_state_dict("i3d_rgb", flow_state, source="flow.pt")

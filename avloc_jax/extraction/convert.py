@@ -73,10 +73,10 @@ NETWORKS: dict[str, NetworkSpec] = {
         "vggish_pca_params-970ea276.pth",
     ),
     "i3d_rgb": NetworkSpec(
-        f"{_I3D}:i3d_torch_to_flax", f"{_I3D}:i3d_template", {"in_channels": 3}, "rgb_imagenet.pt"
+        f"{_I3D}:i3d_converter", f"{_I3D}:i3d_template", {"in_channels": 3}, "rgb_imagenet.pt"
     ),
     "i3d_flow": NetworkSpec(
-        f"{_I3D}:i3d_torch_to_flax", f"{_I3D}:i3d_template", {"in_channels": 2}, "flow_imagenet.pt"
+        f"{_I3D}:i3d_converter", f"{_I3D}:i3d_template", {"in_channels": 2}, "flow_imagenet.pt"
     ),
 }
 

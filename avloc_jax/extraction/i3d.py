@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import flax.linen as nn
@@ -340,51 +341,39 @@ def i3d_torch_to_flax(
     return variables, unmapped
 
 
-# --- orbax checkpoints ---------------------------------------------------------------------
+# --- `avloc convert-weights` and loading ----------------------------------------------------
 
 
-def i3d_weights_path(weights_dir: str | os.PathLike, modality: str) -> str:
-    """WEIGHTS_DIR/i3d_rgb or WEIGHTS_DIR/i3d_flow, absolute (orbax needs that)."""
-    if modality not in MODALITY_CHANNELS:
-        raise ValueError(f"modality must be one of {sorted(MODALITY_CHANNELS)}, got {modality!r}")
-    return os.path.abspath(os.path.join(os.fspath(weights_dir), f"i3d_{modality}"))
+def i3d_template(in_channels: int) -> Variables:
+    """The Kinetics-400 I3D's variable tree (ShapeDtypeStructs) for `convert.py`."""
+    return init_shapes(InceptionI3D(in_channels))
 
 
-def save_params(directory: str | os.PathLike, variables: Variables) -> None:
-    """Writes ``variables`` as an orbax StandardCheckpointer checkpoint at ``directory``
-    (which must not exist; orbax writes to a temporary name and renames it, so a crash
-    leaves no half-written checkpoint under the final name)."""
-    import orbax.checkpoint as ocp
-
-    checkpointer = ocp.StandardCheckpointer()
-    checkpointer.save(os.path.abspath(os.fspath(directory)), variables)
-    checkpointer.wait_until_finished()
+def i3d_converter(state_dict: Mapping[str, np.ndarray]) -> Variables:
+    """`convert.py`'s entry point: the modality follows the first convolution's input
+    channels (3 RGB, 2 flow); `convert.py` then checks the result against the template of
+    the network being converted, so a flow file given as RGB is refused there."""
+    arrays = _strip_data_parallel(dict(state_dict.items()))  # every key is read here ...
+    first = "Conv3d_1a_7x7.conv3d.weight"
+    if first not in arrays:
+        raise I3DMappingError(f"I3D state dict has no {first!r}: is it an I3D checkpoint?")
+    channels = int(np.shape(arrays[first])[1])
+    by_channels = {c: m for m, c in MODALITY_CHANNELS.items()}
+    if channels not in by_channels:
+        raise I3DMappingError(f"{first} has {channels} input channels; expected 3 or 2")
+    # ... and strict mapping refuses any that fits no Flax variable.
+    variables, _ = i3d_torch_to_flax(arrays, by_channels[channels])
+    return variables
 
 
 def load_i3d(weights_dir: str | os.PathLike, modality: str) -> tuple[InceptionI3D, Variables]:
-    """(module, variables) from the orbax checkpoint WEIGHTS_DIR/i3d_<modality>.
+    """(module, variables) from WEIGHTS_DIR/i3d_<modality>/, written by
+    `avloc convert-weights`; ``module.apply(variables, x)`` maps snippets
+    [B, 16, 224, 224, C] to [B, 1024]. A missing checkpoint is a FileNotFoundError naming
+    the path and the command that writes it."""
+    from avloc_jax.extraction import convert
 
-    ``module.apply(variables, x)`` maps snippets [B, 16, 224, 224, C] to [B, 1024].
-    Raises FileNotFoundError naming the path when the checkpoint is absent, and
-    `I3DMappingError` when its tree does not fit the architecture.
-    """
-    import orbax.checkpoint as ocp
-
-    path = i3d_weights_path(weights_dir, modality)
-    if not os.path.isdir(path):
-        raise FileNotFoundError(
-            f"no I3D {modality} weights at {path}: run `avloc convert-weights` first"
-        )
-    metadata = ocp.StandardCheckpointer().metadata(path)
-    tree = getattr(metadata, "item_metadata", metadata)
-    try:
-        num_classes = int(tree["params"]["logits"]["conv3d"]["kernel"].shape[-1])
-    except (KeyError, TypeError) as err:
-        raise I3DMappingError(f"{path} is not an I3D checkpoint (no logits kernel)") from err
-    module = InceptionI3D(MODALITY_CHANNELS[modality], num_classes)
-    target = init_shapes(module)
-    try:
-        restored = ocp.StandardCheckpointer().restore(path, target)
-    except (ValueError, KeyError) as err:
-        raise I3DMappingError(f"{path} does not fit the {modality} I3D: {err}") from err
-    return module, dict(restored)
+    if modality not in MODALITY_CHANNELS:
+        raise ValueError(f"modality must be one of {sorted(MODALITY_CHANNELS)}, got {modality!r}")
+    variables = convert.load_converted(Path(weights_dir), f"i3d_{modality}")
+    return InceptionI3D(MODALITY_CHANNELS[modality]), dict(variables)
