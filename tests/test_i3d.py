@@ -178,3 +178,19 @@ def test_the_converter_refuses_a_flow_checkpoint_given_as_rgb(rgb):
     flow_state = _reference_state(_golden("flow"))[1]
     with pytest.raises(convert.ConversionError, match="Conv3d_1a_7x7"):
         convert.convert_state_dict("i3d_rgb", flow_state, source="flow.pt")
+
+
+def test_convert_weights_cli_writes_weights_that_reproduce_the_reference(rgb, tmp_path):
+    """`avloc convert-weights --i3d-rgb FILE` (a .npz state dict: no torch needed) writes
+    WEIGHTS_DIR/i3d_rgb/, and the loaded model gives the reference's features."""
+    from avloc_jax.cli import main as cli
+
+    golden, state = rgb
+    source = tmp_path / "rgb_imagenet.npz"
+    np.savez(source, **state)
+    out = tmp_path / "weights"
+    assert cli.main(["convert-weights", "--i3d-rgb", str(source), "--out", str(out)]) == 0
+    module, variables = i3d.load_i3d(out, "rgb")
+    x = jnp.asarray(goldens.snippet_input(int(golden["input_seed"]), 3))
+    features = jax.jit(module.apply)(variables, x)
+    np.testing.assert_allclose(np.asarray(features), golden["features"], atol=TOLERANCE, rtol=0)
