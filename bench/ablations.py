@@ -10,6 +10,25 @@ its metrics in its workdir and is skipped when the command is run again, so an
 interrupted study resumes. After every run it rewrites ``docs/results_<flavour>.json``
 (machine, command, per-run metrics) and the flavour's table in ``docs/results.md``
 (between ``<!-- table:<flavour> -->`` markers; the text around them is kept).
+
+Shipped-config mode (issue 14): ablate the configs users run, not the benchmark's proxy.
+
+  python bench/ablations.py --config configs/activitynet12.py [--steps N] [--batch-size B] \
+      [--variants shipped|paper_table|conditions|a,b,...] [--seeds 0,1,2,3,4] \
+      [--condition default|segment_offsets|...] [--data-dir DIR] [--out DIR]
+
+Trains the shipped config (`configs/activitynet12.py`, `ave.py`, `thumos14.py`) as it is,
+with only `train.num_steps` and `train.batch_size` scaled (`--steps`, `--batch-size`; the
+evaluation and checkpoint intervals scale with the steps, so a run makes as many
+evaluations as the shipped one), and every row records the scaling. Without `--data-dir`
+it runs on the semi-synthetic benchmark of the config's flavour (`--condition` picks a
+pre-registered condition of docs/benchmark.md); with `--data-dir DIR` on a dataset the
+user built from the real features (`avloc build-data`). Rows are paired with the full
+model by seed (same seed: same initialisation of the shared parameters, same data order):
+the table gives full − row per seed, its mean and sample std, and says a component earns
+its place only when that mean exceeds twice the std. Writes ``ablation_<tag>.json`` and
+``.md`` into `--out`, the second beside the paper's published row (METHOD_NOTES §7) with
+the cells that differ marked.
 """
 
 from __future__ import annotations
@@ -118,6 +137,100 @@ GROUPS = {
     "all": tuple(VARIANTS),
 }
 BASELINES = ("visual", "audio", "concat")
+
+# ----------------------------------------------------------------------------- shipped mode
+# name -> (row label, overrides on the shipped config). Rows whose resolved config equals
+# another row's (e.g. window4 on configs/activitynet12.py, which ships ±4) are not trained
+# twice: they reuse that row's runs and say so.
+SHIPPED_VARIANTS: dict[str, tuple[str, dict]] = {
+    "full": ("Full model, as shipped", {}),
+    "gate0": (
+        "Gate held at 0 (same streams, scale and head; no attention)",
+        {"model.attention_gate_frozen": True},
+    ),
+    "concat": ("Early concatenation", {"model.fusion": "concat"}),
+    "visual": ("Visual only", {"model.fusion": "visual"}),
+    "audio": ("Audio only", {"model.fusion": "audio"}),
+    "window1": ("Attention window ±1", {"model.attention_window": 1}),
+    "window4": ("Attention window ±4", {"model.attention_window": 4}),
+    "window8": ("Attention window ±8", {"model.attention_window": 8}),
+    "window0": ("Global attention", {"model.attention_window": 0}),
+    "embed64": ("Embedding d = 64", {"model.embed_dim": 64}),
+    "embed256": ("Embedding d = 256", {"model.embed_dim": 256}),
+    "stages1": ("1 stage", {"model.num_stages": 1}),
+    "stages2": ("2 stages", {"model.num_stages": 2}),
+    "stages3": ("3 stages", {"model.num_stages": 3}),
+    "paper": (
+        "METHOD_NOTES as written (configs/paper.py: ungated, LayerNorm merge, "
+        "class_argmax, full bottom-k L_rel)",
+        {},  # filled from configs/paper.py below
+    ),
+    "softmax_bg": ("Closed-set softmax with a background class", {"model.head": "softmax_bg"}),
+    # The scale confound removed: the same LayerNorm in front of the head for every fusion.
+    "full_headnorm": ("Full model + head LayerNorm", {"model.head_norm": "layernorm"}),
+    "gate0_headnorm": (
+        "Gate held at 0 + head LayerNorm",
+        {"model.attention_gate_frozen": True, "model.head_norm": "layernorm"},
+    ),
+    "concat_headnorm": (
+        "Early concatenation + head LayerNorm",
+        {"model.fusion": "concat", "model.head_norm": "layernorm"},
+    ),
+    # A determinism check: trains exactly as full (a CAS smoothing window of 1 is no
+    # smoothing), so its paired difference must be 0.
+    "full_repeat": ("Full model again (determinism check)", {"localization.cas_smoothing": 1}),
+}
+SHIPPED_GROUPS = {
+    "shipped": (
+        "full",
+        "gate0",
+        "concat",
+        "visual",
+        "audio",
+        "window1",
+        "window4",
+        "window8",
+        "window0",
+        "embed64",
+        "embed256",
+        "stages1",
+        "stages2",
+        "stages3",
+        "paper",
+    ),  # fmt: skip
+    # The rows of the paper's ablation table (METHOD_NOTES §2.5: the baselines in the same
+    # code path and the number of stages), and the notes' own model.
+    "paper_table": (
+        "full",
+        "visual",
+        "audio",
+        "concat",
+        "softmax_bg",
+        "stages1",
+        "stages3",
+        "paper",
+    ),  # fmt: skip
+    # The pre-registered conditions' comparison (docs/benchmark.md).
+    "conditions": ("full", "gate0", "full_headnorm", "gate0_headnorm", "concat"),
+    "head_norm": ("full", "gate0", "concat", "full_headnorm", "gate0_headnorm", "concat_headnorm"),
+}
+# docs/benchmark.md, "Pre-registered conditions": make-benchmark parameters per condition.
+CONDITIONS: dict[str, dict] = {
+    "default": {},
+    "segment_offsets": {"segment_misalignment_seconds": 2.0},
+    "sparse_audio": {"audio_cue_fraction": 0.25},
+    "silent_stretches": {"silent_stretch_prob": 0.5, "stretch_fraction": 0.3},
+    "occluded_stretches": {"occluded_stretch_prob": 0.5, "stretch_fraction": 0.3},
+    "music": {"music_probability": 1.0},
+}
+# METHOD_NOTES §7: the paper's ActivityNet1.2 row (as listed in a public WTAL survey).
+PUBLISHED = {
+    "activitynet12": {
+        "source": "Lee et al. (ICLR 2021), ActivityNet1.2, METHOD_NOTES §7",
+        "metrics": {"mAP@0.50": 0.448, "mAP@0.75": 0.267, "mAP@0.95": 0.010, "average_mAP": 0.260},
+    },
+}
+SHIPPED_DETECTION_KEYS = ("average_mAP", "mAP@0.50", "mAP@0.75", "mAP@0.95")
 DETECTION_KEYS = ("average_mAP", "mAP@0.50", "mAP@0.75")
 AVE_KEYS = ("accuracy", "accuracy_ungated")
 
@@ -127,12 +240,41 @@ def _parser() -> argparse.ArgumentParser:
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--flavour", choices=("activitynet12", "ave"), default="activitynet12")
-    p.add_argument("--seeds", default="0,1,2", help="Training seeds, comma-separated.")
+    p.add_argument(
+        "--seeds",
+        help="Training seeds, comma-separated (default 0,1,2; with --config 0,1,2,3,4).",
+    )
     p.add_argument(
         "--variants",
-        default="core",
-        help=f"a group {sorted(GROUPS)} (core = {','.join(CORE)}) "
-        f"or a comma list of {list(VARIANTS)}",
+        help=f"a group {sorted(GROUPS)} (core = {','.join(CORE)}; the default) "
+        f"or a comma list of {list(VARIANTS)}; with --config a group "
+        f"{sorted(SHIPPED_GROUPS)} (default shipped) or a comma list of "
+        f"{list(SHIPPED_VARIANTS)}",
+    )
+    p.add_argument(
+        "--config",
+        help="Shipped-config mode: the config file users run (configs/activitynet12.py, "
+        "configs/ave.py, configs/thumos14.py), trained as it is but for --steps/--batch-size.",
+    )
+    p.add_argument("--batch-size", type=int, help="With --config: scale train.batch_size.")
+    p.add_argument(
+        "--data-dir",
+        help="With --config: a dataset built from the real features (avloc build-data) "
+        "instead of the benchmark.",
+    )
+    p.add_argument(
+        "--condition",
+        default="default",
+        choices=sorted(CONDITIONS),
+        help="With --config, on the benchmark: a pre-registered condition (docs/benchmark.md).",
+    )
+    p.add_argument("--out", help="With --config: where the table goes (default: <work>/reports).")
+    p.add_argument(
+        "--tolerance",
+        type=float,
+        default=0.01,
+        help="With --config: a cell differs from the published one when it is off by more "
+        "than max(this, 2 std over seeds) (default 0.01 = 1 mAP point).",
     )
     p.add_argument(
         "--quick",
@@ -154,15 +296,31 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def prepare_data(
-    flavour: str, work: Path, bench_seed: int, annotations: str | None, quick: bool
+    flavour: str,
+    work: Path,
+    bench_seed: int,
+    annotations: str | None,
+    quick: bool,
+    *,
+    condition: str = "default",
+    builder_config: str | None = None,
 ) -> Path:
-    """make-benchmark + build-data once; returns the TFDS data dir."""
+    """make-benchmark + build-data once; returns the TFDS data dir. `condition` names a
+    pre-registered benchmark condition (CONDITIONS); `builder_config` the TFDS build
+    (default: AVE's weak setting, as configs/benchmark_ave.py, else "default")."""
     from avloc_jax.benchmark import generator as benchmark
     from tfds_builders import build as build_data
 
+    if builder_config is None:
+        builder_config = "weak" if flavour == "ave" else "default"
     tag = f"{flavour}_s{bench_seed}{'_quick' if quick else ''}"
+    if condition != "default":
+        tag += f"_{condition}"
+    if flavour == "ave" and builder_config != "weak":
+        tag += f"_{builder_config}"
     src, data = work / f"src_{tag}", work / f"data_{tag}"
     config = benchmark.default_config(flavour)
+    config.update(CONDITIONS[condition])
     if quick:
         if flavour == "activitynet12":
             config.num_train, config.num_test = 120, 60
@@ -172,9 +330,6 @@ def prepare_data(
         benchmark.make_benchmark(
             flavour, src, annotations=annotations, config=config, seed=bench_seed, overwrite=True
         )
-    # AVE: the weak setting (the 178 background-only videos join train), as
-    # configs/benchmark_ave.py.
-    builder_config = "weak" if flavour == "ave" else "default"
     if not (data / flavour / builder_config / "1.0.0" / "dataset_info.json").is_file():
         build_data.build(
             flavour, data, builder_config=builder_config, manual_dir=src, overwrite=True
@@ -329,7 +484,13 @@ def main(argv: list[str] | None = None) -> int:
 
     absl_logging.set_verbosity(absl_logging.WARNING)
     logging.getLogger().setLevel(logging.WARNING)
-    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    if args.config:
+        return main_shipped(args, argv)
+    if args.batch_size or args.data_dir or args.condition != "default":
+        print("--batch-size, --data-dir and --condition need --config", file=sys.stderr)
+        return 2
+    seeds = [int(s) for s in (args.seeds or "0,1,2").split(",") if s.strip()]
+    args.variants = args.variants or "core"
     if args.variants in GROUPS:
         variants = list(GROUPS[args.variants])
     else:
@@ -388,6 +549,356 @@ def main(argv: list[str] | None = None) -> int:
                 )
     if payload is not None:
         print(markdown_table(args.flavour, payload["summary"], keys, payload))
+    return 0
+
+
+# ----------------------------------------------------------------------------- shipped mode
+
+
+def load_config_file(path: str | Path):
+    """`get_config()` of a config file (e.g. configs/activitynet12.py), by path."""
+    import importlib.util
+
+    path = Path(path).resolve()
+    if path.parent == REPO / "configs":  # a shipped config: import it as configs.<name>
+        return importlib.import_module(f"configs.{path.stem}").get_config()
+    spec = importlib.util.spec_from_file_location(f"_avloc_config_{path.stem}", path)
+    if spec is None or spec.loader is None:
+        raise FileNotFoundError(f"cannot load a config from {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config()
+
+
+def shipped_variant_overrides(variant: str) -> dict:
+    if variant == "paper":
+        from configs import paper
+
+        return dict(paper.OVERRIDES)
+    return dict(SHIPPED_VARIANTS[variant][1])
+
+
+def scaled_keys(config, steps: int | None, batch_size: int | None) -> dict[str, list[int]]:
+    """{key: [shipped value, value used]} for the step budget and the batch size; the
+    evaluation and checkpoint intervals scale with the steps (bookkeeping: as many
+    evaluations as the shipped run). Nothing else changes."""
+    scaled: dict[str, list[int]] = {}
+    if steps:
+        shipped_steps = int(config.train.num_steps)
+        scaled["train.num_steps"] = [shipped_steps, steps]
+        for key in ("eval.every_steps", "train.checkpoint_every_steps"):
+            section, leaf = key.split(".")
+            value = int(config[section][leaf])
+            scaled[key] = [value, max(1, round(value * steps / shipped_steps))]
+    if batch_size:
+        scaled["train.batch_size"] = [int(config.train.batch_size), batch_size]
+    return scaled
+
+
+def resolve_shipped_config(
+    config_path: str | Path,
+    variant: str,
+    seed: int,
+    data_dir: Path,
+    *,
+    steps: int | None,
+    batch_size: int | None,
+    data_name: str | None,
+):
+    """(config, scaled, fixed): the shipped config with the variant's overrides, the
+    scaling (`scaled_keys`), and what running it needs (data dir, seed, and on the
+    benchmark the data format's name, e.g. thumos14's config on the ActivityNet-format
+    benchmark)."""
+    from avloc_jax.common.config_overrides import apply_overrides
+
+    config = load_config_file(config_path)
+    scaled = scaled_keys(config, steps, batch_size)
+    fixed: dict = {"data.data_dir": str(data_dir), "seed": seed}
+    if data_name and data_name != config.data.name:
+        fixed["data.name"] = data_name
+    overrides = {**fixed, **{k: v[1] for k, v in scaled.items()}}
+    overrides.update(shipped_variant_overrides(variant))
+    apply_overrides(config, overrides)
+    return config, scaled, fixed
+
+
+def _config_hash(config) -> str:
+    import hashlib
+
+    return hashlib.sha256(config.to_json_best_effort(sort_keys=True).encode()).hexdigest()[:16]
+
+
+def run_shipped(
+    config_path: str | Path,
+    variant: str,
+    seed: int,
+    data_dir: Path,
+    runs: Path,
+    *,
+    steps: int | None,
+    batch_size: int | None,
+    data_name: str | None,
+    done_by_hash: dict[str, dict],
+) -> dict:
+    """One (variant, seed) run in runs/<variant>/seed<seed>; a finished one is read back,
+    and one whose resolved config another row already trained reuses that row's run."""
+    from avloc_jax.engine import train
+
+    config, scaled, fixed = resolve_shipped_config(
+        config_path, variant, seed, data_dir, steps=steps, batch_size=batch_size,
+        data_name=data_name,
+    )  # fmt: skip
+    digest = _config_hash(config)
+    workdir = runs / variant / f"seed{seed}"
+    done = workdir / "ablation_result.json"
+    base = {
+        "variant": variant,
+        "seed": seed,
+        "overrides": shipped_variant_overrides(variant),
+        "scaled": scaled,
+        "fixed": {k: v for k, v in fixed.items() if k != "data.data_dir"},
+        "config_hash": digest,
+    }
+    if done.is_file():
+        result = json.loads(done.read_text())
+        if result.get("config_hash") == digest:
+            done_by_hash.setdefault(digest, result)
+            return result
+    if digest in done_by_hash:
+        twin = done_by_hash[digest]
+        return {**twin, **base, "same_config_as": twin["variant"], "seconds": 0.0}
+    if workdir.exists():  # unfinished, or trained with another config: from scratch
+        import shutil
+
+        shutil.rmtree(workdir)
+    start = time.perf_counter()
+    outcome = train.train_and_evaluate(config, workdir)
+    result = {
+        **base,
+        "num_steps": int(config.train.num_steps),
+        "batch_size": int(config.train.batch_size),
+        "best_step": outcome.get("best_step"),
+        "seconds": round(time.perf_counter() - start, 1),
+        "val": outcome["val"],
+        "test": outcome["test"],
+    }
+    io.atomic_write_json(done, result)
+    done_by_hash[digest] = result
+    return result
+
+
+def paired_differences(results: list[dict], key: str, reference: str = "full") -> dict:
+    """variant -> {seeds, diffs (reference − row per shared seed), mean, std (sample,
+    ddof = 1; None under 2 seeds), earns (mean > 2·std; None under 2 seeds)}."""
+    by = {(r["variant"], r["seed"]): float(r["test"][key]) for r in results}
+    ref_seeds = sorted(s for v, s in by if v == reference)
+    table = {}
+    for variant in dict.fromkeys(r["variant"] for r in results):
+        seeds = [s for s in ref_seeds if (variant, s) in by]
+        diffs = [by[(reference, s)] - by[(variant, s)] for s in seeds]
+        mean = float(np.mean(diffs)) if diffs else None
+        std = float(np.std(diffs, ddof=1)) if len(diffs) >= 2 else None
+        earns = None if std is None or mean is None else bool(mean > 2 * std)
+        table[variant] = {"seeds": seeds, "diffs": diffs, "mean": mean, "std": std, "earns": earns}
+    return table
+
+
+def _scaling_text(scaled: dict[str, list[int]]) -> str:
+    if not scaled:
+        return "nothing scaled: the shipped config as it is"
+    return ", ".join(f"`{k}` {a} → {b}" for k, (a, b) in scaled.items())
+
+
+def published_comparison(summary: dict, published: dict, tolerance: float) -> dict[str, dict]:
+    """metric -> {ours, ours_std, published, differs}: the full row against the paper's,
+    differing where |ours − published| > max(tolerance, 2 std over seeds)."""
+    out = {}
+    full = summary.get("full", {})
+    for metric, value in published["metrics"].items():
+        if metric not in full:
+            continue
+        mean, std = full[metric]
+        out[metric] = {
+            "ours": mean,
+            "ours_std": std,
+            "published": value,
+            "differs": bool(abs(mean - value) > max(tolerance, 2 * std)),
+        }
+    return out
+
+
+def shipped_markdown(payload: dict) -> str:
+    keys = tuple(payload["keys"])
+    k = keys[0]
+    summary, paired = payload["summary"], payload["paired"]
+    runs = {r["variant"]: r for r in payload["runs"]}
+    scale = 100.0
+    lines = [
+        f"Config `{payload['config']}` on {payload['data']}; test split, ×100, mean ± std over "
+        f"seeds {payload['seeds']}. Scaled: {_scaling_text(payload['scaled'])} (every row; "
+        "nothing else differs from the shipped config but the row's overrides).",
+        f"Paired difference: full − row on {k}, same seed (same initialisation of the shared "
+        "parameters, same data order); mean ± sample std over seeds. A component earns its "
+        "place only when that mean exceeds twice the std.",
+        f"Last command: `{payload['command']}`; {payload['run_minutes']:.1f} min of run time.",
+        "",
+        f"| row | overrides | {' | '.join(keys)} | full − row ({k}) | earns its place |",
+        "|---|---|" + "---|" * (len(keys) + 2),
+    ]
+    for variant, row in summary.items():
+        cells = [f"{scale * row[key][0]:.1f} ± {scale * row[key][1]:.1f}" for key in keys]
+        d = paired.get(variant, {})
+        if variant == "full":
+            gap, verdict = "—", "—"
+        elif d.get("std") is None:
+            gap = "n/a" if d.get("mean") is None else f"{scale * d['mean']:+.1f} (1 seed)"
+            verdict = "n/a (< 2 seeds)"
+        else:
+            gap = f"{scale * d['mean']:+.2f} ± {scale * d['std']:.2f}"
+            verdict = "yes" if d["earns"] else "no"
+        overrides = runs[variant]["overrides"]
+        text = ", ".join(f"{a}={b}" for a, b in overrides.items()) or "—"
+        twin = runs[variant].get("same_config_as")
+        if twin:
+            text += f" (= `{twin}`'s config: its runs)"
+        label = SHIPPED_VARIANTS[variant][0]
+        lines.append(f"| {label} | {text} | " + " | ".join(cells) + f" | {gap} | {verdict} |")
+    published = payload.get("published")
+    if published:
+        cells = []
+        for key in keys:
+            item = payload["published_comparison"].get(key)
+            if item is None:
+                cells.append("–")
+            else:
+                mark = " **≠**" if item["differs"] else ""
+                cells.append(f"{scale * item['published']:.1f}{mark}")
+        lines.append(f"| Published: {published['source']} | — | " + " | ".join(cells) + " | | |")
+        lines += [
+            "",
+            f"**≠**: the full row differs from the published one by more than "
+            f"max({scale * payload['tolerance']:.1f}, 2 std) points.",
+        ]
+    elif payload.get("published_note"):
+        lines += ["", payload["published_note"]]
+    return "\n".join(lines)
+
+
+def _reused(result: dict) -> str:
+    twin = result.get("same_config_as")
+    return f", the runs of {twin}" if twin else ""
+
+
+def main_shipped(args: argparse.Namespace, argv: list[str] | None) -> int:
+    config_path = Path(args.config)
+    if not config_path.is_file() and (REPO / config_path).is_file():
+        config_path = REPO / config_path
+    shipped = load_config_file(config_path)
+    seeds = [int(s) for s in (args.seeds or "0,1,2,3,4").split(",") if s.strip()]
+    group = args.variants or "shipped"
+    variants = (
+        list(SHIPPED_GROUPS[group])
+        if group in SHIPPED_GROUPS
+        else [v.strip() for v in group.split(",") if v.strip()]
+    )
+    unknown = [v for v in variants if v not in SHIPPED_VARIANTS]
+    if unknown:
+        print(f"unknown variants {unknown}; expected {list(SHIPPED_VARIANTS)}", file=sys.stderr)
+        return 2
+    if "full" not in variants:
+        variants.insert(0, "full")  # every row is paired with it
+    steps = args.steps
+    if args.quick:
+        seeds, steps = seeds[:2], steps or 100
+    name = shipped.data.name
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    if args.data_dir:
+        if args.condition != "default":
+            print("--condition applies to the benchmark, not to --data-dir", file=sys.stderr)
+            return 2
+        data, data_name = Path(args.data_dir).expanduser(), None
+        data_text = f"the user's `{name}` build in `{data}`"
+        source = "data_" + re.sub(r"[^A-Za-z0-9]+", "_", str(data.resolve())).strip("_")[-40:]
+    else:
+        flavour = "ave" if name == "ave" else "activitynet12"
+        builder_config = (
+            ("weak" if shipped.data.weak_setting else "default") if name == "ave" else None
+        )
+        data = prepare_data(
+            flavour, work, args.bench_seed, args.annotations, args.quick,
+            condition=args.condition, builder_config=builder_config,
+        )  # fmt: skip
+        data_name = flavour
+        data_text = (
+            f"the `{flavour}` benchmark (seed {args.bench_seed}, condition `{args.condition}`"
+            f"{', quick' if args.quick else ''})"
+        )
+        source = (
+            f"bench_{flavour}_s{args.bench_seed}_{args.condition}{'_quick' if args.quick else ''}"
+        )
+    tag = f"{config_path.stem}_{source}_steps{steps or 'shipped'}_b{args.batch_size or 'shipped'}"
+    runs_dir = work / "runs_shipped" / tag
+    keys = SHIPPED_DETECTION_KEYS if name != "ave" else AVE_KEYS
+    this_command = "python bench/ablations.py " + " ".join(
+        argv if argv is not None else sys.argv[1:]
+    )
+    out = Path(args.out) if args.out else work / "reports"
+    results: list[dict] = []
+    done_by_hash: dict[str, dict] = {}
+    payload: dict = {}
+    for variant in variants:
+        for seed in seeds:
+            r = run_shipped(
+                config_path, variant, seed, data, runs_dir, steps=steps,
+                batch_size=args.batch_size, data_name=data_name, done_by_hash=done_by_hash,
+            )  # fmt: skip
+            results.append(r)
+            print(
+                f"{variant:16s} seed {seed}: test {keys[0]} {r['test'][keys[0]]:.4f} "
+                f"({r['seconds']:.0f} s{_reused(r)})",
+                flush=True,
+            )
+            summary = summarise(results, keys)
+            payload = {
+                "config": str(
+                    config_path.relative_to(REPO)
+                    if config_path.is_relative_to(REPO)
+                    else config_path
+                ),
+                "data": data_text,
+                "data_dir": str(data),
+                "condition": None if args.data_dir else args.condition,
+                "condition_params": None if args.data_dir else CONDITIONS[args.condition],
+                "bench_seed": None if args.data_dir else args.bench_seed,
+                "seeds": seeds,
+                "scaled": results[0]["scaled"],
+                "command": this_command,
+                "machine": _machine(),
+                "run_minutes": sum(x["seconds"] for x in results) / 60,
+                "keys": list(keys),
+                "summary": summary,
+                "paired": paired_differences(results, keys[0]),
+                "tolerance": args.tolerance,
+                "runs": results,
+            }
+            published = PUBLISHED.get(name) if args.data_dir else None
+            if published:
+                payload["published"] = published
+                payload["published_comparison"] = published_comparison(
+                    summary, published, args.tolerance
+                )
+            elif args.data_dir:
+                payload["published_note"] = f"METHOD_NOTES §7 has no published row for `{name}`."
+            else:
+                payload["published_note"] = (
+                    "Benchmark features are synthetic: no comparison with published figures."
+                )
+            out.mkdir(parents=True, exist_ok=True)
+            io.atomic_write_json(out / f"ablation_{tag}.json", payload)
+            io.atomic_write_text(out / f"ablation_{tag}.md", shipped_markdown(payload) + "\n")
+    print(shipped_markdown(payload))
+    print(f"wrote {out / f'ablation_{tag}.json'} and .md")
     return 0
 
 

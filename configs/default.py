@@ -47,6 +47,9 @@ def get_config() -> ml_collections.ConfigDict:
     config.model = ml_collections.ConfigDict()
     config.model.fusion = "cross_attention"  # cross_attention | concat | visual | audio
     config.model.head = "openmax"  # openmax | softmax_bg
+    # Normalisation of the fused features in front of the head, the same for every fusion:
+    # none | layernorm (per snippet) | video_rms (per video; keeps snippet amplitudes).
+    config.model.head_norm = "none"
     config.model.embed_dim = 128
     config.model.num_stages = 2
     config.model.num_heads = 1
@@ -167,6 +170,7 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "data.sampling": ("random", "uniform", "crop"),  # crop: host-fed batches only
     "model.fusion": ("cross_attention", "concat", "visual", "audio"),
     "model.head": ("openmax", "softmax_bg"),
+    "model.head_norm": ("none", "layernorm", "video_rms"),
     "model.skip": ("dense", "residual", "none"),
     "model.merge": ("none", "layernorm", "tanh"),
     "model.dtype": ("float32", "bfloat16"),

@@ -248,3 +248,160 @@ def test_ave_background_audio_is_real(ave):
         )
     meta = json.loads((tmp / "src" / "benchmark.json").read_text())
     assert meta["counts"]["noisy"] == 3 and meta["flavour"] == "ave"
+
+
+# ----------------------------------------------------------------------------- conditions
+# The pre-registered benchmark conditions (docs/benchmark.md): each switch changes the
+# planted signal as described, is deterministic from the seed, and, off, changes nothing.
+
+_LOG2 = np.log(2.0)  # softplus(0): a snippet that carries nothing, with the noise off
+
+
+def _clean_config(**kw):
+    """No noise, no scene offset, no music, no context: features = softplus(signal)."""
+    c = _anet_config(noise_std=0.0, scene_std=0.0, music_probability=0.0,
+                     context_strength=0.0, max_misalignment_seconds=0.0)  # fmt: skip
+    c.update(kw)
+    return c
+
+
+def _synth(config, segments, label, seed=0, duration=60.0):
+    st = synthetic_features.make_class_structure(6, config, 3)
+    label = st.kinds.index("distinct") if label is None else label
+    return synthetic_features.synthesize_video(
+        np.random.default_rng([seed, 11]), duration, segments, [label] * len(segments), st,
+        config, synthetic_features.Conditions.from_config(config),
+    )  # fmt: skip
+
+
+def _sounding(audio):
+    return ~np.isclose(audio, _LOG2).all(axis=1)  # [Ta] snippets with any signal
+
+
+def test_conditions_off_change_nothing():
+    config = _anet_config()
+    off = synthetic_features.Conditions.from_config(config)
+    assert not off.active
+    st = synthetic_features.make_class_structure(6, config, 3)
+    args = (60.0, [(10.0, 30.0), (40.0, 50.0)], [1, 2], st, config)
+    with_off = synthetic_features.synthesize_video(np.random.default_rng(5), *args, off)
+    without = synthetic_features.synthesize_video(np.random.default_rng(5), *args)
+    for u, v in zip(with_off, without):
+        assert u.tobytes() == v.tobytes()
+    with pytest.raises(ValueError, match="audio_cue_fraction"):
+        synthetic_features.Conditions.from_config(_anet_config(audio_cue_fraction=0.0))
+
+
+def test_sparse_audio_cue_limits_the_sound_to_its_fraction_of_the_action():
+    segments = [(10.0, 34.0)]  # 24 s: 25 audio snippets of 0.96 s
+    full = _sounding(_synth(_clean_config(), segments, None)[1])
+    assert full.sum() == 25
+    for seed in range(4):
+        visual_cue, audio = _synth(_clean_config(audio_cue_fraction=0.25), segments, None, seed)
+        sound = _sounding(audio)
+        # 25% of 24 s = 6 s: at most 7 audio snippets, all inside the action, contiguous.
+        assert 5 <= sound.sum() <= 7 and not (sound & ~full).any()
+        idx = np.flatnonzero(sound)
+        assert idx[-1] - idx[0] + 1 == len(idx)
+        # The sound's energy inside the action is the cue's share of the full sound's.
+        energy = lambda a: float(((a - _LOG2) ** 2)[full].sum())  # noqa: E731
+        ratio = energy(audio) / energy(_synth(_clean_config(), segments, None, seed)[1])
+        assert ratio == pytest.approx(sound.sum() / full.sum())
+        # The visible action is unchanged.
+        np.testing.assert_array_equal(visual_cue, _synth(_clean_config(), segments, None, seed)[0])
+    positions = {
+        int(np.flatnonzero(_sounding(_synth(_clean_config(audio_cue_fraction=0.25),
+                                            segments, None, seed)[1]))[0])
+        for seed in range(8)
+    }  # fmt: skip
+    assert len(positions) > 1  # the cue's place inside the action is random
+    # A cue shorter than a snippet still sounds once.
+    short = _sounding(_synth(_clean_config(audio_cue_fraction=0.01), [(10.0, 14.0)], None)[1])
+    assert short.sum() == 1
+
+
+def test_per_segment_offsets_shift_each_instance_on_its_own():
+    segments = [(5.0, 15.0), (30.0, 40.0), (45.0, 55.0)]  # 10 s apart at least
+
+    def onsets(sound):  # the first sounding audio snippet near each instance
+        return [
+            int(np.flatnonzero(sound & _cover_snippets(len(sound), start - 3, end + 3))[0])
+            for start, end in segments
+        ]
+
+    base = onsets(_sounding(_synth(_clean_config(), segments, None)[1]))
+    shifts = []
+    for seed in range(3):
+        visual, audio = _synth(
+            _clean_config(segment_misalignment_seconds=2.0), segments, None, seed
+        )
+        np.testing.assert_array_equal(visual, _synth(_clean_config(), segments, None, seed)[0])
+        shift = [o - b for o, b in zip(onsets(_sounding(audio)), base)]
+        assert all(abs(x) <= 3 for x in shift)  # |δ| ≤ 2 s ≈ 2.1 snippets of 0.96 s
+        shifts.append(tuple(shift))
+    assert any(len(set(s)) > 1 for s in shifts)  # per instance, not one shift per video
+
+
+def _cover_snippets(count, start, end, seconds=0.96):
+    centres = (np.arange(count) + 0.5) * seconds
+    return (centres >= start) & (centres < end)
+
+
+def test_silent_and_occluded_stretches_empty_one_modality():
+    segments = [(0.0, 61.0)]  # one action over every snippet of the 60 s video
+    visual, audio = _synth(_clean_config(silent_stretch_prob=1.0), segments, None)
+    silent = ~_sounding(audio)
+    # One contiguous stretch of 30% of 60 s = 18 s (18-19 audio snippets of 0.96 s).
+    idx = np.flatnonzero(silent)
+    assert 18 <= len(idx) <= 19 and idx[-1] - idx[0] + 1 == len(idx)
+    np.testing.assert_array_equal(visual, _synth(_clean_config(), segments, None)[0])
+    visual, audio = _synth(_clean_config(occluded_stretch_prob=1.0), segments, None)
+    blind = np.isclose(visual, _LOG2).all(axis=1)
+    idx = np.flatnonzero(blind)
+    assert 28 <= len(idx) <= 29 and idx[-1] - idx[0] + 1 == len(idx)  # 18 s / 0.64 s
+    np.testing.assert_array_equal(audio, _synth(_clean_config(), segments, None)[1])
+    # With noise on: only the signal goes; the noise and scene offset are untouched
+    # (audio_strength = music_strength = 0 gives the same draws without any signal).
+    noisy = dict(music_probability=1.0, noise_std=1.0, scene_std=0.6)
+    _, with_stretch = _synth(_clean_config(silent_stretch_prob=1.0, **noisy), segments, None)
+    _, plain = _synth(_clean_config(**noisy), segments, None)
+    _, nothing = _synth(_clean_config(audio_strength=0.0, music_strength=0.0, **noisy),
+                        segments, None)  # fmt: skip
+    inside = silent
+    np.testing.assert_array_equal(with_stretch[inside], nothing[inside])
+    np.testing.assert_array_equal(with_stretch[~inside], plain[~inside])
+    # Probability 0.5: some videos get a stretch, some do not (seeded, per video).
+    got = [
+        (~_sounding(_synth(_clean_config(silent_stretch_prob=0.5), segments, None, s)[1])).any()
+        for s in range(12)
+    ]
+    assert 0 < sum(got) < 12
+
+
+def test_conditions_are_deterministic_from_the_seed():
+    config = _anet_config(segment_misalignment_seconds=2.0, audio_cue_fraction=0.3,
+                          silent_stretch_prob=0.5, occluded_stretch_prob=0.5)  # fmt: skip
+    segments = [(5.0, 20.0), (30.0, 50.0)]
+    a = _synth(config, segments, None, seed=1)
+    b = _synth(config, segments, None, seed=1)
+    c = _synth(config, segments, None, seed=2)
+    for u, v in zip(a, b):
+        assert u.tobytes() == v.tobytes()
+    assert any(not np.array_equal(u, v) for u, v in zip(a, c))
+
+
+@needs_anet
+def test_make_benchmark_switches_reach_the_files(tmp_path):
+    """The CLI flags set the conditions; the visual features of a sparse-audio benchmark
+    are those of the default one, the audio differs; the manifest records the setting."""
+    base = ["make-benchmark", "activitynet12", "--num-train", "3", "--num-test", "2",
+            "--num-classes", "6", "--visual-dim", "8", "--audio-dim", "8"]  # fmt: skip
+    assert cli.main(base + ["--out", str(tmp_path / "off")]) == 0
+    assert cli.main(base + ["--out", str(tmp_path / "on"), "--audio-cue-fraction", "0.25"]) == 0
+    manifest = json.loads((tmp_path / "on" / "benchmark.json").read_text())
+    assert manifest["params"]["audio_cue_fraction"] == 0.25
+    off_v, on_v = (_load_objects(tmp_path / k / benchmark.ANET_VISUAL) for k in ("off", "on"))
+    off_a, on_a = (_load_objects(tmp_path / k / benchmark.ANET_AUDIO) for k in ("off", "on"))
+    for u, v in zip(off_v, on_v):
+        np.testing.assert_array_equal(u, v)
+    assert any(not np.array_equal(u, v) for u, v in zip(off_a, on_a))

@@ -20,7 +20,11 @@ from avloc_jax.common.config_overrides import apply_overrides
 from configs import default
 
 REPO = Path(__file__).resolve().parents[1]
-SHIPPED = sorted(p.stem for p in (REPO / "configs").glob("*.py") if p.stem != "__init__")
+SHIPPED = sorted(
+    p.stem
+    for p in (REPO / "configs").glob("*.py")
+    if p.stem != "__init__" and "def get_config" in p.read_text()
+)
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -28,6 +32,30 @@ def test_every_shipped_config_validates(name):
     config = importlib.import_module(f"configs.{name}").get_config()
     default.validate(config)
     assert config.config_version == config_migration.CURRENT_VERSION
+
+
+@pytest.mark.parametrize("dataset", ["activitynet12", "ave"])
+def test_paper_configs_are_the_shipped_ones_with_method_notes_keys(dataset):
+    from configs import paper
+
+    assert "paper" not in SHIPPED and f"paper_{dataset}" in SHIPPED
+    shipped = importlib.import_module(f"configs.{dataset}").get_config()
+    written = importlib.import_module(f"configs.paper_{dataset}").get_config()
+
+    def flat(config, prefix=""):
+        out = {}
+        for key, value in config.items():
+            if hasattr(value, "items"):
+                out.update(flat(value, f"{prefix}{key}."))
+            else:
+                out[f"{prefix}{key}"] = value
+        return out
+
+    a, b = flat(shipped), flat(written)
+    assert a.keys() == b.keys()
+    assert {k for k in a if a[k] != b[k]} <= set(paper.OVERRIDES)
+    assert {k: b[k] for k in paper.OVERRIDES} == paper.OVERRIDES
+    assert written.model.attention_gate is False and written.model.merge == "layernorm"
 
 
 def test_tiny_test_config_validates_and_applies_dotted_overrides():
@@ -234,7 +262,7 @@ def _version0_config() -> dict:
 def test_migrate_version0_fills_the_old_behaviour():
     old = _version0_config()
     new = config_migration.migrate(old)
-    assert new["config_version"] == config_migration.CURRENT_VERSION == 1
+    assert new["config_version"] == config_migration.CURRENT_VERSION == 2
     assert new["model"]["attention_gate"] is False
     assert new["model"]["attention_gate_frozen"] is False
     assert new["loss"]["pseudo_label_rule"] == "class_argmax"
@@ -243,17 +271,35 @@ def test_migrate_version0_fills_the_old_behaviour():
     assert new["evals"] == [] and new["eval"]["select"] == ""  # the task's own evaluator
     assert new["train"]["profile_steps"] == 0
     assert new["model"]["merge"] == "layernorm"  # saved values are kept
+    assert new["model"]["head_norm"] == "none"
     assert "config_version" not in old and "attention_gate" not in old["model"]  # a copy
     import ml_collections
 
     default.validate(ml_collections.ConfigDict(new))
 
 
+def test_migrate_version1_adds_no_head_norm():
+    """A config saved at version 1 (before model.head_norm): the head saw the fused
+    features unnormalised, so the upgrade says "none" whatever today's default is."""
+    import ml_collections
+
+    old = json.loads(default.get_config().to_json_best_effort())
+    old["config_version"] = 1
+    del old["model"]["head_norm"]
+    old["model"]["fusion"] = "concat"
+    new = config_migration.migrate(old)
+    assert new["config_version"] == 2 and new["model"]["head_norm"] == "none"
+    assert new["model"]["fusion"] == "concat" and "head_norm" not in old["model"]
+    default.validate(ml_collections.ConfigDict(new))
+    with pytest.raises(default.ConfigError, match="head_norm"):
+        default.validate(ml_collections.ConfigDict(old | {"config_version": 2}))
+
+
 def test_migrate_keeps_current_configs_and_rejects_newer_ones():
     current = json.loads(default.get_config().to_json_best_effort())
     assert config_migration.migrate(current) == current
-    with pytest.raises(ValueError, match="config_version 2 is newer"):
-        config_migration.migrate({**current, "config_version": 2})
+    with pytest.raises(ValueError, match="config_version 3 is newer"):
+        config_migration.migrate({**current, "config_version": 3})
 
 
 def test_read_config_migrates_a_saved_config(tmp_path):
@@ -261,7 +307,7 @@ def test_read_config_migrates_a_saved_config(tmp_path):
 
     (tmp_path / "config.json").write_text(json.dumps(_version0_config()))
     config = inference.read_config(tmp_path)
-    assert config.config_version == 1 and config.model.attention_gate is False
+    assert config.config_version == 2 and config.model.attention_gate is False
     assert config.loss.pseudo_label_rule == "class_argmax"
     assert models.build_model(config.model, num_classes=3).attention_gate is False
 

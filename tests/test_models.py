@@ -283,3 +283,56 @@ def test_build_model_from_config_rejects_unknown_choices():
     visual, audio, mask = _inputs()
     with pytest.raises(ValueError, match="model.fusion"):
         _model(fusion="late").init(jax.random.key(0), visual, audio, mask)
+
+
+def _head_input(model, params, visual, audio, mask):
+    _, state = model.apply(params, visual, audio, mask, mutable=["intermediates"])
+    (fused,) = state["intermediates"]["head_input"]
+    return np.asarray(fused)
+
+
+@pytest.mark.parametrize("head_norm", ["layernorm", "video_rms"])
+def test_head_norm_gives_every_fusion_the_same_scale(head_norm):
+    """Without it the dense skip sum doubles the full model's (and its gate-0 control's)
+    embeddings relative to concat; with it full, gate-0, concat and the single
+    modalities feed the head features of the same scale: unit variance per snippet
+    (layernorm) or unit mean square per video (video_rms). Padded snippets stay zero."""
+    visual, audio, mask = _inputs()
+    variants = {
+        "full": dict(),
+        "gate0": dict(attention_gate_frozen=True),
+        "concat": dict(fusion="concat"),
+        "visual": dict(fusion="visual"),
+        "stages3": dict(num_stages=3),
+    }
+    raw_scale, normed_scale = {}, {}
+    for name, kwargs in variants.items():
+        for norm, store in (("none", raw_scale), (head_norm, normed_scale)):
+            model = _model(head_norm=norm, **kwargs)
+            params = model.init(jax.random.key(0), visual, audio, mask)
+            fused = _head_input(model, params, visual, audio, mask)
+            assert np.all(fused[1, T - 3 :] == 0)
+            valid = fused[mask]  # [valid snippets, F]
+            store[name] = float(np.mean(valid**2))
+            if norm == "layernorm":
+                np.testing.assert_allclose(valid.var(axis=-1), 1.0, atol=1e-3)
+                np.testing.assert_allclose(valid.mean(axis=-1), 0.0, atol=1e-4)
+            elif norm == "video_rms":
+                for b in range(B):
+                    np.testing.assert_allclose(np.mean(fused[b][mask[b]] ** 2), 1.0, rtol=1e-4)
+    # The confound that head_norm removes: 2 dense stages with the gate at 0 feed the head
+    # twice the embedding, i.e. 4x the mean square of concat (same embedding init).
+    assert raw_scale["gate0"] == pytest.approx(4 * raw_scale["concat"], rel=1e-5)
+    assert max(normed_scale.values()) == pytest.approx(min(normed_scale.values()), rel=1e-2)
+
+
+def test_head_norm_none_is_the_identity_and_adds_no_parameters():
+    visual, audio, mask = _inputs()
+    model = _model()
+    assert model.head_norm == "none"
+    params = model.init(jax.random.key(0), visual, audio, mask)
+    assert "head_norm" not in params["params"]
+    normed = _model(head_norm="layernorm")
+    assert "head_norm" in normed.init(jax.random.key(0), visual, audio, mask)["params"]
+    with pytest.raises(ValueError, match="head_norm"):
+        _model(head_norm="batch").init(jax.random.key(0), visual, audio, mask)

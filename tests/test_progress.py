@@ -131,9 +131,11 @@ def test_subprocess_with_pipes_prints_nothing():
 def test_scalar_tags_follow_the_naming_scheme():
     train = {"event": "train", "step": 4, "time": 1.0, "loss/total": 1.5,
              "loss/mil": np.float32(0.5), "learning_rate": 1e-3, "steps_per_sec": 3.0,
-             "videos_per_sec": 48.0, "grad_norm": "nan", "train_compilations": 1}  # fmt: skip
+             "videos_per_sec": 48.0, "grad_norm": "nan", "train_compilations": 1,
+             "gate/audio_0": 0.01}  # fmt: skip
     tags = writers.scalar_tags("train", train)
     assert set(tags) == {"loss/total", "loss/mil", "learning_rate", "throughput/steps_per_sec",
+                         "gate/audio_0",
                          "throughput/videos_per_sec", "train/grad_norm",
                          "train/train_compilations"}  # fmt: skip
     assert math.isnan(tags["train/grad_norm"])

@@ -4,7 +4,9 @@ The videos, classes, durations, segments and splits are the real ones (W-TALC
 ActivityNet1.2 annotation folder; AVE ``Annotations.txt`` and split files). Only the
 features are synthesised, with the planted structure of `avloc_jax.data.synthetic_features`
 (visually near-identical class pairs told apart by sound, silent classes, near-action
-visual context, background music, misalignment, scene offsets, AR(1) noise). For AVE the
+visual context, background music, misalignment, scene offsets, AR(1) noise), and the
+optional benchmark conditions (`synthetic_features.Conditions`: per-segment offsets,
+sparse audio cues, silent / occluded stretches; off by default). For AVE the
 audio background is the real VGGish audio of the 178 background-only videos
 (``audio_feature_noisy.h5``), and those 178 videos keep their real audio.
 
@@ -192,6 +194,7 @@ def make_activitynet12(
     rows = np.sort(np.concatenate([train_rows, test_rows]))
 
     structure = synthetic_features.make_class_structure(len(names), config, seed)
+    conditions = synthetic_features.Conditions.from_config(config)
     index = {name: i for i, name in enumerate(names)}
 
     def write(tmp: Path) -> dict:
@@ -209,7 +212,13 @@ def make_activitynet12(
             segments = [(float(start), float(end)) for start, end in real.segments[row]]
             labels = [index[all_names[c]] for c in real.segment_classes(row)]
             v, a = synthetic_features.synthesize_video(
-                video_rng, float(real.durations[row]), segments, labels, structure, config
+                video_rng,
+                float(real.durations[row]),
+                segments,
+                labels,
+                structure,
+                config,
+                conditions,
             )
             visual.append(v)
             audio.append(a)
@@ -279,13 +288,14 @@ def make_ave(
 
     # Class roles are keyed by the class index of the full file (first appearance).
     structure = synthetic_features.make_class_structure(real.num_classes, config, seed)
+    conditions = synthetic_features.Conditions.from_config(config)
     real_std = float(real_noisy.std()) or 1.0
     background = real_noisy / real_std  # std-normalised real VGGish background audio
 
     def video(row_seed: list[int], segments, labels) -> tuple[np.ndarray, np.ndarray]:
         video_rng = np.random.default_rng(row_seed)
         v, a = synthetic_features.synthesize_video(
-            video_rng, float(ann.AVE_SNIPPETS), segments, labels, structure, config
+            video_rng, float(ann.AVE_SNIPPETS), segments, labels, structure, config, conditions
         )
         bg = background[video_rng.integers(len(background))]
         return v, (a + config.real_audio_gain * bg).astype(np.float32)
@@ -313,7 +323,7 @@ def make_ave(
         for i, row in enumerate(noisy_rows.tolist()):
             video_rng = np.random.default_rng([seed, 13, row])
             v, a = synthetic_features.synthesize_video(
-                video_rng, float(ann.AVE_SNIPPETS), [], [], structure, config
+                video_rng, float(ann.AVE_SNIPPETS), [], [], structure, config, conditions
             )
             nv[i] = v
             # The background-only videos keep their own real audio, plus synthetic noise.

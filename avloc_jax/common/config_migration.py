@@ -14,6 +14,9 @@ configs/default.py, models.py and losses.py):
   evals = ()                           the dataset task's standard evaluator, as before
   eval.select = ''                     that evaluator's metric selected the checkpoint
   train.profile_steps = 0              no profiling
+
+Version 1 -> 2:
+  model.head_norm = 'none'             the fused features went to the head unnormalised
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
-CURRENT_VERSION = 1
+CURRENT_VERSION = 2
 VERSION_KEY = "config_version"
 
 
@@ -38,8 +41,12 @@ def _v0_to_v1(config: dict[str, Any]) -> None:
     config.setdefault("train", {}).setdefault("profile_steps", 0)
 
 
+def _v1_to_v2(config: dict[str, Any]) -> None:
+    config.setdefault("model", {}).setdefault("head_norm", "none")
+
+
 # _STEPS[v] upgrades version v to v + 1 in place.
-_STEPS: dict[int, Callable[[dict[str, Any]], None]] = {0: _v0_to_v1}
+_STEPS: dict[int, Callable[[dict[str, Any]], None]] = {0: _v0_to_v1, 1: _v1_to_v2}
 
 
 def migrate(config: dict[str, Any]) -> dict[str, Any]:

@@ -14,6 +14,11 @@ sound), unrelated background "music" over random stretches, and a small random
 audio/visual misalignment. Visual and audio snippets have their own rates (I3D-style
 0.64 s and VGGish-style 0.96 s by default), so the audio has a different snippet count.
 Features pass through a softplus: non-negative, like post-ReLU CNN features.
+
+Optional benchmark conditions (`Conditions`, all off by default; docs/benchmark.md,
+"Pre-registered conditions"): per-segment audio-visual offsets, sparse audio cues, and
+stretches where one modality carries nothing (silent audio, occluded view). Each draws
+from its own child generator, so turning one on leaves every other draw unchanged.
 """
 
 from __future__ import annotations
@@ -44,7 +49,59 @@ def default_config() -> ml_collections.ConfigDict:
     c.scene_std = 0.6
     c.noise_std = 1.0
     c.temporal_correlation = 0.8
+    # Benchmark conditions (`Conditions`; docs/benchmark.md). The values below are "off".
+    c.segment_misalignment_seconds = 0.0  # each action's sound shifted by U(-x, x) s
+    c.audio_cue_fraction = 1.0  # an action's sound lasts this fraction of the visible action
+    c.silent_stretch_prob = 0.0  # per video: one stretch where the audio carries nothing
+    c.occluded_stretch_prob = 0.0  # per video: one stretch where the visual carries nothing
+    c.stretch_fraction = 0.3  # length of such a stretch, as a fraction of the duration
     return c
+
+
+@dataclasses.dataclass(frozen=True)
+class Conditions:
+    """The benchmark conditions of one synthesis (the keys of the same names in
+    `default_config`; docs/benchmark.md, "Pre-registered conditions").
+
+    segment_misalignment_seconds: each action instance's sound is shifted against its
+      picture by its own δ ~ U(-x, x) seconds (on top of the per-video shift).
+    audio_cue_fraction: an action's sound covers only this fraction of the instance, at a
+      uniformly random place inside it (at least one audio snippet); 1 = all of it.
+    silent_stretch_prob / occluded_stretch_prob: per video, with this probability, one
+      stretch of ``stretch_fraction`` of the duration where the audio / the visual carries
+      nothing (no class signal, no context, no music: noise and scene offset only).
+    """
+
+    segment_misalignment_seconds: float
+    audio_cue_fraction: float
+    silent_stretch_prob: float
+    occluded_stretch_prob: float
+    stretch_fraction: float
+
+    def __post_init__(self) -> None:
+        checks = {
+            "segment_misalignment_seconds": self.segment_misalignment_seconds >= 0,
+            "audio_cue_fraction": 0 < self.audio_cue_fraction <= 1,
+            "silent_stretch_prob": 0 <= self.silent_stretch_prob <= 1,
+            "occluded_stretch_prob": 0 <= self.occluded_stretch_prob <= 1,
+            "stretch_fraction": 0 < self.stretch_fraction <= 1,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise ValueError(f"{name} out of range: {getattr(self, name)!r}")
+
+    @classmethod
+    def from_config(cls, config: ml_collections.ConfigDict) -> Conditions:
+        return cls(**{f.name: float(config[f.name]) for f in dataclasses.fields(cls)})
+
+    @property
+    def active(self) -> bool:
+        return (
+            self.segment_misalignment_seconds > 0
+            or self.audio_cue_fraction < 1
+            or self.silent_stretch_prob > 0
+            or self.occluded_stretch_prob > 0
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,6 +158,45 @@ def _cover(centres: np.ndarray, start: float, end: float) -> np.ndarray:
     return (centres >= start) & (centres < end)
 
 
+def _stretch(
+    rng: np.random.Generator, probability: float, fraction: float, duration: float,
+    centres: np.ndarray,
+) -> np.ndarray:  # fmt: skip
+    """[T] True inside one stretch of fraction x duration, with `probability`; else none."""
+    if probability <= 0 or rng.random() >= probability:
+        return np.zeros(len(centres), bool)
+    length = fraction * duration
+    start = rng.uniform(0.0, duration - length)
+    return _cover(centres, start, start + length)
+
+
+def _audio_cover(
+    conditions: Conditions,
+    offset_rng: np.random.Generator,
+    cue_rng: np.random.Generator,
+    audio_t: np.ndarray,
+    start: float,
+    end: float,
+) -> np.ndarray:
+    """[Ta] the audio snippets that carry one action instance's sound under `conditions`."""
+    if conditions.segment_misalignment_seconds > 0:
+        delta = offset_rng.uniform(
+            -conditions.segment_misalignment_seconds, conditions.segment_misalignment_seconds
+        )
+        start, end = start + delta, end + delta
+    if conditions.audio_cue_fraction >= 1:
+        return _cover(audio_t, start, end)
+    whole = _cover(audio_t, start, end)
+    length = conditions.audio_cue_fraction * (end - start)
+    cue_start = start + cue_rng.uniform(0.0, (end - start) - length)
+    cue = _cover(audio_t, cue_start, cue_start + length)
+    if whole.any() and not cue.any():  # shorter than a snippet: the nearest one inside
+        inside = np.flatnonzero(whole)
+        nearest = inside[np.argmin(np.abs(audio_t[inside] - (cue_start + length / 2)))]
+        cue[nearest] = True
+    return cue
+
+
 def synthesize_video(
     rng: np.random.Generator,
     duration: float,
@@ -108,9 +204,13 @@ def synthesize_video(
     segment_labels: Sequence[int],
     structure: ClassStructure,
     config: ml_collections.ConfigDict,
+    conditions: Conditions | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Features for one video: (visual [Tv, Dv], audio [Ta, Da]) float32, with
-    Tv = ⌈duration / visual_snippet_seconds⌉ and Ta likewise for audio."""
+    Tv = ⌈duration / visual_snippet_seconds⌉ and Ta likewise for audio.
+
+    `conditions` (None = none) change only the planted signal; with none active the
+    draws and the features are exactly those without them."""
     num_visual = snippet_count(duration, config.visual_snippet_seconds)
     num_audio = snippet_count(duration, config.audio_snippet_seconds)
     visual_t = (np.arange(num_visual) + 0.5) * config.visual_snippet_seconds
@@ -125,20 +225,43 @@ def synthesize_video(
     # Prototypes are unit-norm; times √D a prototype has per-dimension size ~1, like the noise.
     amp_v, amp_a = np.sqrt(dv), np.sqrt(da)
 
+    # Where each modality may carry signal (everywhere unless a condition empties a stretch).
+    visual_on, audio_on = np.ones(num_visual, bool), np.ones(num_audio, bool)
+    active = conditions is not None and conditions.active
+    if active:
+        assert conditions is not None
+        # Own child generators: the stream of `rng` (noise, scene, music) is not advanced.
+        offset_rng, cue_rng, silent_rng, occluded_rng = rng.spawn(4)
+        audio_on &= ~_stretch(
+            silent_rng, conditions.silent_stretch_prob, conditions.stretch_fraction, duration,
+            audio_t,
+        )  # fmt: skip
+        visual_on &= ~_stretch(
+            occluded_rng, conditions.occluded_stretch_prob, conditions.stretch_fraction,
+            duration, visual_t,
+        )  # fmt: skip
+
     if rng.random() < config.music_probability:
         start, end = np.sort(rng.uniform(0, duration, size=2))
-        audio[_cover(audio_t, start, end)] += config.music_strength * amp_a * structure.music
+        audio[_cover(audio_t, start, end) & audio_on] += (
+            config.music_strength * amp_a * structure.music
+        )
 
     for (start, end), label in zip(segments, segment_labels):
         ctx = config.context_seconds
         context = (
             _cover(visual_t, start - ctx, start) | _cover(visual_t, end, end + ctx)
         ) & ~_cover(visual_t, start, end)
-        visual[context] += config.context_strength * amp_v * structure.visual[label]
-        visual[_cover(visual_t, start, end)] += (
+        visual[context & visual_on] += config.context_strength * amp_v * structure.visual[label]
+        visual[_cover(visual_t, start, end) & visual_on] += (
             config.visual_strength * amp_v * structure.visual[label]
         )
-        audio[_cover(audio_t, start, end)] += config.audio_strength * amp_a * structure.audio[label]
+        if active:
+            assert conditions is not None
+            sound = _audio_cover(conditions, offset_rng, cue_rng, audio_t, start, end)
+        else:
+            sound = _cover(audio_t, start, end)
+        audio[sound & audio_on] += config.audio_strength * amp_a * structure.audio[label]
 
     softplus = lambda x: np.logaddexp(0.0, x)  # noqa: E731
     return softplus(visual).astype(np.float32), softplus(audio).astype(np.float32)

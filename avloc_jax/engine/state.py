@@ -93,6 +93,24 @@ def abstract_train_state(config: ml_collections.ConfigDict, metadata: Any, mesh:
     return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), shapes)
 
 
+GATE_PREFIX = "gate/"
+
+
+def gate_magnitudes(params: Any) -> dict[str, jax.Array]:
+    """``gate/{audio,visual}_{stage}`` -> mean |g| of that attention gate (float32 scalar),
+    for every gate the model has (none for ungated or non-attention models). How far the
+    gates open over training is the gate dynamics of docs/results.md."""
+    fusion = params.get("fusion", {}) if hasattr(params, "get") else {}
+    magnitudes = {}
+    for name, value in fusion.items():
+        modality, _, stage = name.rpartition("_gate_")
+        if modality in ("audio", "visual") and stage.isdigit():
+            magnitudes[f"{GATE_PREFIX}{modality}_{stage}"] = jnp.mean(
+                jnp.abs(value.astype(jnp.float32))
+            )
+    return dict(sorted(magnitudes.items()))
+
+
 def make_train_step(
     model: models.AVLocModel,
     tx: optax.GradientTransformation,
@@ -139,6 +157,7 @@ def make_train_step(
         metrics = {f"loss/{k}": v for k, v in terms.items()}
         metrics["grad_norm"] = optax.global_norm(grads)
         metrics["learning_rate"] = schedule(state.step)
+        metrics.update(gate_magnitudes(new_state.params))
         return new_state, metrics
 
     jitted = jax.jit(

@@ -13,7 +13,8 @@ are on disk when `train_and_evaluate` returns.
 
 TensorBoard tags:
 
-  train   loss/<term>, learning_rate, throughput/{steps,videos}_per_sec, train/<other>
+  train   loss/<term>, gate/<modality>_<stage> (mean |g|), learning_rate,
+          throughput/{steps,videos}_per_sec, train/<other>
   eval    <split>/<metric>          e.g. validation/average_mAP, validation/accuracy
   final   final/<split>/<metric>    the best-by-val checkpoint's scores, at its step
 
@@ -135,7 +136,7 @@ def scalar_tags(event: str, record: Mapping[str, Any]) -> dict[str, float]:
         if key in _BOOKKEEPING or value is None:
             continue
         if event == "train":
-            if key.startswith("loss/") or key == "learning_rate":
+            if key.startswith(("loss/", "gate/")) or key == "learning_rate":
                 tag = key
             elif key in _THROUGHPUT:
                 tag = f"throughput/{key}"

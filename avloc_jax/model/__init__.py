@@ -8,7 +8,14 @@ avloc_model.py      AVLocModel (embeddings -> fusion -> head) and build_model
 masking.py          the padding rule every module follows
 """
 
-from avloc_jax.model.avloc_model import DTYPES, FUSIONS, AVLocModel, build_model
+from avloc_jax.model.avloc_model import (
+    DTYPES,
+    FUSIONS,
+    HEAD_NORMS,
+    AVLocModel,
+    VideoRMSNorm,
+    build_model,
+)
 from avloc_jax.model.cross_attention import (
     MERGES,
     SKIPS,
@@ -28,6 +35,7 @@ __all__ = [
     "DTYPES",
     "FUSIONS",
     "HEADS",
+    "HEAD_NORMS",
     "MERGES",
     "MLP",
     "SKIPS",
@@ -37,6 +45,7 @@ __all__ = [
     "MultiStageCrossAttention",
     "OpenMaxHead",
     "SoftmaxBackgroundHead",
+    "VideoRMSNorm",
     "build_model",
     "open_set_posterior",
 ]

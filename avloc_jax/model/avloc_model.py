@@ -21,6 +21,28 @@ from avloc_jax.model.heads import HEADS, OpenMaxHead, SoftmaxBackgroundHead, ope
 from avloc_jax.model.masking import Array, Dtype, zero_padded
 
 FUSIONS = ("cross_attention", "concat", "visual", "audio")
+HEAD_NORMS = ("none", "layernorm", "video_rms")
+
+
+class VideoRMSNorm(nn.Module):
+    """Divides each video's features by their root mean square over its valid snippets and
+    all channels, then applies a learned per-channel scale (initialised to 1).
+
+    Unlike a per-snippet LayerNorm it keeps the relative amplitude of the snippets of a
+    video (an action-vs-context cue can be an amplitude), and removes only the overall
+    scale of the stream, e.g. the 2^(S-1) of the dense skip sum."""
+
+    dtype: Dtype
+    epsilon: float = 1e-6
+
+    @nn.compact
+    def __call__(self, x: Array, mask: Array) -> Array:
+        """x: [B, T, F], mask: [B, T] -> [B, T, F]."""
+        x32 = zero_padded(x.astype(jnp.float32), mask)
+        count = jnp.maximum(mask.sum(axis=1), 1)[:, None, None] * x.shape[-1]
+        mean_square = jnp.sum(x32 * x32, axis=(1, 2), keepdims=True) / count
+        scale = self.param("scale", nn.initializers.ones, (x.shape[-1],))
+        return (x32 * jax.lax.rsqrt(mean_square + self.epsilon) * scale).astype(self.dtype)
 
 
 class AVLocModel(nn.Module):
@@ -31,6 +53,11 @@ class AVLocModel(nn.Module):
       concat: early concatenation [Xa^0 ; Xv^0];
       visual / audio: a single modality's embedding.
     ``head`` is ``openmax`` (the method) or ``softmax_bg`` (closed-set baseline).
+    ``head_norm`` normalises the fused features in front of the head, the same way for
+    every fusion: ``none`` (the identity), ``layernorm`` (per snippet, over the fused
+    channels) or ``video_rms`` (`VideoRMSNorm`). It removes the scale difference between
+    fusions (the dense skip sum doubles the embeddings), so that cross_attention, its
+    gate-held-at-0 control and concat differ only by the attention.
     Parameters are always float32; ``dtype`` is the compute dtype.
     """
 
@@ -40,6 +67,7 @@ class AVLocModel(nn.Module):
     embed_dim: int
     fusion: str
     head: str
+    head_norm: str
     num_stages: int
     num_heads: int
     skip: str
@@ -68,6 +96,8 @@ class AVLocModel(nn.Module):
             raise ValueError(f"model.fusion must be one of {FUSIONS}, got {self.fusion!r}")
         if self.head not in HEADS:
             raise ValueError(f"model.head must be one of {HEADS}, got {self.head!r}")
+        if self.head_norm not in HEAD_NORMS:
+            raise ValueError(f"model.head_norm must be one of {HEAD_NORMS}, got {self.head_norm!r}")
         mask = mask.astype(bool)
 
         def embed(name: str) -> ModalityEmbedding:
@@ -100,6 +130,12 @@ class AVLocModel(nn.Module):
         if self.fusion != "audio":
             streams.append(visual_embedded)
         fused = jnp.concatenate(streams, axis=-1)
+        if self.head_norm == "layernorm":
+            fused = zero_padded(nn.LayerNorm(dtype=self.dtype, name="head_norm")(fused), mask)
+        elif self.head_norm == "video_rms":
+            fused = zero_padded(VideoRMSNorm(self.dtype, name="head_norm")(fused, mask), mask)
+        # What the head sees (tests check the scales); costs nothing unless mutable.
+        self.sow("intermediates", "head_input", fused)
 
         head_cls: Callable[..., nn.Module] = (
             OpenMaxHead if self.head == "openmax" else SoftmaxBackgroundHead

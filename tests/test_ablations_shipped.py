@@ -1,0 +1,124 @@
+"""bench/ablations.py in shipped-config mode, end to end on a tiny dataset written in the
+real W-TALC ActivityNet1.2 formats (`--data-dir`, as users run it on the real features):
+the rows record the scaling, the differences are paired by seed, a row that trains as
+full has difference 0 exactly, and the table sits beside the paper's published row."""
+
+import importlib
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_tfds_builders import write_wtalc_dataset
+
+from tfds_builders import build as build_data
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+ablations = importlib.import_module("ablations")
+
+
+def _videos():
+    rng = np.random.default_rng(0)
+    videos = []
+    for i in range(18):
+        duration = float(rng.integers(12, 24))
+        start = float(rng.integers(0, int(duration) - 6))
+        label = ("Archery", "Ballet")[i % 2]
+        videos.append(
+            dict(name=f"video_{i}", id=f"{i:011d}", duration=duration,
+                 subset="training" if i < 13 else "validation",
+                 segments=[[start, start + 5.0]], labels=[label])
+        )  # fmt: skip
+    return videos
+
+
+@pytest.fixture(scope="module")
+def real_format_build(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("wtalc")
+    write_wtalc_dataset(tmp / "anet", videos=_videos(), audio_object=True)
+    build_data.build("activitynet12", tmp / "tfds", manual_dir=tmp / "anet")
+    return tmp
+
+
+def test_shipped_config_ablation_on_real_format_data(real_format_build, tmp_path):
+    argv = ["--config", "configs/activitynet12.py", "--data-dir", str(real_format_build / "tfds"),
+            "--variants", "full,full_repeat,window4,gate0", "--seeds", "0,1",
+            "--steps", "2", "--batch-size", "4", "--work", str(tmp_path / "work"),
+            "--out", str(tmp_path / "out")]  # fmt: skip
+    assert ablations.main(argv) == 0
+    (json_path,) = (tmp_path / "out").glob("ablation_activitynet12_data_*.json")
+    payload = json.loads(json_path.read_text())
+    md = json_path.with_suffix(".md").read_text()
+
+    # Only the step budget and the batch size are scaled (intervals follow the steps), and
+    # every row says so.
+    scaled = {"train.num_steps": [10000, 2], "eval.every_steps": [1000, 1],
+              "train.checkpoint_every_steps": [500, 1], "train.batch_size": [32, 4]}  # fmt: skip
+    runs = payload["runs"]
+    assert {(r["variant"], r["seed"]) for r in runs} == {
+        (v, s) for v in ("full", "full_repeat", "window4", "gate0") for s in (0, 1)
+    }
+    for r in runs:
+        assert r["scaled"] == scaled and r["num_steps"] == 2 and r["batch_size"] == 4
+    assert "`train.num_steps` 10000 → 2" in md and "`train.batch_size` 32 → 4" in md
+
+    paired = payload["paired"]
+    # Trained again from scratch with the same seed and data order: exactly the same numbers.
+    repeat = {r["seed"]: r for r in runs if r["variant"] == "full_repeat"}
+    assert "same_config_as" not in repeat[0] and repeat[0]["seconds"] > 0
+    assert paired["full_repeat"]["diffs"] == [0.0, 0.0]
+    assert paired["full_repeat"]["mean"] == 0.0 and paired["full_repeat"]["earns"] is False
+    # configs/activitynet12.py ships window ±4: that row is the full model's runs.
+    window4 = [r for r in runs if r["variant"] == "window4"]
+    assert all(r["same_config_as"] == "full" and r["seconds"] == 0.0 for r in window4)
+    assert paired["window4"]["diffs"] == [0.0, 0.0]
+    # gate0: full − row per seed, its mean and sample std, the 2-std verdict.
+    score = {(r["variant"], r["seed"]): r["test"]["average_mAP"] for r in runs}
+    diffs = [score[("full", s)] - score[("gate0", s)] for s in (0, 1)]
+    assert paired["gate0"]["diffs"] == pytest.approx(diffs)
+    assert paired["gate0"]["mean"] == pytest.approx(np.mean(diffs))
+    assert paired["gate0"]["std"] == pytest.approx(np.std(diffs, ddof=1))
+    assert paired["gate0"]["earns"] == (np.mean(diffs) > 2 * np.std(diffs, ddof=1))
+    assert any(r["overrides"] == {"model.attention_gate_frozen": True} for r in runs)
+
+    # Beside the paper's published ActivityNet1.2 row, the differing cells marked.
+    comparison = payload["published_comparison"]
+    assert comparison["average_mAP"]["published"] == 0.260
+    full_mean = payload["summary"]["full"]["average_mAP"][0]
+    assert comparison["average_mAP"]["differs"] == (
+        abs(full_mean - 0.260) > max(0.01, 2 * payload["summary"]["full"]["average_mAP"][1])
+    )
+    assert "| Published: Lee et al. (ICLR 2021)" in md and "26.0" in md
+    assert ("**≠**" in md) == any(c["differs"] for c in comparison.values())
+    assert "| Gate held at 0" in md and "earns its place" in md
+
+    # Run again: every run is read back, nothing retrained, the same table.
+    assert ablations.main(argv) == 0
+    assert json.loads(json_path.read_text())["paired"] == paired
+
+
+def test_shipped_variants_resolve_on_every_shipped_config(tmp_path):
+    """Every row's overrides are config keys of every shipped real-data config, the paper
+    row is configs/paper.py, and only steps and batch size are scaled."""
+    from configs import paper
+
+    for name in ("activitynet12", "ave", "thumos14"):
+        for variant in ablations.SHIPPED_VARIANTS:
+            config, scaled, fixed = ablations.resolve_shipped_config(
+                REPO / "configs" / f"{name}.py", variant, 3, tmp_path, steps=500, batch_size=8,
+                data_name="ave" if name == "ave" else "activitynet12",
+            )  # fmt: skip
+            assert config.seed == 3 and config.train.num_steps == 500
+            assert config.train.batch_size == 8
+            assert set(scaled) == {"train.num_steps", "eval.every_steps",
+                                   "train.checkpoint_every_steps", "train.batch_size"}  # fmt: skip
+            assert ("data.name" in fixed) == (name == "thumos14")
+    for group, members in ablations.SHIPPED_GROUPS.items():
+        assert set(members) <= set(ablations.SHIPPED_VARIANTS), group
+    assert ablations.shipped_variant_overrides("paper") == paper.OVERRIDES
+    assert set(ablations.CONDITIONS) == {
+        "default", "segment_offsets", "sparse_audio", "silent_stretches",
+        "occluded_stretches", "music",
+    }  # fmt: skip
