@@ -34,6 +34,14 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     ),
     "plot": ("plot", "Plot CAS, reliability and attention maps, or training curves."),
     "export": ("export", "Write a self-contained inference bundle from a workdir."),
+    "extract-features": (
+        "extract_features",
+        "Extract I3D + VGGish features from video files (PyAV, JAX).",
+    ),
+    "localize": (
+        "localize",
+        "Localize actions in video files: extract, predict, plot (needs a bundle).",
+    ),
 }
 
 
