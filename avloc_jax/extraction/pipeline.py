@@ -226,6 +226,14 @@ def load_extractor(
             f"weights folder {weights_dir} does not exist: convert the public checkpoints "
             "with `avloc convert-weights` first (docs/extraction.md)"
         )
+    needed = ["i3d_rgb", "vggish"] + (["i3d_flow"] if flow else [])
+    needed += ["vggish_pca"] if vggish_postprocess else []
+    missing = [name for name in needed if not (weights_dir / name).is_dir()]
+    if missing:
+        raise FileNotFoundError(
+            f"weights folder {weights_dir} lacks {', '.join(missing)}/: convert the public "
+            "checkpoints into it with `avloc convert-weights` first (docs/extraction.md)"
+        )
     # Imported here, by name: the networks (and their weights) are only needed for real
     # extraction, and the rest of the pipeline runs with injected stand-ins without them.
     i3d = importlib.import_module("avloc_jax.extraction.i3d")
@@ -246,7 +254,7 @@ def load_extractor(
         log_mel=vggish.log_mel_examples,
         rgb_dim=I3D_FEATURES,
         audio_dim=VGGISH_FEATURES,
-        weights_id=weights_id([p for p in used if p.exists()]),
+        weights_id=weights_id(used),
         flow=flow_network,
         flow_dim=I3D_FEATURES if flow else 0,
         batch_size=batch_size,
