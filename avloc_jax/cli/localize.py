@@ -76,10 +76,10 @@ def main(argv: list[str]) -> int:
             notice=_note,
             top=args.top,
         )
-    except (media.MediaError, inference.InputError, flow.FlowUnavailable) as err:
-        return _fail(str(err), 2)
     except FileNotFoundError as err:
         return _fail(str(err), 1)
+    except (media.MediaError, inference.InputError, flow.FlowUnavailable, ValueError) as err:
+        return _fail(str(err), 2)
     print(result.table)
     count = sum(len(v) for v in result.payload["results"].values())
     print(

@@ -100,7 +100,8 @@ def _open(path: Path):
         ) from None
 
 
-def _check_file(path: Path) -> None:
+def check_file(path: Path) -> None:
+    """A `MediaError` unless `path` is an existing regular file."""
     if not path.exists():
         raise MediaError(f"{path}: no such file; expected a video file")
     if not path.is_file():
@@ -168,7 +169,7 @@ def probe(path: Path | str) -> MediaInfo:
     import av
 
     path = Path(path)
-    _check_file(path)
+    check_file(path)
     container = _open(path)
     try:
         if not container.streams.video:

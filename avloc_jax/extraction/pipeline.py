@@ -38,7 +38,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -318,7 +318,9 @@ class ExtractionStats:
     decode_seconds: float = 0.0  # video decoding, resizing, cropping
     flow_seconds: float = 0.0  # TV-L1
     audio_seconds: float = 0.0  # audio decoding and the log-mel front end
-    network_seconds: float = 0.0  # I3D / VGGish forward passes (incl. transfers)
+    network_seconds: float = 0.0  # all forward passes (incl. transfers); of which:
+    flow_network_seconds: float = 0.0  # I3D flow
+    audio_network_seconds: float = 0.0  # VGGish
     wait_seconds: float = 0.0
     frames: int = 0  # 25-fps frames extracted
     audio_duration: float = 0.0  # seconds of audio extracted
@@ -428,7 +430,9 @@ def _decode_events(
         yield "end", job, reader, examples, len(samples)
 
 
-def prefetch(iterator: Iterator[Any], depth: int, stats: ExtractionStats | None = None):
+def prefetch(
+    iterator: Iterator[Any], depth: int, stats: ExtractionStats | None = None
+) -> Generator[Any, None, None]:
     """Iterates `iterator` in a background thread, `depth` items ahead (a bounded queue);
     its exceptions are re-raised here. Time spent waiting goes to `stats.wait_seconds`."""
     items: queue.Queue = queue.Queue(maxsize=depth)
@@ -544,7 +548,7 @@ def extract_features(
     for video_id, path in zip(ids, paths):
         if video_id in results or any(j.video_id == video_id for j in jobs):
             continue  # the same file given twice
-        media._check_file(path)
+        media.check_file(path)
         key = file_key(path)
         entry = manifest["videos"].get(video_id)
         if cache and _cached(entry, key, identity, out_dir):
@@ -601,9 +605,9 @@ def _run(
     )
     rgb: list[np.ndarray] = []
     flows: list[np.ndarray] = []
-    events = _decode_events(jobs, extractor, flow, stats, notice)
+    events = prefetch(_decode_events(jobs, extractor, flow, stats, notice), _QUEUE_DEPTH, stats)
     try:
-        for event in prefetch(events, _QUEUE_DEPTH, stats):
+        for event in events:
             if event[0] == "chunk":
                 _, job, frames, fields = event
                 count = len(frames) // align.SNIPPET_FRAMES
@@ -614,9 +618,11 @@ def _run(
                     rgb.append(extractor.rgb(frames[:used].reshape(shape + frames.shape[1:])))
                     if fields is not None:
                         assert extractor.flow is not None
+                        flow_start = time.perf_counter()
                         flows.append(
                             extractor.flow(fields[:used].reshape(shape + fields.shape[1:]))
                         )
+                        stats.flow_network_seconds += time.perf_counter() - flow_start
                     stats.network_seconds += time.perf_counter() - start
                 stats.frames += len(frames)
                 bar.update(len(frames), video=job.video_id)
@@ -630,6 +636,7 @@ def _run(
                 )
             audio = align.align_audio(extractor.audio(examples), snippets)
             stats.network_seconds += time.perf_counter() - start
+            stats.audio_network_seconds += time.perf_counter() - start
             visual = np.concatenate(rgb).astype(np.float32)
             if flow:
                 visual = np.concatenate([visual, np.concatenate(flows)], axis=1)
@@ -641,6 +648,7 @@ def _run(
             stats.extracted += 1
             stats.audio_duration += num_samples / align.SAMPLE_RATE
     finally:
+        events.close()  # stops the decoding thread now, also on an error
         bar.close()
 
 
