@@ -1,6 +1,6 @@
 """Speed of feature extraction (`avloc extract-features`) on this machine.
 
-  python bench/extract_speed.py [--weights WEIGHTS_DIR] [--seconds 8] [--flow-seconds 1.28]
+  python bench/extract_speed.py [--weights WEIGHTS_DIR] [--seconds 10.3] [--flow-seconds 5.2]
                                 [--width 320] [--height 240] [--fps 30] [--batch-size 8]
                                 [--no-flow] [--out bench/results_cpu_extract_speed.json]
 
@@ -14,7 +14,11 @@ crop, batched jitted networks, alignment, files) once to compile and once timed:
   forward passes, and how long the networks waited for decoded frames;
 * audio: seconds of audio per second (front end and VGGish);
 * flow (when OpenCV's contrib modules are installed): RGB + TV-L1 + I3D flow on a
-  shorter clip (TV-L1 is about a second per frame pair on a CPU).
+  shorter clip.
+
+The default lengths give whole batches (10.3 s at 30 fps -> 257 frames at 25 fps -> 16
+snippets = 2 batches of 8; 5.2 s -> 8 snippets): each video's last batch is padded to
+the batch size (one compiled shape), which a clip of 1 snippet would pay 8 times.
 
 Networks: the converted weights with --weights; otherwise the real architectures
 (`extraction.i3d.InceptionI3D`, `extraction.vggish.VGGish`) with random weights, which
@@ -171,7 +175,7 @@ def run(
     return result.stats
 
 
-def figures(stats: pipeline.ExtractionStats, flow: bool) -> dict[str, Any]:
+def figures(stats: pipeline.ExtractionStats, flow: bool, batch_size: int) -> dict[str, Any]:
     """Rates and the shares of the busy time (decoding runs beside the networks, so
     the shares add up to more than the wall time)."""
     visual_network = stats.network_seconds - stats.audio_network_seconds
@@ -188,8 +192,11 @@ def figures(stats: pipeline.ExtractionStats, flow: bool) -> dict[str, Any]:
         busy.pop("tvl1_flow"), busy.pop("i3d_flow")
     total = sum(busy.values())
     decoding = stats.decode_seconds + stats.flow_seconds + stats.audio_seconds
+    snippets = stats.frames // align.SNIPPET_FRAMES
     return {
         "frames_25fps": stats.frames,
+        "snippets": snippets,
+        "snippets_computed_with_padding": -(-snippets // batch_size) * batch_size,
         "audio_seconds": round(stats.audio_duration, 3),
         "wall_seconds": round(stats.wall_seconds, 3),
         "frames_per_second_end_to_end": round(stats.frames / stats.wall_seconds, 2),
@@ -227,8 +234,8 @@ def machine() -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--weights", help="converted weights (default: random weights)")
-    parser.add_argument("--seconds", type=float, default=8.0)
-    parser.add_argument("--flow-seconds", type=float, default=1.28)
+    parser.add_argument("--seconds", type=float, default=10.3)
+    parser.add_argument("--flow-seconds", type=float, default=5.2)
     parser.add_argument("--width", type=int, default=320)
     parser.add_argument("--height", type=int, default=240)
     parser.add_argument("--fps", type=int, default=30)
@@ -250,14 +257,16 @@ def main(argv: list[str] | None = None) -> int:
         else:
             extractor, networks = random_extractor(args.batch_size, flow)
         run(warmup, root / "warm", extractor, False)  # compiles the RGB and audio networks
-        rgb = figures(run(clip, root / "rgb", extractor, False), False)
+        rgb = figures(run(clip, root / "rgb", extractor, False), False, args.batch_size)
         flow_figures: dict[str, Any] | str = "skipped: OpenCV contrib (cv2.optflow) missing"
         if args.no_flow:
             flow_figures = "skipped: --no-flow"
         if flow:
             short = synthesise(root / "short.mp4", args.flow_seconds, args.fps, *size)
             run(warmup, root / "warm_flow", extractor, True)  # compiles the flow network
-            flow_figures = figures(run(short, root / "flow", extractor, True), True)
+            flow_figures = figures(
+                run(short, root / "flow", extractor, True), True, args.batch_size
+            )
     report = {
         "command": "python " + " ".join([str(Path(__file__).relative_to(ROOT))] + sys.argv[1:]),
         "machine": info,

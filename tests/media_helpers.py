@@ -71,15 +71,18 @@ def write_clip(
     right_channel_silent: bool = False,
     faststart: bool = False,
     tone_at: float = TONE_AT,
+    container_format: str = "mp4",
+    audio_seconds: float | None = None,
 ) -> Path:
-    """An mp4 (H.264 + AAC) of the clip described in the module doc.
+    """An mp4 (H.264 + AAC; or another `container_format`) of the clip described in the
+    module doc; `audio_seconds` makes the audio track longer or shorter than the video.
 
     timestamps_ms: explicit frame times (a variable frame rate) instead of `fps`.
     index_frames: frame i shows i in binary (`frame_indices` reads it back, to tell
       which source frame each output frame is) instead of the moving square.
     """
     options = {"movflags": "faststart"} if faststart else {}
-    container = av.open(str(path), "w", format="mp4", options=options)
+    container = av.open(str(path), "w", format=container_format, options=options)
     if video:
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height = size
@@ -104,7 +107,7 @@ def write_clip(
             container.mux(stream.encode(frame))
         container.mux(stream.encode())
     if audio:
-        mono = tone(seconds, rate, tone_at)
+        mono = tone(seconds if audio_seconds is None else audio_seconds, rate, tone_at)
         block = sound.codec_context.frame_size or 1024
         for start in range(0, len(mono), block):
             piece = np.tile(mono[start : start + block][None], (channels, 1))

@@ -178,6 +178,17 @@ def test_truncated_media_with_an_intact_header_is_refused(clips):
         media.decode_video(clips["cut_faststart"], size=mh.SIZE, short_side=mh.SIZE)
 
 
+def test_a_longer_audio_track_is_not_taken_for_truncation(tmp_path):
+    # Matroska has no per-stream duration: the file's (4 s, the audio's) is not the video's
+    path = mh.write_clip(
+        tmp_path / "long_audio.mkv", seconds=2.0, audio_seconds=4.0, container_format="matroska"
+    )
+    info = media.probe(path)
+    assert info.stream_duration is None and info.duration == pytest.approx(4.0, abs=0.2)
+    assert len(media.decode_video(path, size=mh.SIZE, short_side=mh.SIZE)) == 50
+    assert len(media.decode_audio(path)) >= 4 * RATE
+
+
 def test_missing_audio_is_refused_unless_allowed(clips):
     info = media.probe(clips["silent"])
     assert not info.has_audio
@@ -335,6 +346,29 @@ def test_batches_are_padded_and_trimmed(tmp_path):
     forward = pipeline.ShardedApply(Sum().apply, {}, batch_size=4)
     x = np.arange(7 * 3, dtype=np.float32).reshape(7, 3)
     assert np.allclose(forward(x)[:, 0], x.sum(-1))  # 2 batches, the last one padded
+
+
+def test_prefetch_runs_ahead_boundedly_and_passes_errors_on():
+    import time
+
+    produced = []
+
+    def slow_consumer_source():
+        for i in range(10):
+            produced.append(i)
+            yield i
+        raise media.MediaError("x.mp4: broken at the end")
+
+    stats = pipeline.ExtractionStats()
+    items = pipeline.prefetch(slow_consumer_source(), depth=2, stats=stats)
+    assert next(items) == 0
+    time.sleep(0.3)  # the thread decodes ahead while we "compute", but only `depth` items
+    assert 2 <= len(produced) <= 4
+    rest = []
+    with pytest.raises(media.MediaError, match="x.mp4: broken"):
+        for item in items:
+            rest.append(item)
+    assert rest == list(range(1, 10))
 
 
 def test_flow_without_opencv_is_a_clear_error(clips, tmp_path, monkeypatch):

@@ -72,7 +72,8 @@ class MediaInfo:
     """What `probe` finds in a file before decoding it."""
 
     path: str
-    duration: float | None  # seconds of the video stream per its header; None if unknown
+    duration: float | None  # seconds per the headers (the video stream's, else the file's)
+    stream_duration: float | None  # the video stream's own header duration, if it has one
     width: int  # coded frame size
     height: int
     rotation: int  # counter-clockwise degrees applied for display: 0, 90, 180 or 270
@@ -196,7 +197,7 @@ def probe(path: Path | str) -> MediaInfo:
             ) from None
         if first is None:
             raise MediaError(f"{path}: its video stream has no frames; expected a playable video")
-        duration = _stream_duration(video)
+        duration = stream_duration = _stream_duration(video)
         if duration is None and container.duration is not None:
             duration = container.duration / 1e6  # microseconds
         minimum = align.SNIPPET_FRAMES / align.FPS
@@ -209,6 +210,7 @@ def probe(path: Path | str) -> MediaInfo:
         return MediaInfo(
             path=str(path),
             duration=duration,
+            stream_duration=stream_duration,
             width=int(video.codec_context.width),
             height=int(video.codec_context.height),
             rotation=90 * quarter_turns(path, _frame_matrix(first)),
@@ -325,7 +327,15 @@ class VideoReader:
         )
         if self.info.rotation:
             image = np.rot90(image, k=self.info.rotation // 90)  # counter-clockwise
-        return center_crop(image, self.crop_size) if self.crop else image
+        if self.crop:
+            return center_crop(image, self.crop_size)
+        if image.shape != self.frame_shape:
+            raise MediaError(
+                f"{self.path}: the frame size changes mid-stream ({self.info.width}x"
+                f"{self.info.height} -> {frame.width}x{frame.height} at {frame.time:.2f} s); "
+                "expected one frame size (re-encode it, e.g. ffmpeg -i IN -vf scale=W:H OUT)"
+            )
+        return image
 
     def frames(self, chunk_frames: int = 256) -> Iterator[np.ndarray]:
         """uint8 [n, H, W, 3] chunks of `chunk_frames` frames (the last may be shorter);
@@ -411,7 +421,8 @@ class VideoReader:
             container.close()
 
     def _check_complete(self, end: float, frames: int) -> None:
-        expected = self.info.duration
+        # Only the video stream's own duration: a file's may be its longer audio track's.
+        expected = self.info.stream_duration
         if expected is not None and end < expected - max(
             _TRUNCATION_SECONDS, _TRUNCATION_SHARE * expected
         ):
