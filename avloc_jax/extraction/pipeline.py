@@ -51,7 +51,7 @@ PIPELINE_VERSION = 1  # bumped when the features of the same video and weights c
 I3D_FEATURES = 1024
 VGGISH_FEATURES = 128
 DEFAULT_BATCH_SIZE = 8  # I3D snippets per forward pass (and per decoded chunk)
-DEFAULT_AUDIO_BATCH_SIZE = 64  # VGGish examples per forward pass
+DEFAULT_AUDIO_BATCH_SIZE = 16  # VGGish examples (0.96 s each) per forward pass
 MANIFEST_FILE = "manifest.json"
 MANIFEST_FORMAT = "avloc-features"
 VISUAL_DIR = "visual"
@@ -455,6 +455,10 @@ def prefetch(
             put(("done", None))
         except BaseException as err:  # handed to the consumer
             put(("error", err))
+        finally:  # e.g. closes the file being decoded when the consumer stopped early
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()
 
     thread = threading.Thread(target=work, name="avloc-decode", daemon=True)
     thread.start()
