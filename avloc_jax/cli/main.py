@@ -38,6 +38,14 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "convert_weights",
         "Convert downloaded PyTorch VGGish/I3D checkpoints into orbax checkpoints.",
     ),
+    "extract-features": (
+        "extract_features",
+        "Extract I3D + VGGish features from video files (PyAV, JAX).",
+    ),
+    "localize": (
+        "localize",
+        "Localize actions in video files: extract, predict, plot (needs a bundle).",
+    ),
 }
 
 

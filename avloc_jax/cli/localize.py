@@ -1,0 +1,92 @@
+"""`avloc localize VIDEO... --bundle EXPORTED_MODEL --extractor WEIGHTS_DIR [--out DIR]
+[--allow-missing-audio] [--batch-size N] [--top K]`.
+
+Extraction, prediction and post-processing in one command: the features of each video
+(cached under DIR/features: an unchanged video is not decoded again), the bundle's
+predictions in the official ActivityNet JSON (DIR/predictions.json, segments in seconds
+of the video's duration), a PNG timeline per video (DIR/<video>.png: class activation,
+foreground reliability, detected segments) and a table of the top detections on stdout.
+
+EXPORTED_MODEL is a bundle from `avloc export`; WEIGHTS_DIR the converted I3D and VGGish
+weights from `avloc convert-weights`. The flow stream runs when the model was trained on
+2048-d (RGB + flow) visual features.
+
+Exit status: 0 on success, 2 for an unusable video or a model whose feature sizes do not
+match (the message names the file and what was expected), 1 when the bundle or the
+weights cannot be loaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import sys
+
+from avloc_jax.cli import messages
+
+PROGRAM = "avloc localize"
+DEFAULT_OUT = "localize-out"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROGRAM, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("videos", nargs="+", metavar="VIDEO", help="video files")
+    parser.add_argument("--bundle", required=True, help="an inference bundle (avloc export)")
+    parser.add_argument(
+        "--extractor", required=True, help="converted weights folder (avloc convert-weights)"
+    )
+    parser.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
+    parser.add_argument(
+        "--allow-missing-audio",
+        action="store_true",
+        help="use silence for videos without an audio track (with a warning) instead of failing",
+    )
+    parser.add_argument("--batch-size", type=int, help="I3D snippets per forward pass")
+    parser.add_argument("--top", type=int, default=3, help="detections per video in the table")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+_note = functools.partial(messages.note, PROGRAM)
+_fail = functools.partial(messages.fail, PROGRAM)
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    if args.batch_size is not None and args.batch_size < 1:
+        return _fail("--batch-size must be at least 1", 2)
+    if args.top < 1:
+        return _fail("--top must be at least 1", 2)
+
+    # heavy imports (jax, av) after the argument checks
+    from avloc_jax.extraction import flow, media
+    from avloc_jax.serving import inference, localize
+
+    try:
+        result = localize.localize(
+            args.videos,
+            args.bundle,
+            args.extractor,
+            args.out,
+            allow_missing_audio=args.allow_missing_audio,
+            batch_size=args.batch_size,
+            progress=not args.quiet,
+            notice=_note,
+            top=args.top,
+        )
+    except FileNotFoundError as err:
+        return _fail(str(err), 1)
+    except (media.MediaError, inference.InputError, flow.FlowUnavailable, ValueError) as err:
+        return _fail(str(err), 2)
+    print(result.table)
+    count = sum(len(v) for v in result.payload["results"].values())
+    print(
+        f"{PROGRAM}: {count} detections for {len(result.payload['results'])} video(s) -> "
+        f"{result.predictions}",
+        file=sys.stderr,
+    )
+    for path in result.figures:
+        print(f"{PROGRAM}: wrote {path}", file=sys.stderr)
+    return 0

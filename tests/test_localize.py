@@ -1,0 +1,185 @@
+"""`avloc localize` end to end: video files -> features (cached) -> a bundle's predictions
+-> predictions.json, a PNG timeline per video and a table. The bundle is a freshly
+initialised model whose feature sizes are those of the stand-in extractor
+(tests/media_helpers.py), exported with `inference.write_bundle`."""
+
+import json
+
+import media_helpers as mh
+import numpy as np
+import pytest
+from demo_helpers import tiny_config
+
+from avloc_jax import model as models
+from avloc_jax.cli import main as cli
+from avloc_jax.data.records import TASK_DETECTION, DatasetMetadata
+from avloc_jax.extraction import media, pipeline
+from avloc_jax.serving import inference, localize
+
+VISUAL_DIM, AUDIO_DIM = 8, 2  # the stand-in: 4 colour features + 4 projections; 2 audio
+
+
+def extractor():
+    return mh.standin_extractor(rgb_extra=VISUAL_DIM - 4, audio_dim=AUDIO_DIM)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """(bundle folder, [two clips]) shared by the module."""
+    root = tmp_path_factory.mktemp("localize")
+    metadata = DatasetMetadata(
+        name="standin",
+        task=TASK_DETECTION,
+        class_names=("tone", "square"),
+        visual_dim=VISUAL_DIM,
+        audio_dim=AUDIO_DIM,
+    )
+    config = tiny_config()
+    model = models.build_model(config.model, metadata.num_classes)
+    params = inference.init_params(model, metadata)
+    loaded = inference.LoadedModel(config, metadata, 0.64, params, 0, "test (random init)")
+    bundle = inference.write_bundle(loaded, root / "bundle")
+    clips = [
+        mh.write_clip(root / "first.mp4"),
+        mh.write_clip(root / "second.mp4", seconds=4.0, tone_at=0.64),
+    ]
+    return bundle, clips
+
+
+def test_localize_writes_predictions_figures_and_table(setup, tmp_path, monkeypatch):
+    bundle, clips = setup
+    out = tmp_path / "out"
+    result = localize.localize(clips, bundle, extractor(), out, progress=False)
+
+    payload = json.loads((out / "predictions.json").read_text())
+    assert payload == json.loads(json.dumps(result.payload))
+    assert set(payload) >= {"version", "results", "external_data"}
+    assert sorted(payload["results"]) == ["first", "second"]
+    durations = {"first": 3.0, "second": 4.0}
+    for video_id, detections in payload["results"].items():
+        for d in detections:
+            assert d["label"] in ("tone", "square")
+            start, end = d["segment"]
+            assert 0 <= start < end <= durations[video_id] + 1e-6  # seconds of the video
+    # the features under OUT/features are the pipeline's layout, T = floor(25 s / 16)
+    assert np.load(out / "features" / "visual" / "second.npy").shape == (6, VISUAL_DIM)
+    assert np.load(out / "features" / "audio" / "second.npy").shape == (6, AUDIO_DIM)
+    assert [v.duration for v in result.extraction.videos] == pytest.approx([3.0, 4.0])
+
+    names = sorted(p.name for p in out.glob("*.png"))
+    assert {"first.png", "second.png"} <= set(names)
+    for path in result.figures:
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    lines = result.table.splitlines()
+    assert lines[0].split() == ["video", "duration", "label", "start", "end", "score"]
+    assert any(line.startswith("first") for line in lines)
+    assert any(line.startswith("second") for line in lines)
+    best = max(payload["results"]["first"], key=lambda d: d["score"], default=None)
+    if best is not None:
+        assert f"{best['score']:.3f}" in result.table
+
+    # unchanged videos: the cached features, the same predictions, nothing decoded
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("a cached video was decoded again")
+
+    monkeypatch.setattr(media, "probe", no_decoding)
+    monkeypatch.setattr(media, "VideoReader", no_decoding)
+    again = localize.localize(clips, bundle, extractor(), out, progress=False)
+    assert [v.cached for v in again.extraction.videos] == [True, True]
+    assert again.payload == result.payload
+
+
+def test_detection_table_lists_the_top_detections():
+    payload = {
+        "results": {
+            "a": [
+                {"label": "x", "score": 0.2, "segment": [1.0, 2.0]},
+                {"label": "y", "score": 0.9, "segment": [0.0, 1.5]},
+            ],
+            "b": [],
+        }
+    }
+    table = localize.detection_table(payload, {"a": 3.0, "b": 2.0}, top=1)
+    lines = table.splitlines()
+    assert len(lines) == 4  # header, rule, a's best, b's none
+    assert lines[2].split() == ["a", "3.0", "s", "y", "0.00", "1.50", "0.900"]
+    assert "(no detection)" in lines[3]
+
+
+def test_feature_sizes_must_match_the_model(setup, tmp_path):
+    bundle, clips = setup
+    with pytest.raises(inference.InputError, match="visual features of size 8"):
+        localize.localize(clips[:1], bundle, mh.standin_extractor(), tmp_path, progress=False)
+
+
+def run(capsys, *argv):
+    code = cli.main([*map(str, argv)])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_localize_command(setup, tmp_path, capsys, monkeypatch):
+    bundle, clips = setup
+    weights = tmp_path / "weights"
+    code, _, err = run(capsys, "localize", clips[0], "--bundle", bundle, "--extractor", weights)
+    assert code == 1 and f"{weights} does not exist" in err  # nothing converted there
+
+    loads = []
+
+    def fake_load(weights_dir, **kwargs):
+        loads.append((weights_dir, kwargs))
+        return extractor()
+
+    monkeypatch.setattr(pipeline, "load_extractor", fake_load)
+    out = tmp_path / "out"
+    argv = ["localize", *clips, "--bundle", bundle, "--extractor", weights, "--out", out]
+    code, stdout, err = run(capsys, *argv, "--quiet")
+    assert code == 0, err
+    assert loads[0][1]["flow"] is False  # an 8-d model: RGB only
+    assert stdout.splitlines()[0].split()[:3] == ["video", "duration", "label"]
+    assert (out / "predictions.json").exists() and (out / "first.png").exists()
+    assert "detections for 2 video(s)" in err
+
+    corrupt = tmp_path / "broken.mp4"
+    corrupt.write_bytes(b"\x00" * 4096)
+    code, _, err = run(capsys, "localize", corrupt, "--bundle", bundle, "--extractor", weights)
+    assert code == 2 and "error:" in err and "broken.mp4" in err
+    code, _, err = run(capsys, "localize", clips[0], "--bundle", tmp_path, "--extractor", weights)
+    assert code == 1 and "not an inference bundle" in err
+
+
+def test_extract_features_command(setup, tmp_path, capsys, monkeypatch):
+    _, clips = setup
+    out = tmp_path / "features"
+    code, _, err = run(capsys, "extract-features", clips[0], "--out", out, "--weights", tmp_path)
+    assert code == 1 and "weights" in err  # no converted weights in tmp_path
+
+    monkeypatch.setattr(pipeline, "load_extractor", lambda *a, **k: extractor())
+    code, stdout, err = run(
+        capsys, "extract-features", *clips, "--out", out, "--weights", tmp_path, "--quiet"
+    )
+    assert code == 0, err
+    assert [line.split("\t")[:2] for line in stdout.splitlines()] == [
+        ["first", "extracted"],
+        ["second", "extracted"],
+    ]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert sorted(manifest["videos"]) == ["first", "second"]
+    code, stdout, _ = run(capsys, "extract-features", clips[0], "--out", out, "--weights", tmp_path)
+    assert code == 0 and stdout.split("\t")[1] == "cached"
+
+    silent = mh.write_clip(tmp_path / "silent.mp4", audio=False)
+    code, _, err = run(capsys, "extract-features", silent, "--out", out, "--weights", tmp_path)
+    assert code == 2 and "silent.mp4: has no audio track" in err
+    code, _, err = run(
+        capsys,
+        "extract-features",
+        silent,
+        "--out",
+        out,
+        "--weights",
+        tmp_path,
+        "--allow-missing-audio",
+    )
+    assert code == 0 and "trained with audio" in err
