@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import importlib
 import json
 import os
 import queue
@@ -234,10 +233,10 @@ def load_extractor(
             f"weights folder {weights_dir} lacks {', '.join(missing)}/: convert the public "
             "checkpoints into it with `avloc convert-weights` first (docs/extraction.md)"
         )
-    # Imported here, by name: the networks (and their weights) are only needed for real
-    # extraction, and the rest of the pipeline runs with injected stand-ins without them.
-    i3d = importlib.import_module("avloc_jax.extraction.i3d")
-    vggish = importlib.import_module("avloc_jax.extraction.vggish")
+    # Imported here: the networks are only needed for real extraction; the rest of the
+    # pipeline runs with injected stand-ins (tests) without building them.
+    from avloc_jax.extraction import i3d, vggish
+
     rgb_module, rgb_variables = i3d.load_i3d(weights_dir, "rgb")
     audio_module, audio_variables = vggish.load_vggish(weights_dir, postprocess=vggish_postprocess)
     used = [weights_dir / "i3d_rgb", weights_dir / "vggish"]
