@@ -55,12 +55,17 @@ def test_localize_writes_predictions_figures_and_table(setup, tmp_path, monkeypa
     assert payload == json.loads(json.dumps(result.payload))
     assert set(payload) >= {"version", "results", "external_data"}
     assert sorted(payload["results"]) == ["first", "second"]
-    durations = {"first": 3.0, "second": 4.0}
+    # The snippet grid covers floor(25 s / 16) x 0.64 s: 4 snippets (2.56 s) of the 3-s
+    # clip, 6 (3.84 s) of the 4-s one; segments lie on it, not stretched to the duration.
+    grid = {"first": 4 * 0.64, "second": 6 * 0.64}
+    ends = []
     for video_id, detections in payload["results"].items():
         for d in detections:
             assert d["label"] in ("tone", "square")
             start, end = d["segment"]
-            assert 0 <= start < end <= durations[video_id] + 1e-6  # seconds of the video
+            assert 0 <= start < end <= grid[video_id] + 1e-6
+            ends.append((video_id, end))
+    assert any(abs(end - grid[v]) < 1e-6 for v, end in ends)  # the last snippet reaches it
     # the features under OUT/features are the pipeline's layout, T = floor(25 s / 16)
     assert np.load(out / "features" / "visual" / "second.npy").shape == (6, VISUAL_DIM)
     assert np.load(out / "features" / "audio" / "second.npy").shape == (6, AUDIO_DIM)

@@ -346,6 +346,12 @@ class ExtractedVideo:
         """The video's length in seconds (its decoded video stream)."""
         return float(self.entry["duration"])
 
+    @property
+    def grid_seconds(self) -> float:
+        """The time the snippet grid covers: T x 0.64 s (the tail shorter than one
+        snippet has no features), the time axis of the video's CAS."""
+        return float(self.entry["snippets"]) * float(self.entry["seconds_per_snippet"])
+
 
 @dataclasses.dataclass
 class ExtractionResult:

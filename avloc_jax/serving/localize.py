@@ -7,8 +7,10 @@
    model's visual features are 2048-d (I3D RGB + flow), not when they are 1024-d;
 2. prediction: the bundle's predict function on all the videos together
    (`inference.prepare_inputs` + `inference.predict_records`), then the official
-   ActivityNet JSON (`inference.predictions_json`) with segments in seconds of each
-   video's true (decoded) duration, written to OUT/predictions.json;
+   ActivityNet JSON (`inference.predictions_json`) with segments in seconds, written to
+   OUT/predictions.json. Snippet k is [0.64 k, 0.64 (k + 1)) s exactly, so the CAS is
+   mapped onto the T x 0.64 s the grid covers, not stretched over the true duration
+   (which also holds the dropped tail shorter than one snippet);
 3. figures: OUT/<video>.png per video (CAS, reliability μ_t, detected segments) and the
    cross-attention map of the first video (`serving.figures`);
 4. a short table of the top detections per video (`detection_table`).
@@ -114,9 +116,7 @@ def localize(
         records.append({"visual": visual, "audio": audio})
     outputs = inference.predict_records(loaded, records, with_attention=loaded.has_cross_attention)
     durations = {v.video_id: v.duration for v in extraction.videos}
-    per_video = {
-        v.video_id: (out, durations[v.video_id]) for v, out in zip(extraction.videos, outputs)
-    }
+    per_video = {v.video_id: (out, v.grid_seconds) for v, out in zip(extraction.videos, outputs)}
     payload = inference.predictions_json(loaded, per_video)
     out_dir.mkdir(parents=True, exist_ok=True)
     predictions = io.atomic_write_json(out_dir / PREDICTIONS_FILE, payload)
