@@ -295,3 +295,18 @@ def test_profile_steps_writes_one_trace(tmp_path):
     train.train_and_evaluate(config, tmp_path)
     traces = list((tmp_path / "profile").rglob("*.xplane.pb"))
     assert len(traces) == 1
+
+
+def test_orbax_warning_for_unevaluated_saves_is_dropped_and_others_kept(caplog):
+    """Periodic checkpoints carry no metrics by design; orbax's warning about that would
+    repeat at every interval. Only that one message is dropped."""
+    import logging as std_logging
+
+    from absl import logging as absl_logging
+
+    from avloc_jax.engine import checkpoints
+
+    with caplog.at_level(std_logging.WARNING, logger="absl"):
+        absl_logging.warning(checkpoints._UnevaluatedSaveFilter.MESSAGE)
+        absl_logging.warning("a checkpoint could not be written")
+    assert [r.getMessage() for r in caplog.records] == ["a checkpoint could not be written"]

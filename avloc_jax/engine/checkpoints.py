@@ -26,6 +26,20 @@ STEP = "step"
 LEGACY = ("last", "best")  # the two-manager layout of older workdirs
 
 
+class _UnevaluatedSaveFilter(logging.Filter):
+    """Drops orbax's warning for a save without metrics: the periodic saves between
+    evaluations have none by design (LatestN keeps them, BestN ranks the evaluated ones),
+    so the warning would fire at every checkpoint interval and say nothing."""
+
+    MESSAGE = "Requested `tracked_metric`; did not provide metrics."
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != self.MESSAGE
+
+
+logging.getLogger("absl").addFilter(_UnevaluatedSaveFilter())
+
+
 def rank(metrics: dict[str, Any]) -> tuple[float, int]:
     """Orbax's best_fn: the higher the selection metric the better; ties keep the earlier
     step (as before orbax ranked them: a later equal score is no improvement)."""
