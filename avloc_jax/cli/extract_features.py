@@ -20,6 +20,7 @@ import json
 import sys
 
 from avloc_jax.cli import messages
+from avloc_jax.cli.video_options import add_video_options, video_options_problem
 
 PROGRAM = "avloc extract-features"
 
@@ -36,19 +37,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--flow", action="store_true", help="also TV-L1 flow + I3D flow (slow; needs .[flow])"
     )
-    parser.add_argument("--batch-size", type=int, help="I3D snippets per forward pass (default 8)")
-    parser.add_argument(
-        "--allow-missing-audio",
-        action="store_true",
-        help="use silence for videos without an audio track (with a warning) instead of failing",
-    )
     parser.add_argument("--no-cache", action="store_true", help="re-extract every video")
     parser.add_argument(
         "--vggish-pca",
         action="store_true",
         help="apply AudioSet's PCA + 8-bit quantisation to the VGGish embeddings",
     )
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_video_options(parser)
     return parser
 
 
@@ -58,8 +53,9 @@ _fail = functools.partial(messages.fail, PROGRAM)
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    if args.batch_size is not None and args.batch_size < 1:
-        return _fail("--batch-size must be at least 1", 2)
+    problem = video_options_problem(args)
+    if problem:
+        return _fail(problem, 2)
 
     from avloc_jax.extraction import flow, media, pipeline  # heavy imports after the checks
 

@@ -23,6 +23,7 @@ import functools
 import sys
 
 from avloc_jax.cli import messages
+from avloc_jax.cli.video_options import add_video_options, video_options_problem
 
 PROGRAM = "avloc localize"
 DEFAULT_OUT = "localize-out"
@@ -38,14 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--extractor", required=True, help="converted weights folder (avloc convert-weights)"
     )
     parser.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
-    parser.add_argument(
-        "--allow-missing-audio",
-        action="store_true",
-        help="use silence for videos without an audio track (with a warning) instead of failing",
-    )
-    parser.add_argument("--batch-size", type=int, help="I3D snippets per forward pass")
     parser.add_argument("--top", type=int, default=3, help="detections per video in the table")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_video_options(parser)
     return parser
 
 
@@ -55,8 +50,9 @@ _fail = functools.partial(messages.fail, PROGRAM)
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    if args.batch_size is not None and args.batch_size < 1:
-        return _fail("--batch-size must be at least 1", 2)
+    problem = video_options_problem(args)
+    if problem:
+        return _fail(problem, 2)
     if args.top < 1:
         return _fail("--top must be at least 1", 2)
 

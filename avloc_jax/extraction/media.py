@@ -29,6 +29,7 @@ Bad inputs raise `MediaError` (a ValueError) naming the file and what was expect
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import warnings
 from collections.abc import Callable, Iterator
@@ -275,6 +276,31 @@ def variable_frame_rate(intervals: np.ndarray, tick: float) -> bool:
     return bool(np.any(np.abs(intervals - median) > tolerance))
 
 
+class _FrameChunks:
+    """Output frames at `fps`, collected into uint8 chunks of `size` frames.
+
+    `show(image_fn, until)` repeats one source frame at every output time k / fps before
+    `until` seconds (its image is converted once, and only if it is shown at all) and
+    yields each chunk as it fills; `count` is the number of output frames so far."""
+
+    def __init__(self, size: int, shape: tuple[int, ...], fps: float):
+        self.buffer = np.empty((size, *shape), np.uint8)
+        self.filled = 0
+        self.count = 0
+        self.fps = fps
+
+    def show(self, image_fn: Callable[[], np.ndarray], until: float) -> Iterator[np.ndarray]:
+        image = None
+        while self.count / self.fps < until - _TIME_EPSILON:
+            if image is None:
+                image = image_fn()
+            self.buffer[self.filled] = image
+            self.filled, self.count = self.filled + 1, self.count + 1
+            if self.filled == len(self.buffer):
+                yield self.buffer
+                self.buffer, self.filled = np.empty_like(self.buffer), 0
+
+
 class VideoReader:
     """Frames of one video on the 25-fps grid, resized, rotated and (optionally) cropped.
 
@@ -347,9 +373,7 @@ class VideoReader:
                 f"note: {self.path} carries rotation metadata ({self.info.rotation} degrees "
                 "counter-clockwise); its frames are rotated upright as a player shows them"
             )
-        shape = self.frame_shape
-        buffer = np.empty((chunk_frames, *shape), np.uint8)
-        filled = 0
+        chunks = _FrameChunks(chunk_frames, self.frame_shape, self.fps)
         container = _open(self.path)
         times: list[float] = []
         try:
@@ -357,9 +381,7 @@ class VideoReader:
             stream.thread_type = "AUTO"  # frame-threaded decoding
             tick = float(stream.time_base) if stream.time_base else 0.0
             pending = None  # the last decoded frame: shown until the next one
-            pending_image: np.ndarray | None = None
             last_duration = 0.0
-            k = 0
             start: float | None = None
             try:
                 for frame in container.decode(stream):
@@ -373,16 +395,10 @@ class VideoReader:
                     if times and now <= times[-1]:  # a repeated or out-of-order timestamp
                         continue
                     # Every output time before this frame shows the pending frame.
-                    while pending is not None and k / self.fps < now - _TIME_EPSILON:
-                        if pending_image is None:
-                            pending_image = self._image(pending)
-                        buffer[filled] = pending_image
-                        filled, k = filled + 1, k + 1
-                        if filled == chunk_frames:
-                            yield buffer
-                            buffer, filled = np.empty_like(buffer), 0
+                    if pending is not None:
+                        yield from chunks.show(functools.partial(self._image, pending), now)
                     times.append(now)
-                    pending, pending_image = frame, None
+                    pending = frame
                     if frame.duration:
                         last_duration = float(frame.duration * frame.time_base)
             except av.FFmpegError as err:
@@ -397,14 +413,8 @@ class VideoReader:
             if not last_duration:
                 last_duration = float(np.median(intervals)) if len(intervals) else 1 / self.fps
             end = times[-1] + last_duration
-            while k / self.fps < end - _TIME_EPSILON:
-                if pending_image is None:
-                    pending_image = self._image(pending)
-                buffer[filled] = pending_image
-                filled, k = filled + 1, k + 1
-                if filled == chunk_frames:
-                    yield buffer
-                    buffer, filled = np.empty_like(buffer), 0
+            yield from chunks.show(functools.partial(self._image, pending), end)
+            k = chunks.count
             self.num_frames, self.source_frames, self.duration = k, len(times), end
             self._check_complete(end, k)
             self.variable_frame_rate = variable_frame_rate(intervals, tick)
@@ -415,8 +425,8 @@ class VideoReader:
                     f"resampled to {self.fps:g} fps by timestamps (each output frame is "
                     "the frame shown at its time)"
                 )
-            if filled:
-                yield buffer[:filled]
+            if chunks.filled:
+                yield chunks.buffer[: chunks.filled]
         finally:
             container.close()
 
