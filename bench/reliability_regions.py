@@ -51,7 +51,7 @@ def region_means(
 
     loaded = inference.load(workdir=workdir, notice=lambda message: None)
     dataset = inference.load_split_dataset(loaded, data_dir)
-    split = inference.resolve_split(dataset.metadata, split)
+    split = dataset.metadata.resolve_split(split)
     _, outputs = inference.predict_split(loaded, dataset, split)
     source = dataset.split(split)
     sums = {r: {"reliability": [], "gt_class_posterior": []} for r in REGIONS}

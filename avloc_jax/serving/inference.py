@@ -559,11 +559,6 @@ def check_compatible(model_meta: DatasetMetadata, data_meta: DatasetMetadata) ->
         )
 
 
-def resolve_split(metadata: DatasetMetadata, split: str) -> str:
-    """'val' / 'test' / 'train' -> the dataset's split names; other names pass through."""
-    return metadata.resolve_split(split)
-
-
 def load_split_dataset(loaded: LoadedModel, data_dir: str | None) -> Dataset:
     """The model's dataset, from `data_dir` if given (else the config's data_dir)."""
     config = ml_collections.ConfigDict(loaded.config.to_dict())
@@ -576,7 +571,7 @@ def open_split(loaded: LoadedModel, data_dir: str | None, split: str) -> tuple[D
     """(dataset, split name) of the model's dataset (from `data_dir` if given) for a split
     alias or name; an `InputError` naming the known splits if there is no such split."""
     dataset = load_split_dataset(loaded, data_dir)
-    name = resolve_split(dataset.metadata, split)
+    name = dataset.metadata.resolve_split(split)
     try:
         dataset.split(name)
     except KeyError as err:
