@@ -694,10 +694,13 @@ def run_shipped(
     return result
 
 
-def paired_differences(results: list[dict], key: str, reference: str = "full") -> dict:
+def paired_differences(
+    results: list[dict], key: str, reference: str = "full", split: str = "test"
+) -> dict:
     """variant -> {seeds, diffs (reference − row per shared seed), mean, std (sample,
-    ddof = 1; None under 2 seeds), earns (mean > 2·std; None under 2 seeds)}."""
-    by = {(r["variant"], r["seed"]): float(r["test"][key]) for r in results}
+    ddof = 1; None under 2 seeds), earns (mean > 2·std; None under 2 seeds)}, on the
+    `split` metrics of each run ("test", or "val": the held-out split that picks defaults)."""
+    by = {(r["variant"], r["seed"]): float(r[split][key]) for r in results}
     ref_seeds = sorted(s for v, s in by if v == reference)
     table = {}
     for variant in dict.fromkeys(r["variant"] for r in results):
@@ -708,6 +711,23 @@ def paired_differences(results: list[dict], key: str, reference: str = "full") -
         earns = None if std is None or mean is None else bool(mean > 2 * std)
         table[variant] = {"seeds": seeds, "diffs": diffs, "mean": mean, "std": std, "earns": earns}
     return table
+
+
+def validation_pick(results: list[dict], key: str) -> dict:
+    """The row with the best mean validation `key` (the held-out split that selects
+    checkpoints, so it may also select defaults; the test split plays no part), with every
+    row's validation mean and the pick's paired lead over each row on validation."""
+    val: dict[str, list[float]] = {}
+    for r in results:
+        val.setdefault(r["variant"], []).append(float(r["val"][key]))
+    means = {v: float(np.mean(xs)) for v, xs in val.items()}
+    best = max(means, key=lambda v: means[v])
+    return {
+        "key": key,
+        "best": best,
+        "val_means": means,
+        "paired_val": paired_differences(results, key, reference=best, split="val"),
+    }
 
 
 def _scaling_text(scaled: dict[str, list[int]]) -> str:
@@ -749,9 +769,11 @@ def shipped_markdown(payload: dict) -> str:
         "place only when that mean exceeds twice the std.",
         f"Last command: `{payload['command']}`; {payload['run_minutes']:.1f} min of run time.",
         "",
-        f"| row | overrides | {' | '.join(keys)} | full − row ({k}) | earns its place |",
-        "|---|---|" + "---|" * (len(keys) + 2),
+        f"| row | overrides | {' | '.join(keys)} | full − row ({k}) | earns its place | val {k} |",
+        "|---|---|" + "---|" * (len(keys) + 3),
     ]
+    pick = payload.get("validation_pick")
+    val_means = pick["val_means"] if pick else {}
     for variant, row in summary.items():
         cells = [f"{scale * row[key][0]:.1f} ± {scale * row[key][1]:.1f}" for key in keys]
         d = paired.get(variant, {})
@@ -769,7 +791,28 @@ def shipped_markdown(payload: dict) -> str:
         if twin:
             text += f" (= `{twin}`'s config: its runs)"
         label = SHIPPED_VARIANTS[variant][0]
-        lines.append(f"| {label} | {text} | " + " | ".join(cells) + f" | {gap} | {verdict} |")
+        val_cell = f"{scale * val_means[variant]:.1f}" if variant in val_means else "–"
+        lines.append(
+            f"| {label} | {text} | " + " | ".join(cells) + f" | {gap} | {verdict} | {val_cell} |"
+        )
+    if pick:
+        lead = pick["paired_val"]
+        runner_up = sorted(
+            (v for v in val_means if v != pick["best"]), key=lambda v: -val_means[v]
+        )[:1]
+        text = (
+            f"On validation (the held-out split that picks checkpoints; test plays no part), "
+            f"the best row is `{pick['best']}` ({scale * val_means[pick['best']]:.1f} val {k})"
+        )
+        for other in runner_up:
+            d = lead.get(other, {})
+            if d.get("std") is not None:
+                text += (
+                    f"; its paired val lead over the runner-up `{other}` is "
+                    f"{scale * d['mean']:+.2f} ± {scale * d['std']:.2f}"
+                    f" ({'more' if d['earns'] else 'not more'} than 2 std)"
+                )
+        lines += ["", text + "."]
     published = payload.get("published")
     if published:
         cells = []
@@ -780,7 +823,7 @@ def shipped_markdown(payload: dict) -> str:
             else:
                 mark = " **≠**" if item["differs"] else ""
                 cells.append(f"{scale * item['published']:.1f}{mark}")
-        lines.append(f"| Published: {published['source']} | — | " + " | ".join(cells) + " | | |")
+        lines.append(f"| Published: {published['source']} | — | " + " | ".join(cells) + " | | | |")
         lines += [
             "",
             f"**≠**: the full row differs from the published one by more than "
@@ -886,6 +929,7 @@ def main_shipped(args: argparse.Namespace, argv: list[str] | None) -> int:
                 "keys": list(keys),
                 "summary": summary,
                 "paired": paired_differences(results, keys[0]),
+                "validation_pick": validation_pick(results, keys[0]),
                 "tolerance": args.tolerance,
                 "runs": results,
             }

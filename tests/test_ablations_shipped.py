@@ -94,6 +94,20 @@ def test_shipped_config_ablation_on_real_format_data(real_format_build, tmp_path
     assert ("**≠**" in md) == any(c["differs"] for c in comparison.values())
     assert "| Gate held at 0" in md and "earns its place" in md
 
+    # Defaults are picked on validation, never on test: the row with the best mean val score.
+    pick = payload["validation_pick"]
+    val: dict[str, list[float]] = {}
+    for r in runs:
+        val.setdefault(r["variant"], []).append(r["val"]["average_mAP"])
+    means = {v: float(np.mean(x)) for v, x in val.items()}
+    assert pick["best"] == max(means, key=lambda v: means[v])
+    assert pick["val_means"] == pytest.approx(means)
+    val_of = {(r["variant"], r["seed"]): r["val"]["average_mAP"] for r in runs}
+    assert pick["paired_val"]["gate0"]["diffs"] == pytest.approx(
+        [val_of[(pick["best"], s)] - val_of[("gate0", s)] for s in (0, 1)]
+    )
+    assert f"the best row is `{pick['best']}`" in md and "| val average_mAP |" in md
+
     # Run again: every run is read back, nothing retrained, the same table.
     assert ablations.main(argv) == 0
     assert json.loads(json_path.read_text())["paired"] == paired
