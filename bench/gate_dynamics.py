@@ -47,7 +47,8 @@ def read_gate_series(workdir: Path | str) -> dict[str, list[tuple[int, float]]]:
 
 
 def plot_gate_series(runs: dict[str, dict[str, list[tuple[int, float]]]], out: Path | str) -> Path:
-    """One panel per modality, one line per (run, stage); returns the PNG's path."""
+    """One panel per modality, one line per (run, stage), coloured by stage (the legend
+    names the stages, and the runs when there are few); returns the PNG's path."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -55,13 +56,20 @@ def plot_gate_series(runs: dict[str, dict[str, list[tuple[int, float]]]], out: P
     FigureCanvasAgg(figure)
     axes = figure.subplots(1, len(MODALITIES), sharey=True)
     for ax, modality in zip(axes, MODALITIES):
+        seen: set[str] = set()
         for label, series in runs.items():
             for key, points in series.items():
                 match = GATE_KEY.match(key)
                 if match is None or match.group(1) != modality or not points:
                     continue
+                stage = match.group(2)
                 steps, values = zip(*points)
-                ax.plot(steps, values, marker=".", label=f"{label} stage {match.group(2)}")
+                if len(runs) <= 3:
+                    name = f"{label}, stage {stage}"
+                else:  # many runs (seeds): one legend entry per stage
+                    name = f"stage {stage} ({len(runs)} runs)" if stage not in seen else None
+                seen.add(stage)
+                ax.plot(steps, values, color=f"C{stage}", lw=1.2, alpha=0.8, label=name)
         ax.set_title(f"{modality} gates (attended {modality} term)")
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
@@ -89,7 +97,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    labels = args.labels.split(",") if args.labels else list(args.workdirs)
+    # Default labels: the workdir's last two path parts (e.g. full/seed0).
+    labels = (
+        args.labels.split(",")
+        if args.labels
+        else ["/".join(Path(w).resolve().parts[-2:]) for w in args.workdirs]
+    )
     if len(labels) != len(args.workdirs):
         print("--labels needs one label per workdir", file=sys.stderr)
         return 2
