@@ -136,3 +136,27 @@ def test_shipped_variants_resolve_on_every_shipped_config(tmp_path):
         "default", "segment_offsets", "sparse_audio", "silent_stretches",
         "occluded_stretches", "music",
     }  # fmt: skip
+
+
+def test_shipped_ave_ablation_on_real_format_h5(tmp_path):
+    """The same command on AVE-ECCV18 h5 files (configs/ave.py, --data-dir): accuracy
+    rows, paired by seed, and no published row to sit beside (METHOD_NOTES §7 has none)."""
+    from test_tfds_builders import write_ave
+
+    write_ave(tmp_path / "ave", n=12, spatial=True)
+    build_data.build("ave", tmp_path / "tfds", manual_dir=tmp_path / "ave")
+    argv = ["--config", "configs/ave.py", "--data-dir", str(tmp_path / "tfds"),
+            "--variants", "full,gate0", "--seeds", "0,1", "--steps", "2", "--batch-size", "2",
+            "--work", str(tmp_path / "work"), "--out", str(tmp_path / "out")]  # fmt: skip
+    assert ablations.main(argv) == 0
+    (json_path,) = (tmp_path / "out").glob("ablation_ave_data_*.json")
+    payload = json.loads(json_path.read_text())
+    assert payload["keys"] == ["accuracy", "accuracy_ungated"]
+    assert payload["scaled"]["train.num_steps"] == [3000, 2]
+    score = {(r["variant"], r["seed"]): r["test"]["accuracy"] for r in payload["runs"]}
+    assert payload["paired"]["gate0"]["diffs"] == pytest.approx(
+        [score[("full", s)] - score[("gate0", s)] for s in (0, 1)]
+    )
+    assert "published" not in payload and "no published row" in payload["published_note"]
+    md = json_path.with_suffix(".md").read_text()
+    assert "| val accuracy |" in md and "no published row" in md
