@@ -372,6 +372,7 @@ def run_one(
         "num_steps": int(config.train.num_steps),
         "best_step": outcome.get("best_step"),
         "seconds": round(time.perf_counter() - start, 1),
+        "run_environment": _run_environment(),
         "val": outcome["val"],
         "test": outcome["test"],
     }
@@ -389,6 +390,17 @@ def _machine() -> dict:
         "jax": jax.__version__,
         "devices": [str(d) for d in jax.devices()],
         "note": "2 CPU cores shared with other jobs during the runs",
+    }
+
+
+def _run_environment() -> dict:
+    """How the training process was placed: the cores it may use and the XLA flags (runs
+    pinned to one core with a single-threaded XLA take about 1.7x as long as unpinned
+    ones on this 2-core machine, and two of them run side by side)."""
+    affinity = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    return {
+        "usable_cpus": len(affinity) if affinity is not None else os.cpu_count(),
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
     }
 
 
@@ -686,6 +698,7 @@ def run_shipped(
         "batch_size": int(config.train.batch_size),
         "best_step": outcome.get("best_step"),
         "seconds": round(time.perf_counter() - start, 1),
+        "run_environment": _run_environment(),
         "val": outcome["val"],
         "test": outcome["test"],
     }

@@ -62,6 +62,7 @@ def test_shipped_config_ablation_on_real_format_data(real_format_build, tmp_path
     }
     for r in runs:
         assert r["scaled"] == scaled and r["num_steps"] == 2 and r["batch_size"] == 4
+        assert r["run_environment"]["usable_cpus"] >= 1  # how the run was placed
     assert "`train.num_steps` 10000 → 2" in md and "`train.batch_size` 32 → 4" in md
 
     paired = payload["paired"]
