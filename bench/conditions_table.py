@@ -17,6 +17,10 @@ import json
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from ablations import paired_differences  # noqa: E402  (the reports' own pairing)
+
 SCALE = 100.0
 
 
@@ -33,19 +37,28 @@ def _condition(payload: dict) -> str:
     return str(payload["condition"])
 
 
-def table(payloads: list[dict], rows: list[str] | None = None) -> str:
-    """The markdown table (see the module docstring); `rows` limits the compared rows."""
+def table(payloads: list[dict], rows: list[str] | None = None, reference: str = "full") -> str:
+    """The markdown table (see the module docstring); `rows` limits the compared rows;
+    `reference` pairs them with another row than full (same seeds, same statistic),
+    e.g. full_headnorm against gate0_headnorm."""
     lines = [
-        "| config | condition | steps × batch | row | full | row score | full − row (paired) "
-        "| seeds | earns its place |",
+        f"| config | condition | steps × batch | row | {reference} | row score "
+        f"| {reference} − row (paired) | seeds | earns its place |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for payload in payloads:
         key = payload["keys"][0]
-        summary, paired = payload["summary"], payload["paired"]
-        full = summary["full"][key]
+        summary = payload["summary"]
+        if reference not in summary:
+            continue
+        paired = (
+            payload["paired"]
+            if reference == "full"
+            else paired_differences(payload["runs"], key, reference=reference)
+        )
+        full = summary[reference][key]
         for variant, d in paired.items():
-            if variant == "full" or (rows and variant not in rows):
+            if variant == reference or (rows and variant not in rows):
                 continue
             score = summary[variant][key]
             if d.get("std") is None:
@@ -65,7 +78,10 @@ def table(payloads: list[dict], rows: list[str] | None = None) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("reports", nargs="+", help="ablation_*.json written by bench/ablations.py")
-    p.add_argument("--rows", help="Comma list of rows to compare with full (default: all).")
+    p.add_argument("--rows", help="Comma list of rows to compare (default: all).")
+    p.add_argument(
+        "--reference", default="full", help="The row the others are paired with (default full)."
+    )
     args = p.parse_args(argv)
     payloads = []
     for path in args.reports:
@@ -74,13 +90,13 @@ def main(argv: list[str] | None = None) -> int:
         except (OSError, json.JSONDecodeError) as err:
             print(f"{path}: not a bench/ablations.py report ({err})", file=sys.stderr)
             return 2
-        missing = [k for k in ("config", "keys", "summary", "paired") if k not in payload]
+        missing = [k for k in ("config", "keys", "summary", "paired", "runs") if k not in payload]
         if missing:
             print(f"{path}: not a bench/ablations.py report (no {missing})", file=sys.stderr)
             return 2
         payloads.append(payload)
     rows = [r.strip() for r in args.rows.split(",")] if args.rows else None
-    print(table(payloads, rows))
+    print(table(payloads, rows, args.reference))
     return 0
 
 

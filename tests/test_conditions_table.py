@@ -21,6 +21,7 @@ def _payload(condition, full, gate0):
         for s, x in enumerate(xs)
     ]
     return {
+        "runs": runs,
         "config": "configs/activitynet12.py",
         "data": "the benchmark",
         "condition": condition,
@@ -54,6 +55,11 @@ def test_one_line_per_report_and_row(tmp_path, capsys):
     assert "| default |" in default
     assert conditions_table.main([str(paths[0]), "--rows", "concat"]) == 0
     assert len(capsys.readouterr().out.strip().splitlines()) == 2  # no concat row: header only
+    # Paired with another row: gate0 − full is the negated full − gate0.
+    assert conditions_table.main([str(paths[1]), "--reference", "gate0"]) == 0
+    (line,) = capsys.readouterr().out.strip().splitlines()[2:]
+    assert f"| full | 70.7 ± 0.9 | 80.0 ± 1.6 | {-100 * d['mean']:+.2f} ± " in line
+    assert line.endswith("| 3 | no |")
 
 
 def test_a_file_that_is_not_a_report_is_named(tmp_path, capsys):
