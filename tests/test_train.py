@@ -116,6 +116,34 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path, monkeypatch, device_resi
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=0, atol=1e-6)
 
 
+def test_device_resident_chunks_of_any_length_compile_once(tmp_path):
+    """Log, eval and checkpoint intervals that do not divide one another (3, 5, 7) leave
+    gaps of 1, 2 and 3 steps between events: one compilation serves them all, and the
+    chunking does not change the numbers (the same run logged every step)."""
+
+    def events(workdir):
+        lines = (workdir / "metrics.jsonl").read_text().splitlines()
+        return [e for e in map(json.loads, lines) if e["event"] == "train"]
+
+    def config(log_every):
+        return tiny_config(20, **{"data.device_resident": True, "eval.every_steps": 5,
+                                  "train.checkpoint_every_steps": 7,
+                                  "train.log_every_steps": log_every})  # fmt: skip
+
+    unaligned = config(3)
+    train.train_and_evaluate(unaligned, tmp_path / "unaligned")
+    assert {e["train_compilations"] for e in events(tmp_path / "unaligned")} == {1}
+    stepwise = config(1)
+    train.train_and_evaluate(stepwise, tmp_path / "stepwise")
+    by_step = {e["step"]: e for e in events(tmp_path / "stepwise")}
+    for e in events(tmp_path / "unaligned"):
+        np.testing.assert_allclose(e["loss/total"], by_step[e["step"]]["loss/total"], rtol=1e-6)
+    a = _restore_params(unaligned, tmp_path / "unaligned", "last")
+    b = _restore_params(stepwise, tmp_path / "stepwise", "last")
+    for x, y in zip(jax.tree_util.tree_leaves(a.params), jax.tree_util.tree_leaves(b.params)):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=0, atol=1e-6)
+
+
 def test_sigterm_mid_run_leaves_a_restorable_checkpoint(tmp_path):
     """A real `avloc train` process gets SIGTERM while training, saves and exits 0."""
     workdir = tmp_path / "run"

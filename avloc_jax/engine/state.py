@@ -170,33 +170,56 @@ def make_train_step(
 
 
 def make_device_resident_chunk(
-    train_step: Any, data_config: Any, batch_size: int, seed: int, mesh: Any
+    train_step: Any,
+    data_config: Any,
+    batch_size: int,
+    seed: int,
+    mesh: Any,
+    trace_count: list[int] | None = None,
 ):
-    """`num_steps` fused updates over device-resident data: one `lax.scan`, no host
+    """`num_steps` fused updates over device-resident data: one `lax.fori_loop`, no host
     traffic. Each step builds its batch on device from (seed, step), shards it over the
-    mesh, and applies `train_step`. Compiled once per distinct chunk length."""
+    mesh, and applies `train_step`; the metrics are the last step's. The trip count is a
+    traced value, so one compilation serves every chunk length: log, eval and checkpoint
+    intervals that do not divide one another (e.g. 100, 83 and 167) leave gaps of many
+    lengths, and a scan compiled per length recompiled for each of them. `trace_count[0]`
+    counts the chunk's compilations (`train_step` itself is traced twice per compilation:
+    once for the metrics' shapes, once in the loop)."""
     sharding = parallel.batch_sharded(mesh)
 
-    def chunk(state: TrainState, data: dict[str, jax.Array], num_steps: int):
-        def body(state, _):
-            batch = device_data.sample_batch(
-                data,
-                state.step,
-                batch_size=batch_size,
-                num_snippets=data_config.num_snippets,
-                sampling=data_config.sampling,
-                seed=seed,
-            )
-            batch = jax.lax.with_sharding_constraint(batch, sharding)
-            return train_step(state, batch)
+    def one_step(state: TrainState, data: dict[str, jax.Array]):
+        batch = device_data.sample_batch(
+            data,
+            state.step,
+            batch_size=batch_size,
+            num_snippets=data_config.num_snippets,
+            sampling=data_config.sampling,
+            seed=seed,
+        )
+        batch = jax.lax.with_sharding_constraint(batch, sharding)
+        return train_step(state, batch)
 
-        state, metrics = jax.lax.scan(body, state, length=num_steps)
-        return state, jax.tree.map(lambda x: x[-1], metrics)
+    def chunk(state: TrainState, data: dict[str, jax.Array], num_steps: jax.Array):
+        if trace_count is not None:
+            trace_count[0] += 1  # runs at trace time only
+        _, metric_shapes = jax.eval_shape(one_step, state, data)
+        metrics = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), metric_shapes)
 
-    return jax.jit(
+        def body(_, carry):
+            return one_step(carry[0], data)
+
+        return jax.lax.fori_loop(0, num_steps, body, (state, metrics))
+
+    jitted = jax.jit(
         chunk,
-        static_argnums=(2,),
-        in_shardings=(parallel.replicated(mesh), parallel.replicated(mesh)),
+        in_shardings=(parallel.replicated(mesh), parallel.replicated(mesh), None),
         out_shardings=(parallel.replicated(mesh), parallel.replicated(mesh)),
         donate_argnums=(0,),
     )
+
+    def run(state: TrainState, data: dict[str, jax.Array], num_steps: int):
+        if num_steps < 1:
+            raise ValueError(f"a device-resident chunk needs at least 1 step, got {num_steps}")
+        return jitted(state, data, jnp.asarray(num_steps, jnp.int32))
+
+    return run

@@ -176,8 +176,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
         device_split = jax.device_put(
             device_data.stack_split(train_source), parallel.replicated(mesh)
         )
+        # Compilations are counted per chunk (one for every chunk length), not per trace of
+        # the step inside it.
+        train_traces = [0]
         chunk_fn = make_device_resident_chunk(
-            train_step, config.data, config.train.batch_size, config.seed, mesh
+            train_step, config.data, config.train.batch_size, config.seed, mesh, train_traces
         )
 
         def run_steps(state: TrainState, count: int) -> tuple[TrainState, Any]:
