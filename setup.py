@@ -22,7 +22,7 @@ setup(
         "tensorflow-datasets>=4.9.7",
         "array_record>=0.5.1",
         "grain>=0.2.6",
-        "numpy>=1.26",
+        "numpy>=2.0",  # sampling: argsort(stable=True), the array-API spelling
         "scipy>=1.11",  # resample_poly for audio not at 16 kHz (VGGish); jax needs it anyway
         "ml-collections>=0.1.1",
         "absl-py>=2.1.0",
@@ -38,6 +38,9 @@ setup(
         "test": [
             "pytest>=8.0",
             "pytest-xdist>=3.5",
+            "hypothesis>=6.100",  # property tests (samplers, metrics, parsers)
+            # The TV-L1 flow test runs in CI: OpenCV with the contrib modules (cv2.optflow).
+            "opencv-contrib-python-headless>=4.8",
             "portpicker>=1.6",
             "ruff>=0.8",
             "mypy>=1.13",

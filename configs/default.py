@@ -35,7 +35,7 @@ def get_config() -> ml_collections.ConfigDict:
     # The TFDS build to open; "" = the only or "default" one (AVE: "weak" with weak_setting).
     config.data.builder_config = ""
     config.data.num_snippets = 64  # training-time snippet sampling length
-    config.data.sampling = "random"  # random | uniform
+    config.data.sampling = "random"  # random | uniform | crop (avloc_jax/data/sampling.py)
     config.data.eval_buckets = ()  # padded lengths for evaluation; () = derived from the data
     config.data.val_fraction = (
         0.1  # held-out part of training used as val where a dataset has no val split
@@ -167,7 +167,7 @@ def demo_data_config() -> ml_collections.ConfigDict:
 # Allowed values of the keys that take one of a few words.
 CHOICES: dict[str, tuple[Any, ...]] = {
     "data.name": ("demo", "ave", "activitynet12", "thumos14", "generic"),
-    "data.sampling": ("random", "uniform", "crop"),  # crop: host-fed batches only
+    "data.sampling": ("random", "uniform", "crop"),
     "model.fusion": ("cross_attention", "concat", "visual", "audio"),
     "model.head": ("openmax", "softmax_bg"),
     "model.head_norm": ("none", "layernorm", "video_rms"),
@@ -248,8 +248,3 @@ def validate(config: Any) -> None:
     if data.get("name") != "demo" and "demo" not in data:
         del reference.data["demo"]
     config_checks.check(config, reference, choices=CHOICES, bounds=BOUNDS, item_types=ITEM_TYPES)
-    if config.data.device_resident and config.data.sampling not in ("random", "uniform"):
-        raise ConfigError(
-            f"config key data.sampling: got {config.data.sampling!r}; expected one of random, "
-            "uniform with data.device_resident=True"
-        )

@@ -131,14 +131,6 @@ def test_validate_rejects_unknown_and_missing_keys():
         default.validate(config)
 
 
-def test_validate_cross_checks_device_resident_sampling():
-    config = apply_overrides(
-        default.get_config(), {"data.sampling": "crop", "data.device_resident": True}
-    )
-    with pytest.raises(ConfigError, match="data.sampling"):
-        default.validate(config)
-
-
 def test_json_round_trip_of_a_config_validates():
     # Saved configs store tuples as lists; `avloc evaluate --workdir` validates those.
     import ml_collections

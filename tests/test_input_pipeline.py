@@ -68,21 +68,6 @@ def test_length_is_capped_by_the_longest_video():
     assert batch["visual"].shape == (4, 10, 5) and batch["mask"].all()
 
 
-@pytest.mark.parametrize("sampling", ip.SAMPLING_MODES)
-def test_sample_indices(sampling):
-    rng = np.random.default_rng(0)
-    for length in (5, 16, 17, 100):
-        idx = ip.sample_indices(length, 16, sampling, rng)
-        assert len(idx) == min(length, 16)
-        assert np.all(np.diff(idx) > 0) and idx.min() >= 0 and idx.max() < length
-        if sampling == "crop":
-            assert np.all(np.diff(idx) == 1)
-        if sampling == "uniform" and length == 100:
-            assert np.all(np.diff(idx) >= 6) and np.all(np.diff(idx) <= 7)  # stride 6.25
-    with pytest.raises(ValueError, match="sampling"):
-        ip.sample_indices(100, 16, "nope", rng)
-
-
 def test_determinism_and_exact_resume():
     source = make_source()
     kwargs = dict(batch_size=4, seed=7, num_snippets=8, sampling="random")

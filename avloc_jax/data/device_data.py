@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from avloc_jax.data import sampling as sampling_rule
 from avloc_jax.data.records import Record
 
 
@@ -55,9 +56,10 @@ def sample_batch(
     """The global training batch of `step` (traceable; no host work).
 
     Videos: permutation of epoch ⌊step / steps_per_epoch⌋, consecutive slices of it.
-    Snippets: a video longer than `num_snippets` keeps `num_snippets` of its valid
-    snippets in temporal order — a random subset ("random") or an evenly spaced stride
-    with a random offset ("uniform"); shorter videos keep all and are padded.
+    Snippets: the host pipeline's rule (`avloc_jax.data.sampling.snippet_indices`, here
+    with jax.numpy and jax.random): a video longer than `num_snippets` keeps
+    `num_snippets` of its valid snippets in temporal order ("random", "uniform" or
+    "crop"); shorter videos keep all and are padded.
     """
     num_videos, max_len = data["mask"].shape
     steps_per_epoch = max(num_videos // batch_size, 1)
@@ -69,21 +71,13 @@ def sample_batch(
 
     length = min(num_snippets, max_len)
     sample_key = jax.random.fold_in(jax.random.fold_in(key, 104729), step)
+    scores_key, offset_key = jax.random.split(sample_key)
     valid_counts = batch["mask"].sum(axis=1)
-    if sampling == "random":
-        # Random scores on valid snippets, +inf-like on padding; keep the `length` smallest.
-        scores = jax.random.uniform(sample_key, batch["mask"].shape)
-        scores = jnp.where(batch["mask"], scores, 2.0 + jnp.arange(max_len))
-        keep = jnp.sort(jnp.argsort(scores, axis=1)[:, :length], axis=1)
-    elif sampling == "uniform":
-        stride = jnp.maximum(valid_counts / length, 1.0)
-        offset = jax.random.uniform(sample_key, (batch_size, 1)) * jnp.maximum(
-            stride[:, None] - 1, 0
-        )
-        keep = jnp.floor(jnp.arange(length)[None, :] * stride[:, None] + offset).astype(jnp.int32)
-        keep = jnp.where(jnp.arange(length)[None, :] < valid_counts[:, None], keep, max_len - 1)
-    else:
-        raise ValueError(f"data.sampling must be 'random' or 'uniform', got {sampling!r}")
+    scores = jax.random.uniform(scores_key, batch["mask"].shape)
+    offsets = jax.random.uniform(offset_key, (batch_size,))
+    keep = jax.vmap(
+        lambda n, s, u: sampling_rule.snippet_indices(jnp, n, length, sampling, scores=s, offset=u)
+    )(valid_counts, scores, offsets)
     take = lambda x: jnp.take_along_axis(x, keep.reshape(keep.shape + (1,) * (x.ndim - 2)), axis=1)  # noqa: E731
     sampled_mask = jnp.arange(length)[None, :] < jnp.minimum(valid_counts, length)[:, None]
     return {

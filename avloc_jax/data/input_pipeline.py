@@ -34,8 +34,8 @@ import numpy.typing as npt
 
 from avloc_jax.common import parallel
 from avloc_jax.data.records import Record
+from avloc_jax.data.sampling import check_mode, sample_indices
 
-SAMPLING_MODES = ("random", "uniform", "crop")
 MIN_BUCKET = 16
 TRAIN_KEYS = ("visual", "audio", "mask", "labels")
 EVAL_KEYS = ("visual", "audio", "mask", "labels", "example_mask")
@@ -51,32 +51,6 @@ def source_lengths(source: Sequence[Record]) -> np.ndarray:
     if lengths is not None:
         return np.asarray(lengths, np.int64)
     return np.asarray([len(source[i]["visual"]) for i in range(len(source))], np.int64)
-
-
-def sample_indices(
-    length: int, num_snippets: int, sampling: str, rng: np.random.Generator
-) -> np.ndarray:
-    """int64 [min(length, num_snippets)] increasing snippet indices of a video of `length`.
-
-    Videos no longer than `num_snippets` keep every snippet. Longer ones keep:
-      random:  a random subset, sorted (every snippet equally likely);
-      uniform: an evenly spaced stride length/num_snippets with a random offset inside it;
-      crop:    a random contiguous window (W-TALC's training crop).
-    """
-    if length <= num_snippets:
-        return np.arange(length, dtype=np.int64)
-    if sampling == "random":
-        return np.sort(rng.choice(length, size=num_snippets, replace=False)).astype(np.int64)
-    if sampling == "uniform":
-        stride = length / num_snippets
-        offset = rng.uniform(0.0, stride)
-        return np.minimum(np.floor(np.arange(num_snippets) * stride + offset), length - 1).astype(
-            np.int64
-        )
-    if sampling == "crop":
-        start = int(rng.integers(0, length - num_snippets + 1))
-        return np.arange(start, start + num_snippets, dtype=np.int64)
-    raise ValueError(f"sampling must be one of {SAMPLING_MODES}, got {sampling!r}")
 
 
 def _padded(x: np.ndarray, length: int) -> np.ndarray:
@@ -125,8 +99,7 @@ def train_dataset(
     process_count: int = 1,
 ) -> grain.MapDataset:
     """The infinite batched training MapDataset of one process (see `train_batches`)."""
-    if sampling not in SAMPLING_MODES:
-        raise ValueError(f"sampling must be one of {SAMPLING_MODES}, got {sampling!r}")
+    check_mode(sampling)
     if not 0 <= process_index < process_count:
         raise ValueError(f"process_index={process_index} must be in [0, {process_count})")
     if not 0 <= seed < 2**63:  # the range the recorded streams were seeded from
@@ -184,7 +157,7 @@ def train_batches(
       batch_size: the GLOBAL batch size; this process yields batch_size // process_count.
       seed: shuffling and sampling seed.
       num_snippets: L, snippets per sampled video (min(L, longest video) is used).
-      sampling: 'random' | 'uniform' | 'crop' (see `sample_indices`).
+      sampling: 'random' | 'uniform' | 'crop' (see `avloc_jax.data.sampling`).
       start_step: index of the first batch (resume).
       process_index / process_count: this process yields rows [p*b, (p+1)*b) of every
         global batch (and reads only those videos).
@@ -408,7 +381,6 @@ def describe_batch(batch: dict[str, Any]) -> str:
 
 
 __all__ = [
-    "SAMPLING_MODES",
     "default_buckets",
     "eval_batch",
     "eval_batches",
@@ -416,7 +388,6 @@ __all__ = [
     "num_eval_shapes",
     "prefetch_to_device",
     "resolve_buckets",
-    "sample_indices",
     "source_lengths",
     "train_batches",
     "train_dataset",

@@ -42,7 +42,8 @@ def tvl1() -> Any:
             "(cv2.optflow is missing): pip uninstall opencv-python opencv-python-headless; "
             "pip install -e '.[flow]'"
         )
-    return cv2.optflow.DualTVL1OpticalFlow_create()
+    # The contrib module ships no type stub for optflow.
+    return cv2.optflow.DualTVL1OpticalFlow_create()  # type: ignore[attr-defined]
 
 
 def to_gray(frames: np.ndarray) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Records the behaviour that the architecture redesign must not change.
+"""Records the demo's behaviour, so that a change that alters the numbers is seen.
 
 Trains the demo config for a fixed, short budget on CPU and writes what a user sees:
 the final val/test metrics, the best step, the test split's detections file and the
@@ -6,8 +6,13 @@ output of `avloc predict` on one video of that split. `tests/test_regression.py`
 re-runs the same and compares.
 
     python tests/golden/record_regression.py            # rewrites regression_demo.json
+    python tests/golden/record_regression.py --drift '--xla_cpu_max_isa=SSE4_2'
 
 Only re-record when a change is *meant* to alter the numbers, and say so in the commit.
+`--drift FLAGS` records nothing: it runs the demo twice, once as is and once with
+XLA_FLAGS=FLAGS (another instruction set or threading: what another CPU does to float32
+rounding), and prints the largest difference of every float between the two runs; the
+tolerances of tests/test_regression.py are derived from it.
 """
 
 from __future__ import annotations
@@ -39,11 +44,14 @@ TOP_K = 5  # detections kept per video (the highest scores), to keep the golden 
 
 
 def summarize_detections(payload: dict[str, Any]) -> dict[str, Any]:
-    """Per video: the number of detections and the TOP_K highest-scoring ones, in order."""
+    """Per video: the number of detections, the TOP_K highest-scoring ones in order, and
+    the score of the next one (`cutoff`, None if there is none): a comparison needs it to
+    know whether the top-K set is decided by a margin or by a near-tie."""
     summary = {}
     for video, entries in payload["results"].items():
         ranked = sorted(entries, key=lambda e: (-e["score"], e["segment"][0], e["label"]))
-        summary[video] = {"count": len(entries), "top": ranked[:TOP_K]}
+        cutoff = ranked[TOP_K]["score"] if len(ranked) > TOP_K else None
+        summary[video] = {"count": len(entries), "top": ranked[:TOP_K], "cutoff": cutoff}
     return summary
 
 
@@ -54,8 +62,12 @@ def _config_args() -> list[str]:
     return as_flags(OVERRIDES)
 
 
-def _run(args: list[str], **kwargs: Any) -> subprocess.CompletedProcess:
+def _run(
+    args: list[str], xla_flags: str | None = None, **kwargs: Any
+) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO), "JAX_PLATFORMS": "cpu"}
+    if xla_flags is not None:
+        env["XLA_FLAGS"] = xla_flags
     return subprocess.run(
         [sys.executable, "-m", "avloc_jax", *args],
         cwd=REPO,
@@ -67,10 +79,16 @@ def _run(args: list[str], **kwargs: Any) -> subprocess.CompletedProcess:
     )
 
 
-def run_demo(tmp: Path) -> dict[str, Any]:
-    """Trains, then predicts one test video from feature files: everything to compare."""
+def run_demo(tmp: Path, xla_flags: str | None = None) -> dict[str, Any]:
+    """Trains, then predicts one test video from feature files: everything to compare.
+    `raw_detections` (the whole test detections file) is for same-machine comparisons and
+    is not recorded."""
+    tmp.mkdir(parents=True, exist_ok=True)
     workdir = tmp / "workdir"
-    _run(["train", "--config=configs/demo.py", f"--workdir={workdir}", *_config_args()])
+    _run(
+        ["train", "--config=configs/demo.py", f"--workdir={workdir}", *_config_args()],
+        xla_flags=xla_flags,
+    )
     results = workdir / "results"
     metrics = {
         split: json.loads((results / f"{split}_metrics.json").read_text())
@@ -102,19 +120,55 @@ def run_demo(tmp: Path) -> dict[str, Any]:
             "v0",
             "--out",
             str(out),
-        ]
+        ],
+        xla_flags=xla_flags,
     )
     return {
         "overrides": OVERRIDES,
         "metrics": metrics,
         "test_detections": summarize_detections(detections),
         "predict": summarize_detections(json.loads(out.read_text())),
+        "raw_detections": detections,
     }
 
 
+def float_drift(a: Any, b: Any, where: str = "") -> dict[str, float]:
+    """{path: |a - b|} over every float leaf of two payloads of the same structure (a
+    leaf whose structure differs is reported as inf)."""
+    if isinstance(a, dict) and isinstance(b, dict) and set(a) == set(b):
+        out: dict[str, float] = {}
+        for key in a:
+            out.update(float_drift(a[key], b[key], f"{where}.{key}"))
+        return out
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        out = {}
+        for i, (x, y) in enumerate(zip(a, b)):
+            out.update(float_drift(x, y, f"{where}[{i}]"))
+        return out
+    if isinstance(a, float) and isinstance(b, float):
+        return {where: abs(a - b)}
+    return {} if a == b else {where: float("inf")}
+
+
+def drift(xla_flags: str) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        base = run_demo(Path(tmp) / "a")
+        other = run_demo(Path(tmp) / "b", xla_flags=xla_flags)
+    for name in ("metrics", "test_detections", "predict"):
+        diffs = float_drift(base[name], other[name])
+        worst = max(diffs.items(), key=lambda kv: kv[1], default=("-", 0.0))
+        print(
+            f"{name}: {len(diffs)} floats compared; largest difference {worst[1]:.3g} at {worst[0]}"
+        )
+
+
 def main() -> None:
+    if len(sys.argv) == 3 and sys.argv[1] == "--drift":
+        drift(sys.argv[2])
+        return
     with tempfile.TemporaryDirectory() as tmp:
         payload = run_demo(Path(tmp))
+    del payload["raw_detections"]
     tmp_path = GOLDEN.with_suffix(".json.tmp")
     tmp_path.write_text(json.dumps(payload, sort_keys=True) + "\n")
     tmp_path.replace(GOLDEN)

@@ -1,0 +1,100 @@
+"""Training-time snippet sampling: the one index rule of both training pipelines.
+
+A training video of `length` valid snippets is cut to L = `num_snippets` snippets kept in
+temporal order. The rule turns uniform random numbers into indices:
+
+    scores [length] ~ U[0, 1) i.i.d. (random);  u ~ U[0, 1) (uniform, crop); float32
+
+    length <= L  every snippet, 0 .. length-1, whatever the mode
+    random       the L valid positions with the smallest scores, sorted
+                 (every L-subset equally likely)
+    uniform      cell k = [lo_k, lo_{k+1}), lo_k = floor(k · length / L), k = 0 .. L-1;
+                 index lo_k + floor(u · (lo_{k+1} − lo_k)): one snippet in each of L
+                 near-equal cells, uniform inside it, at the same relative place in every
+                 cell (a systematic sample)
+    crop         start + k, start = floor(u · (length − L + 1))
+                 (a contiguous window, W-TALC's training crop; every start equally likely)
+
+Cell bounds are integer arithmetic and the one float product is float32 with a clamp, so
+numpy and XLA compute the same indices bit for bit. `snippet_indices` is that rule
+written once against an array namespace `xp`: the host pipeline (`input_pipeline`, grain)
+calls it with numpy and a numpy Generator, the device-resident pipeline (`device_data`,
+inside jit) with jax.numpy and jax.random. tests/test_sampling.py checks that both return
+the same indices from the same random numbers, and that their index distributions agree.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+SAMPLING_MODES = ("random", "uniform", "crop")
+
+
+def check_mode(sampling: str) -> None:
+    if sampling not in SAMPLING_MODES:
+        raise ValueError(f"sampling must be one of {SAMPLING_MODES}, got {sampling!r}")
+
+
+def snippet_indices(
+    xp: ModuleType,
+    length: Any,
+    num_snippets: int,
+    sampling: str,
+    *,
+    scores: Any = None,
+    offset: Any = None,
+) -> Any:
+    """Integer [num_snippets] snippet indices of one video (see the module docstring).
+
+    Args:
+      xp: the array namespace, `numpy` or `jax.numpy` (traceable under jit and vmap).
+      length: the video's valid snippet count (a Python int, or a traced scalar), >= 1.
+      num_snippets: L, static.
+      sampling: one of SAMPLING_MODES.
+      scores: float32 [M] U[0, 1) with M >= max(length, L), for "random" (entries past
+        `length` are ignored).
+      offset: float32 scalar U[0, 1), for "uniform" and "crop".
+    Returns:
+      int32 [L], non-decreasing and within [0, length-1]. The first min(length, L)
+      entries are the sampled snippets, strictly increasing; entries past `length` (when
+      length < L) repeat length-1 and are padding for the caller to mask.
+    """
+    check_mode(sampling)
+    k = xp.arange(num_snippets)
+    if sampling == "random":
+        positions = xp.arange(scores.shape[-1])
+        # Padding ranks after every valid snippet, in order, so a video no longer than L
+        # keeps all of its snippets. A stable sort breaks float32 ties the same way in both
+        # namespaces.
+        ranked = xp.where(positions < length, scores, 2.0 + positions)
+        keep = xp.sort(xp.argsort(ranked, stable=True)[:num_snippets])
+    elif sampling == "uniform":
+        low = (k * length) // num_snippets
+        width = ((k + 1) * length) // num_snippets - low
+        inside = xp.floor(xp.asarray(offset, xp.float32) * width.astype(xp.float32))
+        keep = low + xp.minimum(inside.astype(low.dtype), xp.maximum(width - 1, 0))
+        keep = xp.where(length <= num_snippets, k, keep)  # short: cells of width 0 or 1
+    else:  # crop
+        starts = xp.maximum(length - num_snippets, 0) + 1
+        start = xp.floor(xp.asarray(offset, xp.float32) * xp.asarray(starts, xp.float32))
+        keep = xp.minimum(start.astype(k.dtype), starts - 1) + k
+    # Entries past a short video's length repeat its last snippet (padding, masked later).
+    return xp.minimum(keep, length - 1).astype(xp.int32)
+
+
+def sample_indices(
+    length: int, num_snippets: int, sampling: str, rng: np.random.Generator
+) -> np.ndarray:
+    """int64 [min(length, num_snippets)] increasing snippet indices of a video of `length`,
+    drawn with `rng` (the host pipeline's sampler). A video no longer than `num_snippets`
+    keeps every snippet and draws nothing."""
+    check_mode(sampling)
+    if length <= num_snippets:
+        return np.arange(length, dtype=np.int64)
+    scores = rng.random(length, dtype=np.float32) if sampling == "random" else None
+    offset = rng.random(dtype=np.float32) if sampling != "random" else None
+    keep = snippet_indices(np, length, num_snippets, sampling, scores=scores, offset=offset)
+    return keep.astype(np.int64)

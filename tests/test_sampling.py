@@ -1,0 +1,185 @@
+"""The one snippet-sampling rule (avloc_jax/data/sampling.py) and its two users: the host
+pipeline (numpy, `sample_indices`) and the device-resident pipeline (jax.numpy inside
+`device_data.sample_batch`).
+
+Property tests (hypothesis) for every mode and length: indices increasing and in range;
+every valid index (every crop start) reachable; numpy and jax.numpy give the same indices
+from the same random numbers; host and device index distributions agree (χ² test).
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+
+from avloc_jax.data import device_data, sampling
+
+MODES = sampling.SAMPLING_MODES
+SCORES_SIZE = 256  # the jnp path gets scores of one size, so each (mode, L) compiles once
+
+
+def _positions_batch(lengths, max_len):
+    """Device-resident data whose visual feature at snippet t is t (so a sampled batch
+    shows which snippets it took)."""
+    n = len(lengths)
+    mask = np.arange(max_len)[None, :] < np.asarray(lengths)[:, None]
+    positions = np.broadcast_to(np.arange(max_len, dtype=np.float32), (n, max_len))
+    return {
+        "visual": jnp.asarray((positions * mask)[..., None]),
+        "audio": jnp.zeros((n, max_len, 1), jnp.float32),
+        "mask": jnp.asarray(mask),
+        "labels": jnp.ones((n, 1), jnp.float32),
+    }
+
+
+@functools.cache
+def _device_sampler(num_snippets, mode, batch_size):
+    def sample(data, step):
+        return device_data.sample_batch(
+            data, step, batch_size=batch_size, num_snippets=num_snippets, sampling=mode, seed=0
+        )
+
+    return jax.jit(sample)
+
+
+def device_indices(lengths, num_snippets, mode, max_len, step=0):
+    """[N, L] indices and [N, L] mask that `device_data.sample_batch` takes at `step`, with
+    the whole split as one batch (one row per video, each with its own random numbers).
+    Rows come in the epoch's permuted order."""
+    data = _positions_batch(lengths, max_len)
+    batch = _device_sampler(num_snippets, mode, len(lengths))(data, jnp.int32(step))
+    return np.asarray(batch["visual"][..., 0]).astype(np.int64), np.asarray(batch["mask"])
+
+
+@functools.cache
+def _jnp_rule(num_snippets, mode):
+    return jax.jit(
+        lambda n, s, u: sampling.snippet_indices(jnp, n, num_snippets, mode, scores=s, offset=u)
+    )
+
+
+# ----------------------------------------------------------------------------- host
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    length=st.integers(1, 600),
+    num_snippets=st.integers(1, 80),
+    mode=st.sampled_from(MODES),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_host_indices_increase_and_stay_in_range(length, num_snippets, mode, seed):
+    idx = sampling.sample_indices(length, num_snippets, mode, np.random.default_rng(seed))
+    assert idx.dtype == np.int64
+    assert len(idx) == min(length, num_snippets)
+    assert np.all(np.diff(idx) > 0)
+    assert idx[0] >= 0 and idx[-1] < length
+    if length <= num_snippets:
+        np.testing.assert_array_equal(idx, np.arange(length))
+    elif mode == "crop":
+        assert np.all(np.diff(idx) == 1)
+    elif mode == "uniform":  # one index in each cell [floor(k·n/L), floor((k+1)·n/L))
+        k = np.arange(num_snippets)
+        assert np.all(idx >= k * length // num_snippets)
+        assert np.all(idx < (k + 1) * length // num_snippets)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(("length", "num_snippets"), [(32, 16), (37, 8), (9, 8), (50, 1)])
+def test_host_reaches_every_valid_index(mode, length, num_snippets):
+    rng = np.random.default_rng(0)
+    draws = [sampling.sample_indices(length, num_snippets, mode, rng) for _ in range(3000)]
+    reached = np.unique(np.concatenate(draws))
+    np.testing.assert_array_equal(reached, np.arange(length))
+    if mode == "crop":
+        starts = np.unique([d[0] for d in draws])
+        np.testing.assert_array_equal(starts, np.arange(length - num_snippets + 1))
+
+
+def test_unknown_mode_is_refused():
+    with pytest.raises(ValueError, match="sampling must be one of"):
+        sampling.sample_indices(100, 16, "nope", np.random.default_rng(0))
+
+
+# ------------------------------------------------------------------ numpy == jax.numpy
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    length=st.integers(1, SCORES_SIZE),
+    num_snippets=st.sampled_from([1, 7, 16, 64]),
+    mode=st.sampled_from(MODES),
+    seed=st.integers(0, 2**32 - 1),
+    offset=st.one_of(
+        st.floats(0.0, 1.0, exclude_max=True, width=32),
+        st.just(np.nextafter(np.float32(1), np.float32(0))),  # the largest float32 < 1
+    ),
+)
+def test_numpy_and_jax_pick_the_same_indices(length, num_snippets, mode, seed, offset):
+    scores = np.random.default_rng(seed).random(SCORES_SIZE, dtype=np.float32)
+    offset = np.float32(offset)
+    host = sampling.snippet_indices(np, length, num_snippets, mode, scores=scores, offset=offset)
+    device = _jnp_rule(num_snippets, mode)(jnp.int32(length), scores, offset)
+    np.testing.assert_array_equal(host, np.asarray(device))
+    valid = host[: min(length, num_snippets)]
+    assert np.all(np.diff(valid) > 0) and valid[-1] < length
+    assert np.all(host[min(length, num_snippets) :] == length - 1)  # padding
+
+
+# ----------------------------------------------------------------------------- device
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    lengths=st.lists(st.integers(1, 64), min_size=8, max_size=8),
+    num_snippets=st.sampled_from([8, 16]),
+    mode=st.sampled_from(MODES),
+    step=st.integers(0, 10_000),
+)
+def test_device_indices_increase_and_stay_in_range(lengths, num_snippets, mode, step):
+    idx, mask = device_indices(lengths, num_snippets, mode, max_len=64, step=step)
+    # Rows come in the epoch's permuted order; each row's mask tells its valid count.
+    assert sorted(mask.sum(axis=1).tolist()) == sorted(min(n, num_snippets) for n in lengths)
+    for row, row_mask in zip(idx, mask):
+        valid = row[row_mask]
+        assert np.all(np.diff(valid) > 0) and valid[0] >= 0
+        assert np.all(row[~row_mask] == 0)  # padding is zeroed
+        if mode == "crop":
+            assert np.all(np.diff(valid) == 1)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_device_reaches_every_valid_index(mode):
+    # Stride 2 (32 snippets to 16): the device sampler once drew its offset in
+    # [0, stride - 1) and so only ever took even indices.
+    idx, _ = device_indices([32] * 512, 16, mode, max_len=32)
+    np.testing.assert_array_equal(np.unique(idx), np.arange(32))
+    if mode == "crop":
+        np.testing.assert_array_equal(np.unique(idx[:, 0]), np.arange(17))
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(("length", "num_snippets"), [(32, 16), (37, 8)])
+def test_host_and_device_agree_in_distribution(mode, length, num_snippets):
+    """χ² test of homogeneity on the index histograms of 2000 host and 2000 device draws
+    (each draw adds its L indices; for crop, also the window starts). Seeds are fixed, so
+    the p-value is a fixed number; 1e-3 leaves room for the test's own randomness while a
+    biased sampler (e.g. even indices only) gives p ≈ 0."""
+    draws = 2000
+    rng = np.random.default_rng(1)
+    host = np.stack(
+        [sampling.sample_indices(length, num_snippets, mode, rng) for _ in range(draws)]
+    )
+    device, _ = device_indices([length] * draws, num_snippets, mode, max_len=length, step=3)
+    columns = [(host.ravel(), device.ravel())]
+    if mode == "crop":
+        columns.append((host[:, 0], device[:, 0]))
+    for h, d in columns:
+        table = np.stack([np.bincount(h, minlength=length), np.bincount(d, minlength=length)])
+        table = table[:, table.sum(axis=0) > 0]
+        assert stats.chi2_contingency(table).pvalue > 1e-3
