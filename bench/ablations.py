@@ -925,12 +925,16 @@ def published_comparison(results: list[dict], published: dict, tolerance: float)
     return out
 
 
-def shipped_markdown(payload: dict, delta: float = stats.DEFAULT_DELTA) -> str:
+def shipped_markdown(
+    payload: dict, delta: float = stats.DEFAULT_DELTA, *, strict: bool = False
+) -> str:
     """A report's table, recomputed from the per-run scores in `payload["runs"]` (never
     from its stored summary or paired numbers, which older reports computed with other
     conventions): per row its test scores (mean ± sample std), full − row paired by seed
     with interval, p and verdict, and on validation row − full with its verdict (the rule
-    for changing a default)."""
+    for changing a default). A report written while the study runs pairs each row on the
+    seeds it has so far (n says how many); with `strict`, rows whose seeds differ from
+    full's are refused (ValueError)."""
     keys = tuple(payload["keys"])
     k = keys[0]
     runs = payload["runs"]
@@ -965,9 +969,9 @@ def shipped_markdown(payload: dict, delta: float = stats.DEFAULT_DELTA) -> str:
         if variant == "full":
             cells += ["—"] * 6 + [val_cell] + ["—"] * 3
         else:
-            c = compare(runs, "full", variant, k, delta=delta)
+            c = compare(runs, "full", variant, k, delta=delta, common_seeds=not strict)
             cell = comparison_cells(c, scale)
-            v = compare(runs, variant, "full", k, split="val", delta=delta)
+            v = compare(runs, variant, "full", k, split="val", delta=delta, common_seeds=not strict)
             vcell = comparison_cells(v, scale)
             cells += [
                 cell["diff"], cell["ci"], cell["p"], cell["boot"],
