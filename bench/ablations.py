@@ -25,10 +25,13 @@ it runs on the semi-synthetic benchmark of the config's flavour (`--condition` p
 pre-registered condition of docs/benchmark.md); with `--data-dir DIR` on a dataset the
 user built from the real features (`avloc build-data`). Rows are paired with the full
 model by seed (same seed: same initialisation of the shared parameters, same data order):
-the table gives full − row per seed, its mean and sample std, and says a component earns
-its place only when that mean exceeds twice the std. Writes ``ablation_<tag>.json`` and
-``.md`` into `--out`, the second beside the paper's published row (METHOD_NOTES §7) with
-the cells that differ marked.
+the table gives full − row per seed, its mean and sample std, the 95 % t interval, p, a
+bootstrap interval and the verdict of `avloc_jax.benchmark.stats` (supported / ruled out /
+inconclusive against a minimum effect of interest Δ, `--delta`; no claim under 5 seeds).
+Writes ``ablation_<tag>.json`` and ``.md`` into `--out`, the second beside the paper's
+published row (METHOD_NOTES §7) with the cells that differ marked. The machine note of
+every report is measured (CPU model, cores, load average at the start and at the end).
+`python bench/evidence_tables.py` regenerates every table in docs/ from the reports.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from avloc_jax.benchmark import stats  # noqa: E402  (numpy and scipy only)
 from avloc_jax.common import io  # noqa: E402  (atomic writes; imports nothing heavy)
 
 # name -> (row label, config overrides on configs/benchmark_<flavour>.py). The full model:
@@ -273,8 +277,16 @@ def _parser() -> argparse.ArgumentParser:
         "--tolerance",
         type=float,
         default=0.01,
-        help="With --config: a cell differs from the published one when it is off by more "
-        "than max(this, 2 std over seeds) (default 0.01 = 1 mAP point).",
+        help="With --config: a cell differs from the published one when the 95 %% t interval "
+        "of (ours − published) lies on one side of 0 and not inside ± this "
+        "(default 0.01 = 1 mAP point).",
+    )
+    p.add_argument(
+        "--delta",
+        type=float,
+        default=stats.DEFAULT_DELTA,
+        help="The minimum effect of interest Δ of every verdict, on the score's scale "
+        f"(default {stats.DEFAULT_DELTA} = 1 point).",
     )
     p.add_argument(
         "--quick",
@@ -380,17 +392,65 @@ def run_one(
     return result
 
 
-def _machine() -> dict:
+def cpu_model() -> str:
+    """The CPU model as the machine reports it (/proc/cpuinfo, else `platform`)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith(("model name", "hardware", "cpu model")):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def load_average() -> list[float] | None:
+    """The 1, 5 and 15 minute load averages now (None where the OS has none)."""
+    if not hasattr(os, "getloadavg"):
+        return None
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def _machine(load_at_start: list[float] | None = None) -> dict:
+    """What the machine is, measured when the report is written: platform, CPU model,
+    cores (`os.cpu_count`) and the cores this process may use (affinity), the load
+    average when the study started and now. Nothing in it is written by hand."""
     import jax
 
+    affinity = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
     return {
+        "measured": True,
         "platform": platform.platform(),
-        "python": platform.python_version(),
+        "cpu_model": cpu_model(),
         "cpus": os.cpu_count(),
+        "usable_cpus": len(affinity) if affinity is not None else os.cpu_count(),
+        "load_average_start": load_at_start,
+        "load_average_end": load_average(),
+        "python": platform.python_version(),
         "jax": jax.__version__,
         "devices": [str(d) for d in jax.devices()],
-        "note": "2 CPU cores shared with other jobs during the runs",
     }
+
+
+def machine_text(machine: dict) -> str:
+    """One sentence on the machine of a report. Reports written before `_machine` measured
+    it carry a note typed by hand; it is shown as such, not as a measurement."""
+    if machine.get("measured"):
+        load = machine.get("load_average_start"), machine.get("load_average_end")
+        load_text = " → ".join(
+            "n/a" if x is None else "/".join(f"{v:.2f}" for v in x) for x in load
+        )
+        return (
+            f"Machine (measured): {machine.get('cpu_model', 'unknown CPU')}, "
+            f"{machine.get('cpus')} cores ({machine.get('usable_cpus')} usable), "
+            f"{machine.get('platform')}; load average (1/5/15 min) at start → end: {load_text}."
+        )
+    text = (
+        f"Machine as recorded: {machine.get('platform', 'unknown platform')}, "
+        f"`os.cpu_count()` = {machine.get('cpus')}; no CPU model or load was measured"
+    )
+    if machine.get("note"):
+        text += f'; the note "{machine["note"]}" was recorded by hand before this fix'
+    return text + "."
 
 
 def _run_environment() -> dict:
@@ -404,82 +464,144 @@ def _run_environment() -> dict:
     }
 
 
-def summarise(results: list[dict], keys: tuple[str, ...]) -> dict[str, dict]:
+def summarise(results: list[dict], keys: tuple[str, ...], split: str = "test") -> dict[str, dict]:
+    """variant -> {seeds, key: [mean, sample std (ddof = 1; None under 2 seeds)]}."""
     table: dict[str, dict] = {}
     for r in results:
         table.setdefault(r["variant"], {"seeds": [], **{k: [] for k in keys}})
         table[r["variant"]]["seeds"].append(r["seed"])
         for k in keys:
-            table[r["variant"]][k].append(float(r["test"][k]))
+            table[r["variant"]][k].append(float(r[split][k]))
     return {
         v: {
             "seeds": row["seeds"],
-            **{k: [float(np.mean(row[k])), float(np.std(row[k]))] for k in keys},
+            **{k: [float(np.mean(row[k])), stats.sample_sd(row[k])] for k in keys},
         }
         for v, row in table.items()
     }
 
 
-def markdown_table(flavour: str, summary: dict, keys: tuple[str, ...], payload: dict) -> str:
+def mean_sd_cell(mean: float, sd: float | None, scale: float = 100.0) -> str:
+    """ "77.1 ± 2.1" (sample std), or the mean alone with its n when there is no std."""
+    if sd is None:
+        return f"{scale * mean:.1f} (n = 1)"
+    return f"{scale * mean:.1f} ± {scale * sd:.1f}"
+
+
+def scores_by_seed(results: list[dict], variant: str, key: str, split: str = "test") -> dict:
+    """seed -> the `split` score `key` of one row. Raises ValueError on a repeated seed."""
+    out: dict[int, float] = {}
+    for r in results:
+        if r["variant"] == variant:
+            if int(r["seed"]) in out:
+                raise ValueError(f"{variant} has seed {r['seed']} twice")
+            out[int(r["seed"])] = float(r[split][key])
+    return out
+
+
+def compare(
+    results: list[dict],
+    first: str,
+    second: str,
+    key: str,
+    *,
+    split: str = "test",
+    delta: float = stats.DEFAULT_DELTA,
+    common_seeds: bool = False,
+) -> stats.PairedComparison:
+    """first − second on `key`, paired by seed (`avloc_jax.benchmark.stats`). The two rows
+    must have the same seeds (ValueError otherwise) unless `common_seeds`, which keeps the
+    seeds both have (a study still running)."""
+    a = scores_by_seed(results, first, key, split)
+    b = scores_by_seed(results, second, key, split)
+    if common_seeds:
+        shared = set(a) & set(b)
+        a = {s: x for s, x in a.items() if s in shared}
+        b = {s: x for s, x in b.items() if s in shared}
+    return stats.paired_comparison(a, b, delta=delta)
+
+
+def comparison_cells(c: stats.PairedComparison, scale: float = 100.0) -> dict[str, str]:
+    """The table cells of a paired comparison, ×`scale`: diff (d̄ ± sd), ci (95 % t), p,
+    boot (percentile bootstrap), verdict (filled in by the caller, which names the rows)
+    and power (seeds for 80 % power when inconclusive)."""
+    if c.sd is None:
+        mean = "n/a" if c.mean is None else f"{scale * c.mean:+.2f} (n = {c.n})"
+        return {"diff": mean, "ci": "—", "p": "—", "boot": "—", "power": "—"}
+
+    def interval(low: float | None, high: float | None) -> str:
+        assert low is not None and high is not None
+        return f"[{scale * low:+.2f}, {scale * high:+.2f}]"
+
+    p = c.p if c.p is not None else float("nan")
+    return {
+        "diff": f"{scale * (c.mean or 0.0):+.2f} ± {scale * c.sd:.2f}",
+        "ci": interval(c.ci_low, c.ci_high),
+        "p": f"{p:.3f}" if p >= 0.001 else "< 0.001",
+        "boot": interval(c.boot_low, c.boot_high),
+        "power": stats.power_cell(c),
+    }
+
+
+def _proxy_reference(variant: str) -> str:
+    """The full model trained as long as the row (the longer rows have their own)."""
+    return "full_1k" if variant.endswith("_1k") else "full"
+
+
+def markdown_table(
+    flavour: str, summary: dict, keys: tuple[str, ...], payload: dict,
+    *, delta: float = stats.DEFAULT_DELTA,
+) -> str:  # fmt: skip
+    """The proxy study's table of one flavour, recomputed from the per-run scores in
+    `payload["runs"]`: each row's mean ± sample std over seeds, and full − row paired by
+    seed with its 95 % t interval, p, bootstrap interval and verdict."""
     scale = 100.0
+    k = keys[0]
+    runs = payload["runs"]
+    summary = summarise(runs, keys)  # never the report's stored (population-std) summary
     lines = [
-        f"Flavour `{flavour}`, test split, mean ± std over seeds (×100). "
-        f"Last command: `{payload['command']}`.",
+        f"Flavour `{flavour}`, test split, ×100; each row: mean ± sample std (ddof = 1) over "
+        f"its seeds. full − row: paired by seed (the same seed gives the same initialisation "
+        f"and data order), d̄ ± sample sd, 95 % t interval, p (paired t-test), 95 % "
+        f"percentile-bootstrap interval; verdict against Δ = {scale * delta:.1f} point "
+        f'(docs/benchmark.md, "How results are judged"). Rows with fewer than '
+        f"{stats.MIN_SEEDS_FOR_CLAIM} seeds carry no claim.",
+        f"Last command: `{payload['command']}`. "
         f"Steps per run: {' or '.join(map(str, payload['num_steps']))} "
         "(a row's label gives its steps where they differ); "
-        f"benchmark seed {payload['bench_seed']}; "
-        f"{len(payload['runs'])} runs, {payload['run_minutes']:.1f} min of run time in all "
-        "(sum over runs, "
-        f"{payload['machine']['cpus']} CPU cores shared with other jobs).",
+        f"benchmark seed {payload['bench_seed']}; {len(runs)} runs, "
+        f"{payload['run_minutes']:.1f} min of run time in all (sum over runs). "
+        + machine_text(payload.get("machine", {})),
         "",
-        f"| variant | seeds | {' | '.join(keys)} | full − row ({keys[0]}) |",
-        "|---|---|" + "---|" * (len(keys) + 1),
+        f"| variant | n | {' | '.join(keys)} | full − row ({k}, paired) | 95 % CI | p "
+        "| bootstrap 95 % CI | verdict |",
+        "|---|---|" + "---|" * (len(keys) + 5),
     ]
-    k = keys[0]
-
-    def lead(reference: dict, row: dict) -> tuple[float, float]:
-        """(reference mean − row mean, the larger of the two stds) of the first metric."""
-        return reference[k][0] - row[k][0], max(reference[k][1], row[k][1])
-
-    def gap_cell(variant: str, row: dict) -> str:
-        # The full model trained as long as the row (the longer rows have their own full row).
-        reference = summary.get("full_1k" if variant.endswith("_1k") else "full")
-        if reference is None or variant in ("full", "full_1k"):
-            return ""
-        gap, spread = lead(reference, row)
-        return f"{scale * gap:+.1f}" + (" (> 2 std)" if abs(gap) > 2 * spread else "")
-
     for variant in VARIANTS:
         if variant not in summary:
             continue
         row = summary[variant]
-        cells = [f"{scale * row[key][0]:.1f} ± {scale * row[key][1]:.1f}" for key in keys]
-        cells.append(gap_cell(variant, row))
+        cells = [mean_sd_cell(*row[key], scale=scale) for key in keys]
+        reference = _proxy_reference(variant)
+        if variant == reference or reference not in summary:
+            cells += ["—"] * 5
+        else:
+            c = compare(runs, reference, variant, k, delta=delta)
+            cell = comparison_cells(c, scale)
+            cells += [cell["diff"], cell["ci"], cell["p"], cell["boot"],
+                      stats.verdict_label(c, "full", "row")]  # fmt: skip
         lines.append(
             f"| {VARIANTS[variant][0]} | {len(row['seeds'])} | " + " | ".join(cells) + " |"
         )
-    lines += [
-        "",
-        f"Full model vs each baseline ({k}; target: a lead of more than twice the larger std):",
-        "",
-    ]
-    for suffix in ("", "_1k"):  # the default length, and the longer-training rows
-        if "full" + suffix not in summary:
-            continue
-        for b in BASELINES:
-            if b + suffix in summary:
-                gap, spread = lead(summary["full" + suffix], summary[b + suffix])
-                verdict = "yes" if gap > 2 * spread else "**no**"
-                lines.append(
-                    f"* full{suffix} − {b}{suffix}: {scale * gap:+.1f} "
-                    f"(larger std {scale * spread:.1f}); met: {verdict}"
-                )
     return "\n".join(lines)
 
 
 def write_docs(docs: Path, flavour: str, table_md: str) -> None:
+    """Replace the flavour's generated block of docs/results.md (the markers that
+    bench/evidence_tables.py also writes); the text around it is kept."""
     path = docs / "results.md"
-    begin, end = f"<!-- table:{flavour} -->", f"<!-- end:{flavour} -->"
+    name = f"proxy_{flavour}"
+    begin, end = f"<!-- evidence:{name} begin -->", f"<!-- evidence:{name} end -->"
     text = path.read_text() if path.is_file() else "# Results on the semi-synthetic benchmark\n\n"
     block = f"{begin}\n{table_md}\n{end}"
     if begin in text and end in text:
@@ -515,6 +637,7 @@ def main(argv: list[str] | None = None) -> int:
         seeds = seeds[:1]
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
+    load_at_start = load_average()
     started = time.perf_counter()
     data = prepare_data(args.flavour, work, args.bench_seed, args.annotations, args.quick)
     print(f"data ready in {time.perf_counter() - started:.0f} s: {data}", flush=True)
@@ -542,7 +665,7 @@ def main(argv: list[str] | None = None) -> int:
             payload = {
                 "flavour": args.flavour,
                 "command": this_command,
-                "machine": _machine(),
+                "machine": _machine(load_at_start),
                 "bench_seed": args.bench_seed,
                 "num_steps": sorted({int(run["num_steps"]) for run in results}),
                 "commands": previous.get("commands", []) + [this_command],
@@ -557,10 +680,12 @@ def main(argv: list[str] | None = None) -> int:
                 write_docs(
                     docs,
                     args.flavour,
-                    markdown_table(args.flavour, payload["summary"], keys, payload),
+                    markdown_table(
+                        args.flavour, payload["summary"], keys, payload, delta=args.delta
+                    ),
                 )
     if payload is not None:
-        print(markdown_table(args.flavour, payload["summary"], keys, payload))
+        print(markdown_table(args.flavour, payload["summary"], keys, payload, delta=args.delta))
     return 0
 
 
@@ -708,38 +833,58 @@ def run_shipped(
 
 
 def paired_differences(
-    results: list[dict], key: str, reference: str = "full", split: str = "test"
+    results: list[dict],
+    key: str,
+    reference: str = "full",
+    split: str = "test",
+    delta: float = stats.DEFAULT_DELTA,
 ) -> dict:
-    """variant -> {seeds, diffs (reference − row per shared seed), mean, std (sample,
-    ddof = 1; None under 2 seeds), earns (mean > 2·std; None under 2 seeds)}, on the
-    `split` metrics of each run ("test", or "val": the held-out split that picks defaults)."""
-    by = {(r["variant"], r["seed"]): float(r[split][key]) for r in results}
-    ref_seeds = sorted(s for v, s in by if v == reference)
-    table = {}
-    for variant in dict.fromkeys(r["variant"] for r in results):
-        seeds = [s for s in ref_seeds if (variant, s) in by]
-        diffs = [by[(reference, s)] - by[(variant, s)] for s in seeds]
-        mean = float(np.mean(diffs)) if diffs else None
-        std = float(np.std(diffs, ddof=1)) if len(diffs) >= 2 else None
-        earns = None if std is None or mean is None else bool(mean > 2 * std)
-        table[variant] = {"seeds": seeds, "diffs": diffs, "mean": mean, "std": std, "earns": earns}
-    return table
+    """variant -> reference − row on the `split` score `key`, paired by seed
+    (`stats.PairedComparison.as_dict()`: seeds, diffs, n, mean, sd, 95 % t interval, p,
+    bootstrap interval, verdict), for every row but the reference. Pairs on the seeds both
+    rows have (a report is rewritten after every run, before every row has every seed);
+    n says how many."""
+    variants = [v for v in dict.fromkeys(r["variant"] for r in results) if v != reference]
+    return {
+        v: compare(
+            results, reference, v, key, split=split, delta=delta, common_seeds=True
+        ).as_dict()
+        for v in variants
+    }
 
 
-def validation_pick(results: list[dict], key: str) -> dict:
-    """The row with the best mean validation `key` (the held-out split that selects
-    checkpoints, so it may also select defaults; the test split plays no part), with every
-    row's validation mean and the pick's paired lead over each row on validation."""
+def validation_pick(
+    results: list[dict], key: str, default: str = "full", delta: float = stats.DEFAULT_DELTA
+) -> dict:
+    """Defaults are chosen on validation (the held-out split that selects checkpoints;
+    the test split plays no part). Returns every row's validation mean and sample std, the
+    row with the best mean (`best`), each row's paired validation lead over the current
+    default (row − default, `paired_val`), and `moves_default_to`: the rows whose lead is
+    supported (its 95 % CI above 0 and not inside ±Δ; docs/benchmark.md), best first."""
     val: dict[str, list[float]] = {}
     for r in results:
         val.setdefault(r["variant"], []).append(float(r["val"][key]))
     means = {v: float(np.mean(xs)) for v, xs in val.items()}
     best = max(means, key=lambda v: means[v])
+    paired: dict[str, dict] = {}
+    if default in val:
+        for v in val:
+            if v != default:
+                paired[v] = compare(
+                    results, v, default, key, split="val", delta=delta, common_seeds=True
+                ).as_dict()
+    moves = sorted(
+        (v for v, d in paired.items() if d["verdict"] == stats.SUPPORTED),
+        key=lambda v: -means[v],
+    )
     return {
         "key": key,
+        "default": default,
         "best": best,
         "val_means": means,
-        "paired_val": paired_differences(results, key, reference=best, split="val"),
+        "val_sd": {v: stats.sample_sd(xs) for v, xs in val.items()},
+        "paired_val": paired,
+        "moves_default_to": moves,
     }
 
 
@@ -749,83 +894,110 @@ def _scaling_text(scaled: dict[str, list[int]]) -> str:
     return ", ".join(f"`{k}` {a} → {b}" for k, (a, b) in scaled.items())
 
 
-def published_comparison(summary: dict, published: dict, tolerance: float) -> dict[str, dict]:
-    """metric -> {ours, ours_std, published, differs}: the full row against the paper's,
-    differing where |ours − published| > max(tolerance, 2 std over seeds)."""
+def published_comparison(results: list[dict], published: dict, tolerance: float) -> dict[str, dict]:
+    """metric -> {ours, ours_sd, published, ci_low, ci_high, differs}: the full row's test
+    scores against the paper's number. `differs` when the 95 % t interval of the full
+    row's mean minus the published value lies entirely above or below 0 and not inside
+    ±`tolerance` (the verdict of `stats.interval_verdict`); with one seed, when the one
+    score is off by more than `tolerance`."""
     out = {}
-    full = summary.get("full", {})
+    scores = [r["test"] for r in results if r["variant"] == "full"]
     for metric, value in published["metrics"].items():
-        if metric not in full:
+        xs = [float(t[metric]) for t in scores if metric in t]
+        if not xs:
             continue
-        mean, std = full[metric]
+        mean = float(np.mean(xs))
+        if len(xs) >= 2:
+            low, high, _ = stats.t_interval([x - value for x in xs])
+            verdict = stats.interval_verdict(low, high, tolerance)
+            differs = verdict in (stats.SUPPORTED, stats.SUPPORTED_OTHER_WAY)
+        else:
+            low = high = None
+            differs = abs(mean - value) > tolerance
         out[metric] = {
             "ours": mean,
-            "ours_std": std,
+            "ours_sd": stats.sample_sd(xs),
             "published": value,
-            "differs": bool(abs(mean - value) > max(tolerance, 2 * std)),
+            "ci_low": low,
+            "ci_high": high,
+            "differs": bool(differs),
         }
     return out
 
 
-def shipped_markdown(payload: dict) -> str:
+def shipped_markdown(
+    payload: dict, delta: float = stats.DEFAULT_DELTA, *, strict: bool = False
+) -> str:
+    """A report's table, recomputed from the per-run scores in `payload["runs"]` (never
+    from its stored summary or paired numbers, which older reports computed with other
+    conventions): per row its test scores (mean ± sample std), full − row paired by seed
+    with interval, p and verdict, and on validation row − full with its verdict (the rule
+    for changing a default). A report written while the study runs pairs each row on the
+    seeds it has so far (n says how many); with `strict`, rows whose seeds differ from
+    full's are refused (ValueError)."""
     keys = tuple(payload["keys"])
     k = keys[0]
-    summary, paired = payload["summary"], payload["paired"]
-    runs = {r["variant"]: r for r in payload["runs"]}
+    runs = payload["runs"]
+    summary = summarise(runs, keys)
+    val_summary = summarise(runs, (k,), split="val")
+    first_run = {}
+    for r in runs:
+        first_run.setdefault(r["variant"], r)
     scale = 100.0
     lines = [
-        f"Config `{payload['config']}` on {payload['data']}; test split, ×100, mean ± std over "
-        f"seeds {payload['seeds']}. Scaled: {_scaling_text(payload['scaled'])} (every row; "
-        "nothing else differs from the shipped config but the row's overrides).",
-        f"Paired difference: full − row on {k}, same seed (same initialisation of the shared "
-        "parameters, same data order); mean ± sample std over seeds. A component earns its "
-        "place only when that mean exceeds twice the std.",
-        f"Last command: `{payload['command']}`; {payload['run_minutes']:.1f} min of run time.",
+        f"Config `{payload['config']}` on {payload['data']}; test split, ×100; each row: "
+        f"mean ± sample std (ddof = 1) over seeds {payload['seeds']}. Scaled: "
+        f"{_scaling_text(payload['scaled'])} (every row; nothing else differs from the "
+        "shipped config but the row's overrides).",
+        f"full − row on {k}: paired by seed (same initialisation of the shared parameters, "
+        "same data order); d̄ ± sample sd, 95 % t interval, p (paired t-test), 95 % "
+        f"percentile-bootstrap interval, verdict against Δ = {scale * delta:.1f} point "
+        '(docs/benchmark.md, "How results are judged"; seeds for 80 % power where '
+        f"inconclusive; no claim under {stats.MIN_SEEDS_FOR_CLAIM} seeds). On validation: "
+        "row − full, paired, with the same verdict (the rule for changing a default).",
+        f"Last command: `{payload['command']}`; {payload['run_minutes']:.1f} min of run "
+        "time. " + machine_text(payload.get("machine", {})),
         "",
-        f"| row | overrides | {' | '.join(keys)} | full − row ({k}) | earns its place | val {k} |",
-        "|---|---|" + "---|" * (len(keys) + 3),
+        f"| row | overrides | n | {' | '.join(keys)} | full − row ({k}) | 95 % CI | p "
+        f"| bootstrap 95 % CI | verdict | seeds for 80 % power | val {k} "
+        "| row − full on val | val 95 % CI | val verdict |",
+        "|---|---|---|" + "---|" * (len(keys) + 10),
     ]
-    pick = payload.get("validation_pick")
-    val_means = pick["val_means"] if pick else {}
     for variant, row in summary.items():
-        cells = [f"{scale * row[key][0]:.1f} ± {scale * row[key][1]:.1f}" for key in keys]
-        d = paired.get(variant, {})
+        cells = [mean_sd_cell(*row[key], scale=scale) for key in keys]
+        val_cell = mean_sd_cell(*val_summary[variant][k], scale=scale)
         if variant == "full":
-            gap, verdict = "—", "—"
-        elif d.get("std") is None:
-            gap = "n/a" if d.get("mean") is None else f"{scale * d['mean']:+.1f} (1 seed)"
-            verdict = "n/a (< 2 seeds)"
+            cells += ["—"] * 6 + [val_cell] + ["—"] * 3
         else:
-            gap = f"{scale * d['mean']:+.2f} ± {scale * d['std']:.2f}"
-            verdict = "yes" if d["earns"] else "no"
-        overrides = runs[variant]["overrides"]
+            c = compare(runs, "full", variant, k, delta=delta, common_seeds=not strict)
+            cell = comparison_cells(c, scale)
+            v = compare(runs, variant, "full", k, split="val", delta=delta, common_seeds=not strict)
+            vcell = comparison_cells(v, scale)
+            cells += [
+                cell["diff"], cell["ci"], cell["p"], cell["boot"],
+                stats.verdict_label(c, "full", "row"), cell["power"],
+                val_cell, vcell["diff"], vcell["ci"], stats.verdict_label(v, "row", "full"),
+            ]  # fmt: skip
+        overrides = first_run[variant].get("overrides", {})
         text = ", ".join(f"{a}={b}" for a, b in overrides.items()) or "—"
-        twin = runs[variant].get("same_config_as")
+        twin = first_run[variant].get("same_config_as")
         if twin:
             text += f" (= `{twin}`'s config: its runs)"
-        label = SHIPPED_VARIANTS[variant][0]
-        val_cell = f"{scale * val_means[variant]:.1f}" if variant in val_means else "–"
-        lines.append(
-            f"| {label} | {text} | " + " | ".join(cells) + f" | {gap} | {verdict} | {val_cell} |"
-        )
-    if pick:
-        lead = pick["paired_val"]
-        runner_up = sorted(
-            (v for v in val_means if v != pick["best"]), key=lambda v: -val_means[v]
-        )[:1]
-        text = (
-            f"On validation (the held-out split that picks checkpoints; test plays no part), "
-            f"the best row is `{pick['best']}` ({scale * val_means[pick['best']]:.1f} val {k})"
-        )
-        for other in runner_up:
-            d = lead.get(other, {})
-            if d.get("std") is not None:
-                text += (
-                    f"; its paired val lead over the runner-up `{other}` is "
-                    f"{scale * d['mean']:+.2f} ± {scale * d['std']:.2f}"
-                    f" ({'more' if d['earns'] else 'not more'} than 2 std)"
-                )
-        lines += ["", text + "."]
+        label = SHIPPED_VARIANTS.get(variant, (variant,))[0]
+        lines.append(f"| {label} | {text} | {len(row['seeds'])} | " + " | ".join(cells) + " |")
+    pick = validation_pick(runs, k, delta=delta)
+    moves = pick["moves_default_to"]
+    lines += [
+        "",
+        f"On validation the best mean is `{pick['best']}` "
+        f"({scale * pick['val_means'][pick['best']]:.1f} val {k}). "
+        + (
+            f"Under the rule the default would move to `{moves[0]}` (its paired val lead "
+            "over full is supported)."
+            if moves
+            else "No row's paired val lead over full is supported: the default stays."
+        ),
+    ]
     published = payload.get("published")
     if published:
         cells = []
@@ -836,11 +1008,14 @@ def shipped_markdown(payload: dict) -> str:
             else:
                 mark = " **≠**" if item["differs"] else ""
                 cells.append(f"{scale * item['published']:.1f}{mark}")
-        lines.append(f"| Published: {published['source']} | — | " + " | ".join(cells) + " | | | |")
         lines += [
             "",
-            f"**≠**: the full row differs from the published one by more than "
-            f"max({scale * payload['tolerance']:.1f}, 2 std) points.",
+            f"| Published: {published['source']} | " + " | ".join(cells) + " |",
+            "|---|" + "---|" * len(keys),
+            "",
+            "**≠**: the full row differs from the published one: the 95 % t interval of "
+            "(full − published) lies entirely on one side of 0 and not inside "
+            f"±{scale * payload['tolerance']:.1f} point.",
         ]
     elif payload.get("published_note"):
         lines += ["", payload["published_note"]]
@@ -907,6 +1082,7 @@ def main_shipped(args: argparse.Namespace, argv: list[str] | None) -> int:
         argv if argv is not None else sys.argv[1:]
     )
     out = Path(args.out) if args.out else work / "reports"
+    load_at_start = load_average()
     results: list[dict] = []
     done_by_hash: dict[str, dict] = {}
     payload: dict = {}
@@ -937,12 +1113,13 @@ def main_shipped(args: argparse.Namespace, argv: list[str] | None) -> int:
                 "seeds": seeds,
                 "scaled": results[0]["scaled"],
                 "command": this_command,
-                "machine": _machine(),
+                "machine": _machine(load_at_start),
                 "run_minutes": sum(x["seconds"] for x in results) / 60,
                 "keys": list(keys),
                 "summary": summary,
-                "paired": paired_differences(results, keys[0]),
-                "validation_pick": validation_pick(results, keys[0]),
+                "delta": args.delta,
+                "paired": paired_differences(results, keys[0], delta=args.delta),
+                "validation_pick": validation_pick(results, keys[0], delta=args.delta),
                 "tolerance": args.tolerance,
                 "runs": results,
             }
@@ -950,7 +1127,7 @@ def main_shipped(args: argparse.Namespace, argv: list[str] | None) -> int:
             if published:
                 payload["published"] = published
                 payload["published_comparison"] = published_comparison(
-                    summary, published, args.tolerance
+                    results, published, args.tolerance
                 )
             elif args.data_dir:
                 payload["published_note"] = f"METHOD_NOTES §7 has no published row for `{name}`."
@@ -960,8 +1137,10 @@ def main_shipped(args: argparse.Namespace, argv: list[str] | None) -> int:
                 )
             out.mkdir(parents=True, exist_ok=True)
             io.atomic_write_json(out / f"ablation_{tag}.json", payload)
-            io.atomic_write_text(out / f"ablation_{tag}.md", shipped_markdown(payload) + "\n")
-    print(shipped_markdown(payload))
+            io.atomic_write_text(
+                out / f"ablation_{tag}.md", shipped_markdown(payload, args.delta) + "\n"
+            )
+    print(shipped_markdown(payload, args.delta))
     print(f"wrote {out / f'ablation_{tag}.json'} and .md")
     return 0
 

@@ -1,13 +1,14 @@
-"""One table of paired differences across the reports of `bench/ablations.py --config`.
+"""One table of paired comparisons across the reports of `bench/ablations.py --config`.
 
   python bench/conditions_table.py docs/ablations/ablation_*.json [--rows gate0,concat]
 
 Each report is one (config, data or benchmark condition, step budget) study. This prints a
-markdown table with one line per report and compared row: the condition, the budget, the
-full model's and the row's test score (mean ± std over seeds), the paired difference
-full − row (mean ± sample std, same seeds) and the verdict (a component earns its place
-only when the mean exceeds twice the std). It reads the numbers the reports hold and
-computes nothing new, so docs/results.md can quote it without retyping figures.
+markdown table with one line per report and compared row: the condition, the budget, n,
+the reference's and the row's test score (mean ± sample std over seeds), and reference −
+row paired by seed with its 95 % t interval, p, percentile-bootstrap interval, verdict
+and, where inconclusive, the seeds a paired t-test would need for 80 % power
+(`avloc_jax.benchmark.stats`). Everything is recomputed from the per-run scores in each
+report's `runs`; the reports' stored `summary` and `paired` numbers are not used.
 """
 
 from __future__ import annotations
@@ -19,7 +20,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ablations import paired_differences  # noqa: E402  (the reports' own pairing)
+from ablations import (  # noqa: E402  (the reports' own statistics)
+    compare,
+    comparison_cells,
+    mean_sd_cell,
+    stats,
+    summarise,
+)
 
 SCALE = 100.0
 
@@ -37,40 +44,39 @@ def _condition(payload: dict) -> str:
     return str(payload["condition"])
 
 
-def table(payloads: list[dict], rows: list[str] | None = None, reference: str = "full") -> str:
+def table(
+    payloads: list[dict],
+    rows: list[str] | None = None,
+    reference: str = "full",
+    delta: float = stats.DEFAULT_DELTA,
+) -> str:
     """The markdown table (see the module docstring); `rows` limits the compared rows;
     `reference` pairs them with another row than full (same seeds, same statistic),
-    e.g. full_headnorm against gate0_headnorm."""
+    e.g. full_headnorm against gate0_headnorm. Rows whose seeds differ from the
+    reference's are refused (ValueError)."""
     lines = [
-        f"| config | condition | steps × batch | row | {reference} | row score "
-        f"| {reference} − row (paired) | seeds | earns its place |",
-        "|---|---|---|---|---|---|---|---|---|",
+        f"| config | condition | steps × batch | row | n | {reference} | row score "
+        f"| {reference} − row (paired) | 95 % CI | p | bootstrap 95 % CI | verdict "
+        "| seeds for 80 % power |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for payload in payloads:
         key = payload["keys"][0]
-        summary = payload["summary"]
+        runs = payload["runs"]
+        summary = summarise(runs, (key,))
         if reference not in summary:
             continue
-        paired = (
-            payload["paired"]
-            if reference == "full"
-            else paired_differences(payload["runs"], key, reference=reference)
-        )
-        full = summary[reference][key]
-        for variant, d in paired.items():
+        for variant in summary:
             if variant == reference or (rows and variant not in rows):
                 continue
-            score = summary[variant][key]
-            if d.get("std") is None:
-                gap, verdict = "n/a", "n/a (< 2 seeds)"
-            else:
-                gap = f"{SCALE * d['mean']:+.2f} ± {SCALE * d['std']:.2f}"
-                verdict = "yes" if d["earns"] else "no"
+            c = compare(runs, reference, variant, key, delta=delta)
+            cell = comparison_cells(c, SCALE)
             lines.append(
                 f"| `{payload['config']}` | {_condition(payload)} | {_budget(payload)} "
-                f"| {variant} | {SCALE * full[0]:.1f} ± {SCALE * full[1]:.1f} "
-                f"| {SCALE * score[0]:.1f} ± {SCALE * score[1]:.1f} | {gap} "
-                f"| {len(d['seeds'])} | {verdict} |"
+                f"| {variant} | {c.n} | {mean_sd_cell(*summary[reference][key])} "
+                f"| {mean_sd_cell(*summary[variant][key])} | {cell['diff']} | {cell['ci']} "
+                f"| {cell['p']} | {cell['boot']} | {stats.verdict_label(c, reference, variant)} "
+                f"| {cell['power']} |"
             )
     return "\n".join(lines)
 
@@ -82,6 +88,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--reference", default="full", help="The row the others are paired with (default full)."
     )
+    p.add_argument(
+        "--delta",
+        type=float,
+        default=stats.DEFAULT_DELTA,
+        help=f"The minimum effect of interest Δ (default {stats.DEFAULT_DELTA} = 1 point).",
+    )
     args = p.parse_args(argv)
     payloads = []
     for path in args.reports:
@@ -90,13 +102,17 @@ def main(argv: list[str] | None = None) -> int:
         except (OSError, json.JSONDecodeError) as err:
             print(f"{path}: not a bench/ablations.py report ({err})", file=sys.stderr)
             return 2
-        missing = [k for k in ("config", "keys", "summary", "paired", "runs") if k not in payload]
+        missing = [k for k in ("config", "keys", "runs") if k not in payload]
         if missing:
             print(f"{path}: not a bench/ablations.py report (no {missing})", file=sys.stderr)
             return 2
         payloads.append(payload)
     rows = [r.strip() for r in args.rows.split(",")] if args.rows else None
-    print(table(payloads, rows, args.reference))
+    try:
+        print(table(payloads, rows, args.reference, args.delta))
+    except ValueError as err:
+        print(f"cannot pair the rows: {err}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -1,6 +1,7 @@
 """The ablation study's variant table and summaries, and the μ-region diagnostic."""
 
 import importlib
+import os
 import sys
 from pathlib import Path
 
@@ -32,7 +33,7 @@ def test_every_variant_override_names_an_existing_config_key(flavour):
     assert set(ablations.BASELINES) <= set(ablations.GROUPS["core"])
 
 
-def test_summary_and_table_report_mean_std_and_the_two_std_verdict():
+def test_summary_and_table_report_sample_std_and_paired_verdicts():
     keys = ("average_mAP",)
     runs = [
         {"variant": v, "seed": s, "test": {"average_mAP": x}}
@@ -45,20 +46,37 @@ def test_summary_and_table_report_mean_std_and_the_two_std_verdict():
     ]
     summary = ablations.summarise(runs, keys)
     assert summary["full"]["average_mAP"][0] == pytest.approx(0.81)
-    assert summary["full"]["average_mAP"][1] == pytest.approx(np.std([0.80, 0.82, 0.81]))
+    # Every ± is the sample std (ddof = 1): 0.01 here, not the population 0.0082.
+    assert summary["full"]["average_mAP"][1] == pytest.approx(0.01)
     payload = {
         "command": "x",
         "num_steps": [600],
         "bench_seed": 0,
         "runs": runs,
         "run_minutes": 1.0,
-        "machine": {"cpus": 2},
+        "machine": {"cpus": 2, "note": "typed by hand"},
     }
     table = ablations.markdown_table("activitynet12", summary, keys, payload)
-    assert "| Full model" in table and "81.0 ± 0.8" in table
-    assert "full − concat: +10.0 (larger std 0.8); met: yes" in table
-    assert "full − visual: +1.0 (larger std 0.8); met: **no**" in table
-    assert "full_1k" not in table  # no longer-training rows, no such verdicts
+    assert "| Full model" in table and "81.0 ± 1.0" in table
+    # Paired by seed: full − concat = 0.10, 0.11, 0.09; full − visual = 0.01 every seed.
+    concat = next(line for line in table.splitlines() if line.startswith("| Early concat"))
+    assert "| +10.00 ± 1.00 |" in concat and "no claim (n = 3 < 5)" in concat
+    visual = next(line for line in table.splitlines() if line.startswith("| Visual only"))
+    assert "| +1.00 ± 0.00 | [+1.00, +1.00] |" in visual
+    assert "2 std" not in table and "met:" not in table
+    # A hand-written machine note is shown as such, not as a measurement.
+    assert 'the note "typed by hand" was recorded by hand before this fix' in table
+
+
+def test_machine_is_measured():
+    load = ablations.load_average()
+    machine = ablations._machine(load)
+    assert machine["measured"] is True and "note" not in machine
+    assert machine["cpus"] == os.cpu_count() and machine["usable_cpus"] >= 1
+    assert machine["load_average_start"] == load and len(machine["load_average_end"]) == 3
+    assert machine["cpu_model"]
+    text = ablations.machine_text(machine)
+    assert text.startswith("Machine (measured): ") and "by hand" not in text
 
 
 def test_snippet_regions_split_action_context_and_far():
