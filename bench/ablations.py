@@ -226,6 +226,12 @@ CONDITIONS: dict[str, dict] = {
     "silent_stretches": {"silent_stretch_prob": 0.5, "stretch_fraction": 0.3},
     "occluded_stretches": {"occluded_stretch_prob": 0.5, "stretch_fraction": 0.3},
     "music": {"music_probability": 1.0},
+    # The harder condition (docs/benchmark.md, "A harder condition"), fixed before any run.
+    "sparse_occluded": {
+        "audio_cue_fraction": 0.25,
+        "occluded_stretch_prob": 0.5,
+        "stretch_fraction": 0.3,
+    },
 }
 # METHOD_NOTES §7: the paper's ActivityNet1.2 row (as listed in a public WTAL survey).
 PUBLISHED = {
