@@ -15,6 +15,14 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 from demo_helpers import tiny_config
+from hypothesis import settings
+
+# Property tests (hypothesis): in CI the examples are derived from the test itself
+# (derandomize), so a red run is reproducible by rerunning it; locally they vary, which
+# explores more inputs over time. No example database is kept in CI's fresh clone.
+settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 @pytest.fixture(scope="session")
