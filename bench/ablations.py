@@ -246,6 +246,18 @@ DETECTION_KEYS = ("average_mAP", "mAP@0.50", "mAP@0.75")
 AVE_KEYS = ("accuracy", "accuracy_ungated")
 
 
+def add_delta_flag(parser: argparse.ArgumentParser) -> None:
+    """`--delta`, the minimum effect of interest of every verdict (shared by the bench
+    scripts that judge comparisons)."""
+    parser.add_argument(
+        "--delta",
+        type=float,
+        default=stats.DEFAULT_DELTA,
+        help="The minimum effect of interest Δ of every verdict, on the score's scale "
+        f"(default {stats.DEFAULT_DELTA} = 1 point).",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
@@ -288,13 +300,7 @@ def _parser() -> argparse.ArgumentParser:
         "of (ours − published) lies on one side of 0 and not inside ± this "
         "(default 0.01 = 1 mAP point).",
     )
-    p.add_argument(
-        "--delta",
-        type=float,
-        default=stats.DEFAULT_DELTA,
-        help="The minimum effect of interest Δ of every verdict, on the score's scale "
-        f"(default {stats.DEFAULT_DELTA} = 1 point).",
-    )
+    add_delta_flag(p)
     p.add_argument(
         "--quick",
         action="store_true",

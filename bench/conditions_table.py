@@ -21,6 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from ablations import (  # noqa: E402  (the reports' own statistics)
+    add_delta_flag,
     compare,
     comparison_cells,
     mean_sd_cell,
@@ -88,12 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--reference", default="full", help="The row the others are paired with (default full)."
     )
-    p.add_argument(
-        "--delta",
-        type=float,
-        default=stats.DEFAULT_DELTA,
-        help=f"The minimum effect of interest Δ (default {stats.DEFAULT_DELTA} = 1 point).",
-    )
+    add_delta_flag(p)
     args = p.parse_args(argv)
     payloads = []
     for path in args.reports:

@@ -31,6 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
 from ablations import (  # noqa: E402
+    add_delta_flag,
     compare,
     comparison_cells,
     machine_text,
@@ -352,12 +353,7 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="Write nothing; exit 1 if any generated table differs from what is on disk.",
     )
-    p.add_argument(
-        "--delta",
-        type=float,
-        default=stats.DEFAULT_DELTA,
-        help=f"The minimum effect of interest Δ (default {stats.DEFAULT_DELTA} = 1 point).",
-    )
+    add_delta_flag(p)
     args = p.parse_args(argv)
     docs = Path(args.docs)
     files, missing = expected_files(docs, args.delta)
