@@ -126,6 +126,22 @@ def test_power_of_the_paired_t_test():
     assert stats.paired_t_power(0.0, 7) == pytest.approx(0.05, abs=1e-9)
 
 
+def test_large_effects_have_full_power_not_nan():
+    # scipy's nct.cdf is nan in the far tail for large noncentrality (df 3, nc 19.6); the
+    # power must still read ~1, and the seed count must be the first n that reaches 80 %.
+    assert stats.paired_t_power(9.78, 4) == pytest.approx(1.0)
+    assert stats.paired_t_power(9.78, 2) < 0.8
+    assert stats.seeds_for_power(9.78, 1.0) == 3
+
+
+@settings(max_examples=40, deadline=None)
+@given(effect=st.floats(0.05, 12.0))
+def test_seeds_for_power_is_the_first_n_that_reaches_80_percent(effect):
+    n = stats.seeds_for_power(effect, 1.0, max_n=5000)
+    assert n is not None and stats.paired_t_power(effect, n) >= stats.TARGET_POWER
+    assert n == 2 or stats.paired_t_power(effect, n - 1) < stats.TARGET_POWER
+
+
 def test_sample_sd_is_ddof_one():
     assert stats.sample_sd([1.0, 2.0, 3.0]) == pytest.approx(1.0)
     assert stats.sample_sd([1.0]) is None

@@ -190,8 +190,12 @@ def paired_t_power(effect_size: float, n: int, alpha: float = 1 - CONFIDENCE) ->
         return 0.0
     df = n - 1
     crit = float(sps.t.ppf(1 - alpha / 2, df))
-    nc = effect_size * math.sqrt(n)
-    return float(sps.nct.sf(crit, df, nc) + sps.nct.cdf(-crit, df, nc))
+    nc = abs(effect_size) * math.sqrt(n)
+    upper = float(sps.nct.sf(crit, df, nc))
+    # The far tail (the wrong sign) is below alpha / 2 and vanishes as nc grows; scipy's
+    # nct.cdf returns nan there for large nc (e.g. df = 3, nc = 19.6), which read as 0.
+    lower = float(sps.nct.cdf(-crit, df, nc))
+    return upper + (0.0 if math.isnan(lower) else lower)
 
 
 def seeds_for_power(
@@ -203,17 +207,30 @@ def seeds_for_power(
 ) -> int | None:
     """The fewest seeds n ≥ 2 at which a two-sided paired t-test reaches `power` if the
     true effect were the observed one (mean / sd); None when the effect is 0 or no
-    n ≤ `max_n` reaches it."""
+    n ≤ `max_n` reaches it.
+
+    Power grows with n at a fixed effect, so the answer is found by doubling n until it
+    is reached and then bisecting: about 2·log2(n) evaluations of the noncentral t
+    instead of one per candidate (which made a table regeneration take half a minute)."""
     if sd <= 0.0 or mean == 0.0:
         return None
     effect = abs(mean) / sd
-    ns = np.arange(2, max_n + 1)
-    df = ns - 1
-    crit = sps.t.ppf(1 - alpha / 2, df)
-    nc = effect * np.sqrt(ns)
-    achieved = sps.nct.sf(crit, df, nc) + sps.nct.cdf(-crit, df, nc)
-    reached = np.flatnonzero(achieved >= power)
-    return int(ns[reached[0]]) if reached.size else None
+
+    def reaches(n: int) -> bool:
+        return paired_t_power(effect, n, alpha) >= power
+
+    low, high = 1, 2  # power(1) = 0 < power: `low` never reaches, `high` is the candidate
+    while not reaches(high):
+        if high >= max_n:
+            return None
+        low, high = high, min(2 * high, max_n)
+    while high - low > 1:
+        middle = (low + high) // 2
+        if reaches(middle):
+            high = middle
+        else:
+            low = middle
+    return high
 
 
 def interval_verdict(low: float, high: float, delta: float) -> str:
