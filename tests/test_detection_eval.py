@@ -648,3 +648,163 @@ def test_agrees_with_reference_on_real_thumos14_with_snippet_grid_predictions(sn
     ref = reference_evaluate(gt, pred, thresholds, subset="test")
     assert fast["num_predictions"] > 10000
     assert_same(fast, ref)
+
+
+# ---------------------------------------------------------------------------------------
+# Exact messages, files and boundaries (each kills mutants that mutmut showed surviving;
+# docs/testing.md).
+
+
+@pytest.mark.parametrize(
+    "ground_truth, message",
+    [
+        (
+            {"videos": {}},
+            "ground truth: no 'database' key (expected the ActivityNet GT JSON layout)",
+        ),
+        ([1, 2], "ground truth: no 'database' key (expected the ActivityNet GT JSON layout)"),
+        ({"database": [1]}, "ground truth: 'database' must map video ids to entries"),
+        (
+            {"database": {"v1": ["A", 0, 1]}},
+            "ground truth, video 'v1': expected an object with 'subset' and 'annotations'; "
+            "got ['A', 0, 1]",
+        ),
+    ],
+)
+def test_malformed_ground_truth_top_level_messages(ground_truth, message):
+    with pytest.raises(DetectionFormatError) as info:
+        evaluate_detections(ground_truth, make_pred({}), [0.5])
+    assert str(info.value) == message
+    assert info.value.source == "ground truth"
+
+
+def test_ground_truth_subset_and_annotation_messages():
+    gt = make_gt({"v1": [("A", 0, 10)]}, subset="validation")
+    gt["database"]["v2"] = {"subset": "training", "annotations": []}
+    with pytest.raises(ValueError) as info:
+        evaluate_detections(gt, make_pred({}), [0.5], subset="testing")
+    assert str(info.value) == (
+        "ground truth has no video in subset 'testing'; subsets present: ['training', 'validation']"
+    )
+    with pytest.raises(ValueError) as info:
+        evaluate_detections(gt, make_pred({}), [0.5], subset="training")
+    assert (
+        str(info.value) == "ground truth has no annotation in subset 'training'; mAP is undefined"
+    )
+
+
+def test_ground_truth_video_without_annotations_key_has_none():
+    # ActivityNet's test videos have no "annotations" key: they count as videos without GT.
+    gt = make_gt({"v1": [("A", 0, 10)]})
+    gt["database"]["v2"] = {"subset": "validation", "duration": 5.0}
+    pred = make_pred({"v1": [("A", 0.9, 0, 10)], "v2": [("A", 0.95, 0, 5)]})
+    result = evaluate_detections(gt, pred, [0.5])
+    # v2's prediction is a FP visited first: prec [0, .5], rec [0, 1] -> AP .5.
+    assert result["mAP"] == [0.5] and result["num_videos"] == 2
+
+
+def test_unhashable_ground_truth_label_names_the_annotation():
+    gt = make_gt({"v1": [("A", 0, 10)], "v2": [("A", 0, 10), ("A", 1, 2)]})
+    gt["database"]["v2"]["annotations"][1]["label"] = ["A"]
+    with pytest.raises(DetectionFormatError) as info:
+        evaluate_detections(gt, make_pred({}), [0.5])
+    assert str(info.value) == (
+        "ground truth, video 'v2', annotation 1 (0-based): 'label' must be a string; got ['A']"
+    )
+
+
+@pytest.mark.parametrize(
+    "entry, problem",
+    [
+        ({}, "no 'label' key (keys present: none)"),
+        (7, "expected an object with 'label', 'score', 'segment'; got 7"),
+        ({"label": {"A"}, "score": 1.0, "segment": [0, 1]}, "'label' must be a string; got {'A'}"),
+        (
+            {"label": "A", "score": 1.0, "segment": (0, 1, 2)},
+            "'segment' must be [start, end], two numbers; got (0, 1, 2)",
+        ),
+        # repr() of at most 60 characters is shown whole; a longer one is cut to 57 + "...".
+        (
+            {"label": "A", "score": "x" * 58, "segment": [0, 1]},
+            "'score' must be a number; got '" + "x" * 58 + "'",
+        ),
+        (
+            {"label": "A", "score": "x" * 59, "segment": [0, 1]},
+            "'score' must be a number; got '" + "x" * 56 + "...",
+        ),
+    ],
+)
+def test_malformed_prediction_full_messages(entry, problem):
+    gt = make_gt({"v1": [("A", 0, 10)]})
+    with pytest.raises(DetectionFormatError) as info:
+        evaluate_detections(gt, {"results": {"v1": [entry]}}, [0.5])
+    assert str(info.value) == f"predictions, video 'v1', entry 0 (0-based): {problem}"
+
+
+def test_non_list_prediction_entries_full_message():
+    gt = make_gt({"v1": [("A", 0, 10)]})
+    with pytest.raises(DetectionFormatError) as info:
+        evaluate_detections(gt, {"results": {"v1": {"label": "A"}}}, [0.5])
+    assert str(info.value) == "predictions, video 'v1': expected a list; got {'label': 'A'}"
+
+
+def test_evaluate_detection_files_equals_the_in_memory_evaluation(tmp_path):
+    # Subset and thresholds are passed through; a non-ASCII label survives the UTF-8 read.
+    gt = make_gt({"v1": [("Café", 0, 10), ("B", 20, 30)], "v2": [("Café", 0, 4)]})
+    gt["database"]["v2"]["subset"] = "training"
+    pred = make_pred(
+        {"v1": [("Café", 0.9, 1, 10), ("B", 0.8, 20, 26)], "v2": [("Café", 0.7, 0, 4)]}
+    )
+    gt_path, pred_path = tmp_path / "gt.json", tmp_path / "pred.json"
+    gt_path.write_text(json.dumps(gt, ensure_ascii=False), encoding="utf-8")
+    pred_path.write_text(json.dumps(pred, ensure_ascii=False), encoding="utf-8")
+    from_files = quiet_file_evaluate(gt_path, pred_path, [0.5, 0.9], subset="validation")
+    in_memory = quiet_evaluate(gt, pred, [0.5, 0.9], subset="validation")
+    assert from_files == in_memory
+    # tIoUs .9 and .6: Café AP [1, 1], B AP [1, 0].
+    assert from_files["per_class_ap"] == {"Café": [1.0, 1.0], "B": [1.0, 0.0]}
+    assert from_files["num_videos"] == 1
+
+
+def quiet_file_evaluate(*args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DetectionEvalWarning)
+        return detection_eval.evaluate_detection_files(*args, **kwargs)
+
+
+def test_load_json_messages_name_the_file(tmp_path):
+    missing = tmp_path / "missing.json"
+    with pytest.raises(OSError) as info:
+        detection_eval.load_json(missing)
+    assert str(info.value) == f"cannot read file {str(missing)!r}: No such file or directory"
+    bad = tmp_path / "bad.json"
+    bad.write_text("{nope", encoding="utf-8")
+    with pytest.raises(ValueError) as info:
+        detection_eval.load_json(bad, "predictions file")
+    assert str(info.value).startswith(f"predictions file {str(bad)!r} is not valid JSON: ")
+    listed = tmp_path / "list.json"
+    listed.write_text("[1, 2]", encoding="utf-8")
+    with pytest.raises(ValueError) as info:
+        detection_eval.load_json(listed, "ground-truth file")
+    assert str(info.value) == f"ground-truth file {str(listed)!r} does not hold a JSON object"
+
+
+def test_evaluate_detection_files_names_each_file(tmp_path):
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(make_gt({"v1": [("A", 0, 10)]})), encoding="utf-8")
+    missing = tmp_path / "missing.json"
+    with pytest.raises(OSError) as info:
+        detection_eval.evaluate_detection_files(missing, good, [0.5])
+    assert str(info.value).startswith(f"cannot read ground-truth file {str(missing)!r}: ")
+    with pytest.raises(OSError) as info:
+        detection_eval.evaluate_detection_files(good, missing, [0.5])
+    assert str(info.value).startswith(f"cannot read predictions file {str(missing)!r}: ")
+
+
+def test_parse_tiou_thresholds_single_value_range_and_message():
+    assert detection_eval.parse_tiou_thresholds("0.5:0.5:1") == (0.5,)
+    with pytest.raises(ValueError) as info:
+        detection_eval.parse_tiou_thresholds("0.5:0.9")
+    assert str(info.value) == (
+        "bad tIoU specification '0.5:0.9': use START:STOP:NUM or a comma-separated list"
+    )
