@@ -808,3 +808,10 @@ def test_parse_tiou_thresholds_single_value_range_and_message():
     assert str(info.value) == (
         "bad tIoU specification '0.5:0.9': use START:STOP:NUM or a comma-separated list"
     )
+    # The closed interval [0, 1]; values are rounded to 10 decimals.
+    assert detection_eval.parse_tiou_thresholds("0,1") == (0.0, 1.0)
+    assert detection_eval.parse_tiou_thresholds("0.12345678901") == (0.123456789,)
+    for bad in ("-0.1,0.5", "0.5,1.01"):
+        with pytest.raises(ValueError) as info:
+            detection_eval.parse_tiou_thresholds(bad)
+        assert str(info.value) == f"tIoU thresholds must lie in [0, 1]; got {bad!r}"
