@@ -815,3 +815,63 @@ def test_parse_tiou_thresholds_single_value_range_and_message():
         with pytest.raises(ValueError) as info:
             detection_eval.parse_tiou_thresholds(bad)
         assert str(info.value) == f"tIoU thresholds must lie in [0, 1]; got {bad!r}"
+
+
+def test_json_integers_beyond_int64_are_accepted():
+    # JSON integers have no size limit. A score of 10**20 makes the all-integer score
+    # column overflow int64 (the sort then runs on float64), and a bound of 10**20 must
+    # still parse as a float64 segment. Visiting order: 10**20 (TP), then 1 (FP) -> AP 1.
+    gt = make_gt({"v1": [("A", 0, 10**20)]})
+    pred = make_pred({"v1": [("A", 1, 5, 6), ("A", 10**20, 0, 10**20)]})
+    result = evaluate_detections(gt, pred, [0.5])
+    assert result["mAP"] == [1.0] and result["num_predictions"] == 2
+
+
+def test_non_finite_ground_truth_message():
+    gt = make_gt({"v1": [("A", 0, float("inf"))]})
+    with pytest.raises(ValueError) as info:
+        evaluate_detections(gt, make_pred({}), [0.5])
+    assert str(info.value) == "ground truth contains non-finite segment bounds"
+
+
+def test_prediction_top_level_messages():
+    gt = make_gt({"v1": [("A", 0, 10)]})
+    with pytest.raises(DetectionFormatError) as info:
+        evaluate_detections(gt, {"detections": {}}, [0.5])
+    assert str(info.value) == (
+        "predictions: no 'results' key (expected the ActivityNet prediction JSON layout)"
+    )
+    assert (info.value.source, info.value.where) == ("predictions", "")
+    with pytest.raises(DetectionFormatError) as info:
+        evaluate_detections(gt, {"results": [1, 2]}, [0.5])
+    assert str(info.value) == (
+        "predictions: 'results' must map video ids to lists of detections; got [1, 2]"
+    )
+    assert (info.value.source, info.value.where) == ("predictions", "")
+
+
+def test_warnings_name_the_entry_and_list_the_unknown_labels():
+    # The reversed segment is entry 1 of the second video; zero-length segments are not
+    # reversed. Seven unknown labels: the warning shows the first five, sorted.
+    gt = make_gt({"v1": [("A", 0, 10)], "v2": [("A", 0, 10)]})
+    unknown = [(label, 0.1, 0, 1) for label in "GFEDCBZ"]
+    pred = make_pred({"v1": [("A", 0.9, 0, 10), ("A", 0.5, 3, 3)] + unknown,
+                      "v2": [("A", 0.8, 0, 10), ("A", 0.7, 9, 3)]})  # fmt: skip
+    with pytest.warns(DetectionEvalWarning) as record:
+        result = evaluate_detections(gt, pred, [0.5])
+    messages = sorted(str(w.message) for w in record)
+    assert messages[0].startswith(
+        "1 predictions have a reversed segment, start > end "
+        "(the first: video 'v2', entry 1 (0-based), [9.0, 3.0]);"
+    )
+    assert messages[1] == (
+        "ignored 7 predictions whose label is not a ground-truth class "
+        "(7 labels: B, C, D, E, F, ...)"
+    )
+    assert result["num_reversed_segments"] == 1
+    # Three labels: all shown, no ellipsis.
+    with pytest.warns(DetectionEvalWarning) as record:
+        evaluate_detections(gt, make_pred({"v1": [("A", 0.9, 0, 10)] + unknown[4:]}), [0.5])
+    assert [str(w.message) for w in record] == [
+        "ignored 3 predictions whose label is not a ground-truth class (3 labels: B, C, Z)"
+    ]
