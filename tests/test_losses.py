@@ -728,6 +728,22 @@ def test_pseudo_labels_use_only_labelled_classes_and_tie_to_background(rule, pse
     close(cc, l_cc)
 
 
+# Two labelled classes, y = [1, 1]: the pseudo-label is the better of the two, not the
+# first. One snippet [1/5, 1/2, 3/10], w = 0, τ = 0:
+#   class_argmax: argmax over {0, 1, bg} = 1 (1/2);
+#   foreground_mass: 1 - 3/10 = 7/10 > 3/10, foreground; best labelled class = 1.
+#   L_cc = -log(1/2) = 0.6931472 under both rules.
+@pytest.mark.parametrize("rule", ["class_argmax", "foreground_mass"])
+def test_pseudo_label_is_the_best_of_several_labelled_classes(rule):
+    posterior, mask, labels = f32([[[0.2, 0.5, 0.3]]]), jnp.ones((1, 1), bool), f32([[1, 1]])
+    pseudo, _ = RULE_FN[rule](posterior, mask, labels, 0, 0.0)
+    assert np.asarray(pseudo).tolist() == [[1]]
+    cc, _ = losses.consistency_losses(
+        posterior, f32([[0.0]]), mask, labels, f32([1]), 0, 0.0, rule=rule
+    )
+    close(cc, _ce(0.5))
+
+
 # Background-only video (y = 0), w = 0, τ = 1/2, μ logits log 3, -log 3 (μ = 3/4, 1/4):
 #   v0: [1/2, 1/4, 1/4];  v1: [1/8, 1/8, 3/4]. Both rules label both snippets background.
 #   class_argmax: confident iff p̄(bg) ≥ τ: v0 (1/4) no, v1 (3/4) yes.
