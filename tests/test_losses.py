@@ -563,6 +563,17 @@ def test_reliability_loss_clips_saturated_mu_to_eps():
         f32(np.full((1, 4), -40.0)), mask, f32([[1, 0]]), f32([1]), 2.0
     )
     close(labelled, -np.log(np.float64(lo)) - np.log1p(-np.float64(lo)))
+    # Labelled, μ ≡ 1: the bottom-k mean is clipped too: -log(1 - ε) - log(ε) ≈ 13.80.
+    saturated = losses.reliability_loss(
+        f32(np.full((1, 4), 40.0)), mask, f32([[1, 0]]), f32([1]), 2.0
+    )
+    close(saturated, -np.log(np.float64(hi)) - np.log1p(-np.float64(hi)))
+    # Labelled, perfectly separated (μ = 1, 1, 0, 0; k = 2): top-k clipped to 1 - ε and
+    # bottom-k to ε, so the loss is -log(1 - ε) - log(1 - ε) ≈ 2.0e-6, not 1e-6 or 0.
+    separated = losses.reliability_loss(
+        f32([[40.0, 40.0, -40.0, -40.0]]), mask, f32([[1, 0]]), f32([1]), 2.0
+    )
+    close(separated, -np.log(np.float64(hi)) - np.log1p(-np.float64(lo)))
 
 
 # ---------------------------------------------------------------------------------------
