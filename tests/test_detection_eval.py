@@ -766,6 +766,21 @@ def test_evaluate_detection_files_equals_the_in_memory_evaluation(tmp_path):
     assert from_files["num_videos"] == 1
 
 
+def test_json_files_are_read_as_utf8_whatever_the_locale(tmp_path, monkeypatch):
+    # Simulate a Latin-1 locale: an `open` without an explicit encoding would decode the
+    # UTF-8 bytes of "Café" as "CafÃ©".
+    import builtins
+
+    def latin1_default_open(path, *args, encoding=None, **kwargs):
+        return builtins.open(path, *args, encoding=encoding or "latin-1", **kwargs)
+
+    monkeypatch.setattr(detection_eval, "open", latin1_default_open, raising=False)
+    path = tmp_path / "gt.json"
+    path.write_text(json.dumps(make_gt({"v1": [("Café", 0, 10)]}), ensure_ascii=False), "utf-8")
+    data = detection_eval.load_json(path)
+    assert data["database"]["v1"]["annotations"][0]["label"] == "Café"
+
+
 def quiet_file_evaluate(*args, **kwargs):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DetectionEvalWarning)
@@ -825,6 +840,13 @@ def test_json_integers_beyond_int64_are_accepted():
     pred = make_pred({"v1": [("A", 1, 5, 6), ("A", 10**20, 0, 10**20)]})
     result = evaluate_detections(gt, pred, [0.5])
     assert result["mAP"] == [1.0] and result["num_predictions"] == 2
+    # 10**20 + 1 and 10**20 are equal as float64, so they tie, and the tie is broken like
+    # any other (the later first, for two values): the TP at 10**20 is visited first -> AP 1.
+    # (Compared as Python integers, the FP at 10**20 + 1 would come first: AP 1/2.)
+    if np.argsort(np.array([1e20, 1e20])).tolist() != [0, 1]:
+        pytest.skip("this numpy's argsort reorders two equal values")
+    pred = make_pred({"v1": [("A", 10**20 + 1, 50, 60), ("A", 10**20, 0, 10**20)]})
+    assert evaluate_detections(gt, pred, [0.5])["mAP"] == [1.0]
 
 
 def test_non_finite_ground_truth_message():
