@@ -416,6 +416,10 @@ def test_smooth_over_time_window_0_1_2_valid_neighbours_only():
     close(w1, np.outer([1.5, 7 / 3, 3.0], [1, 10]))
     w2 = np.asarray(losses.smooth_over_time(x, mask, 2))[0, :3]
     close(w2, np.full((3, 2), 7 / 3) * [1, 10])
+    # A video with a single valid snippet: its mean over itself is itself, for any w.
+    single = jnp.asarray([[1, 0, 0, 0]], bool)
+    for window in (1, 2):
+        close(np.asarray(losses.smooth_over_time(x, single, window))[0, 0], [1.0, 10.0])
 
 
 # ---------------------------------------------------------------------------------------
