@@ -676,6 +676,7 @@ def test_malformed_ground_truth_top_level_messages(ground_truth, message):
         evaluate_detections(ground_truth, make_pred({}), [0.5])
     assert str(info.value) == message
     assert info.value.source == "ground truth"
+    assert info.value.where == ("video 'v1'" if "video 'v1'" in message else "")
 
 
 def test_ground_truth_subset_and_annotation_messages():
@@ -897,3 +898,66 @@ def test_warnings_name_the_entry_and_list_the_unknown_labels():
     assert [str(w.message) for w in record] == [
         "ignored 3 predictions whose label is not a ground-truth class (3 labels: B, C, Z)"
     ]
+
+
+def test_warnings_point_at_the_caller_and_say_what_was_ignored():
+    # All four warnings, each a DetectionEvalWarning attributed to the line that called
+    # evaluate_detections (this file), with its exact text.
+    gt = make_gt({"v1": [("A", 0, 10)]})
+    pred = make_pred(
+        {
+            "v1": [("A", 0.9, 0, 10), ("A", float("nan"), 0, 1), ("A", 0.3, 0, float("inf"))]
+            + [("A", 0.2, 7, 2), ("Z", 0.1, 0, 1)],
+            "nope": [("A", 0.5, 0, 1)],
+        }
+    )
+    with pytest.warns(DetectionEvalWarning) as record:
+        result = evaluate_detections(gt, pred, [0.5])
+    assert all(w.category is DetectionEvalWarning for w in record)
+    assert {w.filename for w in record} == {__file__}
+    assert [str(w.message) for w in record] == [
+        "ignored 1 predictions whose label is not a ground-truth class (1 labels: Z)",
+        "ignored 1 predictions on 1 videos absent from the evaluated ground truth",
+        "ignored 2 predictions with a non-finite score or segment "
+        "(the first: video 'v1', entry 1 (0-based))",
+        "1 predictions have a reversed segment, start > end (the first: video 'v1', entry 3 "
+        "(0-based), [7.0, 2.0]); they are scored as the official code scores them: tIoU 0 "
+        "with every ground truth, so false positives at any threshold above 0",
+    ]
+    assert result["num_ground_truth"] == 1 and result["tiou_thresholds"] == [0.5]
+
+
+@pytest.mark.parametrize("count, ellipsis", [(5, False), (6, True)])
+def test_unknown_label_list_is_cut_after_five(count, ellipsis):
+    gt = make_gt({"v1": [("A", 0, 10)]})
+    labels = "BCDEFG"[:count]
+    pred = make_pred({"v1": [(label, 0.1, 0, 1) for label in labels]})
+    with pytest.warns(DetectionEvalWarning) as record:
+        evaluate_detections(gt, pred, [0.5])
+    shown = ", ".join(labels[:5]) + (", ..." if ellipsis else "")
+    assert str(record[0].message) == (
+        f"ignored {count} predictions whose label is not a ground-truth class "
+        f"({count} labels: {shown})"
+    )
+
+
+def test_thresholds_scalar_or_empty_and_reported():
+    gt = make_gt({"v1": [("A", 0, 10)]})
+    pred = make_pred({"v1": [("A", 0.9, 0, 8)]})  # tIoU 0.8
+    result = evaluate_detections(gt, pred, 0.5)  # a bare number is one threshold
+    assert result["tiou_thresholds"] == [0.5] and result["mAP"] == [1.0]
+    assert evaluate_detections(gt, pred, (0.9, 0.5))["tiou_thresholds"] == [0.9, 0.5]
+    with pytest.raises(ValueError) as info:
+        evaluate_detections(gt, pred, [])
+    assert str(info.value) == "at least one tIoU threshold is needed"
+
+
+def test_segment_iou_computes_in_float64_whatever_the_input_dtype():
+    # float32 bounds are widened first, so the tIoU is the float64 one, bit for bit.
+    a32 = np.array([[0.1, 0.7], [1.3, 2.9]], np.float32)
+    b32 = np.array([[0.2, 0.9], [1.1, 2.2]], np.float32)
+    expected = detection_eval.segment_iou(a32.astype(np.float64), b32.astype(np.float64))
+    for a, b in ((a32, b32), (a32, b32.astype(np.float64)), (a32.astype(np.float64), b32)):
+        got = detection_eval.segment_iou(a, b)
+        assert got.dtype == np.float64
+        np.testing.assert_array_equal(got, expected)
