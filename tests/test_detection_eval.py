@@ -914,7 +914,10 @@ def test_warnings_point_at_the_caller_and_say_what_was_ignored():
     with pytest.warns(DetectionEvalWarning) as record:
         result = evaluate_detections(gt, pred, [0.5])
     assert all(w.category is DetectionEvalWarning for w in record)
-    assert {w.filename for w in record} == {__file__}
+    # Under mutation testing (docs/testing.md) every function is wrapped in a trampoline,
+    # which adds stack frames; the attribution can only be checked on the plain module.
+    if not any("__mutmut_" in name for name in vars(detection_eval)):
+        assert {w.filename for w in record} == {__file__}
     assert [str(w.message) for w in record] == [
         "ignored 1 predictions whose label is not a ground-truth class (1 labels: Z)",
         "ignored 1 predictions on 1 videos absent from the evaluated ground truth",
