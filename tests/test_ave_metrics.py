@@ -142,3 +142,45 @@ def test_ties_take_the_lowest_class():
     labels = ave_metrics.gated_snippet_labels(np.array([[0.4, 0.4, 0.2]]), np.array([[1.0]]))
     assert labels[0, 0] == 0
     assert ave_metrics.ungated_snippet_labels(np.array([[[0.2, 0.4, 0.4]]]))[0, 0] == 1
+
+
+# ---------------------------------------------------------------------------------------
+# Input checks and dtypes (these kill mutants that mutmut showed surviving, docs/testing.md).
+
+
+@pytest.mark.parametrize(
+    "scores_shape, mu_shape",
+    [((2, 3), (3, 4)), ((2, 3, 1), (2, 4)), ((2, 3), (2, 4, 1)), ((3,), (3, 4))],
+)
+def test_gated_labels_reject_bad_shapes_with_both_shapes_named(scores_shape, mu_shape):
+    # Each check alone must raise: a mismatch in N with both ranks right, or one wrong rank.
+    with pytest.raises(ValueError) as info:
+        ave_metrics.gated_snippet_labels(np.zeros(scores_shape), np.zeros(mu_shape))
+    assert str(info.value) == (
+        f"expected video_scores [N, C] and reliability [N, T]; got {scores_shape}, {mu_shape}"
+    )
+
+
+def test_ungated_labels_reject_a_non_3d_posterior_and_return_int64():
+    with pytest.raises(ValueError) as info:
+        ave_metrics.ungated_snippet_labels(np.zeros((2, 3)))
+    assert str(info.value) == "expected posterior [N, T, C+1]; got shape (2, 3)"
+    labels = ave_metrics.ungated_snippet_labels(np.array([[[0.1, 0.9]]], np.float32))
+    assert labels.dtype == np.int64 and labels.tolist() == [[1]]
+
+
+def test_segment_accuracy_error_messages():
+    with pytest.raises(ValueError) as info:
+        ave_metrics.segment_accuracy(np.zeros((2, 3)), np.zeros((2, 4)))
+    assert str(info.value) == "pred (2, 3) and target (2, 4) differ in shape"
+    with pytest.raises(ValueError) as info:
+        ave_metrics.segment_accuracy(np.zeros((2, 3)), np.zeros((2, 3)), np.ones((2, 4), bool))
+    assert str(info.value) == "mask (2, 4) does not match pred (2, 3)"
+
+
+def test_segment_accuracy_accepts_a_float_or_integer_mask():
+    # A 0/1 float mask (as padding masks often come) and a 0/2 integer mask mean the same
+    # valid snippets as the boolean one: 2 of the 3 valid snippets are right.
+    pred, target = np.array([[0, 1, 2, 2]]), np.array([[0, 1, 1, 0]])
+    for mask in ([[1.0, 1.0, 1.0, 0.0]], [[2, 2, 2, 0]], [[True, True, True, False]]):
+        assert ave_metrics.segment_accuracy(pred, target, np.asarray(mask)) == pytest.approx(2 / 3)

@@ -648,3 +648,319 @@ def test_agrees_with_reference_on_real_thumos14_with_snippet_grid_predictions(sn
     ref = reference_evaluate(gt, pred, thresholds, subset="test")
     assert fast["num_predictions"] > 10000
     assert_same(fast, ref)
+
+
+# ---------------------------------------------------------------------------------------
+# Exact messages, files and boundaries (each kills mutants that mutmut showed surviving;
+# docs/testing.md).
+
+
+@pytest.mark.parametrize(
+    "ground_truth, message",
+    [
+        (
+            {"videos": {}},
+            "ground truth: no 'database' key (expected the ActivityNet GT JSON layout)",
+        ),
+        ([1, 2], "ground truth: no 'database' key (expected the ActivityNet GT JSON layout)"),
+        ({"database": [1]}, "ground truth: 'database' must map video ids to entries"),
+        (
+            {"database": {"v1": ["A", 0, 1]}},
+            "ground truth, video 'v1': expected an object with 'subset' and 'annotations'; "
+            "got ['A', 0, 1]",
+        ),
+    ],
+)
+def test_malformed_ground_truth_top_level_messages(ground_truth, message):
+    with pytest.raises(DetectionFormatError) as info:
+        evaluate_detections(ground_truth, make_pred({}), [0.5])
+    assert str(info.value) == message
+    assert info.value.source == "ground truth"
+    assert info.value.where == ("video 'v1'" if "video 'v1'" in message else "")
+
+
+def test_ground_truth_subset_and_annotation_messages():
+    gt = make_gt({"v1": [("A", 0, 10)]}, subset="validation")
+    gt["database"]["v2"] = {"subset": "training", "annotations": []}
+    with pytest.raises(ValueError) as info:
+        evaluate_detections(gt, make_pred({}), [0.5], subset="testing")
+    assert str(info.value) == (
+        "ground truth has no video in subset 'testing'; subsets present: ['training', 'validation']"
+    )
+    with pytest.raises(ValueError) as info:
+        evaluate_detections(gt, make_pred({}), [0.5], subset="training")
+    assert (
+        str(info.value) == "ground truth has no annotation in subset 'training'; mAP is undefined"
+    )
+
+
+def test_ground_truth_video_without_annotations_key_has_none():
+    # ActivityNet's test videos have no "annotations" key: they count as videos without GT.
+    gt = make_gt({"v1": [("A", 0, 10)]})
+    gt["database"]["v2"] = {"subset": "validation", "duration": 5.0}
+    pred = make_pred({"v1": [("A", 0.9, 0, 10)], "v2": [("A", 0.95, 0, 5)]})
+    result = evaluate_detections(gt, pred, [0.5])
+    # v2's prediction is a FP visited first: prec [0, .5], rec [0, 1] -> AP .5.
+    assert result["mAP"] == [0.5] and result["num_videos"] == 2
+
+
+def test_unhashable_ground_truth_label_names_the_annotation():
+    gt = make_gt({"v1": [("A", 0, 10)], "v2": [("A", 0, 10), ("A", 1, 2)]})
+    gt["database"]["v2"]["annotations"][1]["label"] = ["A"]
+    with pytest.raises(DetectionFormatError) as info:
+        evaluate_detections(gt, make_pred({}), [0.5])
+    assert str(info.value) == (
+        "ground truth, video 'v2', annotation 1 (0-based): 'label' must be a string; got ['A']"
+    )
+
+
+@pytest.mark.parametrize(
+    "entry, problem",
+    [
+        ({}, "no 'label' key (keys present: none)"),
+        (7, "expected an object with 'label', 'score', 'segment'; got 7"),
+        ({"label": {"A"}, "score": 1.0, "segment": [0, 1]}, "'label' must be a string; got {'A'}"),
+        (
+            {"label": "A", "score": 1.0, "segment": (0, 1, 2)},
+            "'segment' must be [start, end], two numbers; got (0, 1, 2)",
+        ),
+        # repr() of at most 60 characters is shown whole; a longer one is cut to 57 + "...".
+        (
+            {"label": "A", "score": "x" * 58, "segment": [0, 1]},
+            "'score' must be a number; got '" + "x" * 58 + "'",
+        ),
+        (
+            {"label": "A", "score": "x" * 59, "segment": [0, 1]},
+            "'score' must be a number; got '" + "x" * 56 + "...",
+        ),
+    ],
+)
+def test_malformed_prediction_full_messages(entry, problem):
+    gt = make_gt({"v1": [("A", 0, 10)]})
+    with pytest.raises(DetectionFormatError) as info:
+        evaluate_detections(gt, {"results": {"v1": [entry]}}, [0.5])
+    assert str(info.value) == f"predictions, video 'v1', entry 0 (0-based): {problem}"
+
+
+def test_non_list_prediction_entries_full_message():
+    gt = make_gt({"v1": [("A", 0, 10)]})
+    with pytest.raises(DetectionFormatError) as info:
+        evaluate_detections(gt, {"results": {"v1": {"label": "A"}}}, [0.5])
+    assert str(info.value) == "predictions, video 'v1': expected a list; got {'label': 'A'}"
+
+
+def test_evaluate_detection_files_equals_the_in_memory_evaluation(tmp_path):
+    # Subset and thresholds are passed through; a non-ASCII label survives the UTF-8 read.
+    gt = make_gt({"v1": [("Café", 0, 10), ("B", 20, 30)], "v2": [("Café", 0, 4)]})
+    gt["database"]["v2"]["subset"] = "training"
+    pred = make_pred(
+        {"v1": [("Café", 0.9, 1, 10), ("B", 0.8, 20, 26)], "v2": [("Café", 0.7, 0, 4)]}
+    )
+    gt_path, pred_path = tmp_path / "gt.json", tmp_path / "pred.json"
+    gt_path.write_text(json.dumps(gt, ensure_ascii=False), encoding="utf-8")
+    pred_path.write_text(json.dumps(pred, ensure_ascii=False), encoding="utf-8")
+    from_files = quiet_file_evaluate(gt_path, pred_path, [0.5, 0.9], subset="validation")
+    in_memory = quiet_evaluate(gt, pred, [0.5, 0.9], subset="validation")
+    assert from_files == in_memory
+    # tIoUs .9 and .6: Café AP [1, 1], B AP [1, 0].
+    assert from_files["per_class_ap"] == {"Café": [1.0, 1.0], "B": [1.0, 0.0]}
+    assert from_files["num_videos"] == 1
+
+
+def test_json_files_are_read_as_utf8_whatever_the_locale(tmp_path, monkeypatch):
+    # Simulate a Latin-1 locale: an `open` without an explicit encoding would decode the
+    # UTF-8 bytes of "Café" as "CafÃ©".
+    import builtins
+
+    def latin1_default_open(path, *args, encoding=None, **kwargs):
+        return builtins.open(path, *args, encoding=encoding or "latin-1", **kwargs)
+
+    monkeypatch.setattr(detection_eval, "open", latin1_default_open, raising=False)
+    path = tmp_path / "gt.json"
+    path.write_text(json.dumps(make_gt({"v1": [("Café", 0, 10)]}), ensure_ascii=False), "utf-8")
+    data = detection_eval.load_json(path)
+    assert data["database"]["v1"]["annotations"][0]["label"] == "Café"
+
+
+def quiet_file_evaluate(*args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DetectionEvalWarning)
+        return detection_eval.evaluate_detection_files(*args, **kwargs)
+
+
+def test_load_json_messages_name_the_file(tmp_path):
+    missing = tmp_path / "missing.json"
+    with pytest.raises(OSError) as info:
+        detection_eval.load_json(missing)
+    assert str(info.value) == f"cannot read file {str(missing)!r}: No such file or directory"
+    bad = tmp_path / "bad.json"
+    bad.write_text("{nope", encoding="utf-8")
+    with pytest.raises(ValueError) as info:
+        detection_eval.load_json(bad, "predictions file")
+    assert str(info.value).startswith(f"predictions file {str(bad)!r} is not valid JSON: ")
+    listed = tmp_path / "list.json"
+    listed.write_text("[1, 2]", encoding="utf-8")
+    with pytest.raises(ValueError) as info:
+        detection_eval.load_json(listed, "ground-truth file")
+    assert str(info.value) == f"ground-truth file {str(listed)!r} does not hold a JSON object"
+
+
+def test_evaluate_detection_files_names_each_file(tmp_path):
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(make_gt({"v1": [("A", 0, 10)]})), encoding="utf-8")
+    missing = tmp_path / "missing.json"
+    with pytest.raises(OSError) as info:
+        detection_eval.evaluate_detection_files(missing, good, [0.5])
+    assert str(info.value).startswith(f"cannot read ground-truth file {str(missing)!r}: ")
+    with pytest.raises(OSError) as info:
+        detection_eval.evaluate_detection_files(good, missing, [0.5])
+    assert str(info.value).startswith(f"cannot read predictions file {str(missing)!r}: ")
+
+
+def test_parse_tiou_thresholds_single_value_range_and_message():
+    assert detection_eval.parse_tiou_thresholds("0.5:0.5:1") == (0.5,)
+    with pytest.raises(ValueError) as info:
+        detection_eval.parse_tiou_thresholds("0.5:0.9")
+    assert str(info.value) == (
+        "bad tIoU specification '0.5:0.9': use START:STOP:NUM or a comma-separated list"
+    )
+    # The closed interval [0, 1]; values are rounded to 10 decimals.
+    assert detection_eval.parse_tiou_thresholds("0,1") == (0.0, 1.0)
+    assert detection_eval.parse_tiou_thresholds("0.12345678901") == (0.123456789,)
+    for bad in ("-0.1,0.5", "0.5,1.01"):
+        with pytest.raises(ValueError) as info:
+            detection_eval.parse_tiou_thresholds(bad)
+        assert str(info.value) == f"tIoU thresholds must lie in [0, 1]; got {bad!r}"
+
+
+def test_json_integers_beyond_int64_are_accepted():
+    # JSON integers have no size limit. A score of 10**20 makes the all-integer score
+    # column overflow int64 (the sort then runs on float64), and a bound of 10**20 must
+    # still parse as a float64 segment. Visiting order: 10**20 (TP), then 1 (FP) -> AP 1.
+    gt = make_gt({"v1": [("A", 0, 10**20)]})
+    pred = make_pred({"v1": [("A", 1, 5, 6), ("A", 10**20, 0, 10**20)]})
+    result = evaluate_detections(gt, pred, [0.5])
+    assert result["mAP"] == [1.0] and result["num_predictions"] == 2
+    # 10**20 + 1 and 10**20 are equal as float64, so they tie, and the tie is broken like
+    # any other (the later first, for two values): the TP at 10**20 is visited first -> AP 1.
+    # (Compared as Python integers, the FP at 10**20 + 1 would come first: AP 1/2.)
+    if np.argsort(np.array([1e20, 1e20])).tolist() != [0, 1]:
+        pytest.skip("this numpy's argsort reorders two equal values")
+    pred = make_pred({"v1": [("A", 10**20 + 1, 50, 60), ("A", 10**20, 0, 10**20)]})
+    assert evaluate_detections(gt, pred, [0.5])["mAP"] == [1.0]
+
+
+def test_non_finite_ground_truth_message():
+    gt = make_gt({"v1": [("A", 0, float("inf"))]})
+    with pytest.raises(ValueError) as info:
+        evaluate_detections(gt, make_pred({}), [0.5])
+    assert str(info.value) == "ground truth contains non-finite segment bounds"
+
+
+def test_prediction_top_level_messages():
+    gt = make_gt({"v1": [("A", 0, 10)]})
+    with pytest.raises(DetectionFormatError) as info:
+        evaluate_detections(gt, {"detections": {}}, [0.5])
+    assert str(info.value) == (
+        "predictions: no 'results' key (expected the ActivityNet prediction JSON layout)"
+    )
+    assert (info.value.source, info.value.where) == ("predictions", "")
+    with pytest.raises(DetectionFormatError) as info:
+        evaluate_detections(gt, {"results": [1, 2]}, [0.5])
+    assert str(info.value) == (
+        "predictions: 'results' must map video ids to lists of detections; got [1, 2]"
+    )
+    assert (info.value.source, info.value.where) == ("predictions", "")
+
+
+def test_warnings_name_the_entry_and_list_the_unknown_labels():
+    # The reversed segment is entry 1 of the second video; zero-length segments are not
+    # reversed. Seven unknown labels: the warning shows the first five, sorted.
+    gt = make_gt({"v1": [("A", 0, 10)], "v2": [("A", 0, 10)]})
+    unknown = [(label, 0.1, 0, 1) for label in "GFEDCBZ"]
+    pred = make_pred({"v1": [("A", 0.9, 0, 10), ("A", 0.5, 3, 3)] + unknown,
+                      "v2": [("A", 0.8, 0, 10), ("A", 0.7, 9, 3)]})  # fmt: skip
+    with pytest.warns(DetectionEvalWarning) as record:
+        result = evaluate_detections(gt, pred, [0.5])
+    messages = sorted(str(w.message) for w in record)
+    assert messages[0].startswith(
+        "1 predictions have a reversed segment, start > end "
+        "(the first: video 'v2', entry 1 (0-based), [9.0, 3.0]);"
+    )
+    assert messages[1] == (
+        "ignored 7 predictions whose label is not a ground-truth class "
+        "(7 labels: B, C, D, E, F, ...)"
+    )
+    assert result["num_reversed_segments"] == 1
+    # Three labels: all shown, no ellipsis.
+    with pytest.warns(DetectionEvalWarning) as record:
+        evaluate_detections(gt, make_pred({"v1": [("A", 0.9, 0, 10)] + unknown[4:]}), [0.5])
+    assert [str(w.message) for w in record] == [
+        "ignored 3 predictions whose label is not a ground-truth class (3 labels: B, C, Z)"
+    ]
+
+
+def test_warnings_point_at_the_caller_and_say_what_was_ignored():
+    # All four warnings, each a DetectionEvalWarning attributed to the line that called
+    # evaluate_detections (this file), with its exact text.
+    gt = make_gt({"v1": [("A", 0, 10)]})
+    pred = make_pred(
+        {
+            "v1": [("A", 0.9, 0, 10), ("A", float("nan"), 0, 1), ("A", 0.3, 0, float("inf"))]
+            + [("A", 0.2, 7, 2), ("Z", 0.1, 0, 1)],
+            "nope": [("A", 0.5, 0, 1)],
+        }
+    )
+    with pytest.warns(DetectionEvalWarning) as record:
+        result = evaluate_detections(gt, pred, [0.5])
+    assert all(w.category is DetectionEvalWarning for w in record)
+    # Under mutation testing (docs/testing.md) every function is wrapped in a trampoline,
+    # which adds stack frames; the attribution can only be checked on the plain module.
+    if not any("__mutmut_" in name for name in vars(detection_eval)):
+        assert {w.filename for w in record} == {__file__}
+    assert [str(w.message) for w in record] == [
+        "ignored 1 predictions whose label is not a ground-truth class (1 labels: Z)",
+        "ignored 1 predictions on 1 videos absent from the evaluated ground truth",
+        "ignored 2 predictions with a non-finite score or segment "
+        "(the first: video 'v1', entry 1 (0-based))",
+        "1 predictions have a reversed segment, start > end (the first: video 'v1', entry 3 "
+        "(0-based), [7.0, 2.0]); they are scored as the official code scores them: tIoU 0 "
+        "with every ground truth, so false positives at any threshold above 0",
+    ]
+    assert result["num_ground_truth"] == 1 and result["tiou_thresholds"] == [0.5]
+
+
+@pytest.mark.parametrize("count, ellipsis", [(5, False), (6, True)])
+def test_unknown_label_list_is_cut_after_five(count, ellipsis):
+    gt = make_gt({"v1": [("A", 0, 10)]})
+    labels = "BCDEFG"[:count]
+    pred = make_pred({"v1": [(label, 0.1, 0, 1) for label in labels]})
+    with pytest.warns(DetectionEvalWarning) as record:
+        evaluate_detections(gt, pred, [0.5])
+    shown = ", ".join(labels[:5]) + (", ..." if ellipsis else "")
+    assert str(record[0].message) == (
+        f"ignored {count} predictions whose label is not a ground-truth class "
+        f"({count} labels: {shown})"
+    )
+
+
+def test_thresholds_scalar_or_empty_and_reported():
+    gt = make_gt({"v1": [("A", 0, 10)]})
+    pred = make_pred({"v1": [("A", 0.9, 0, 8)]})  # tIoU 0.8
+    result = evaluate_detections(gt, pred, 0.5)  # a bare number is one threshold
+    assert result["tiou_thresholds"] == [0.5] and result["mAP"] == [1.0]
+    assert evaluate_detections(gt, pred, (0.9, 0.5))["tiou_thresholds"] == [0.9, 0.5]
+    with pytest.raises(ValueError) as info:
+        evaluate_detections(gt, pred, [])
+    assert str(info.value) == "at least one tIoU threshold is needed"
+
+
+def test_segment_iou_computes_in_float64_whatever_the_input_dtype():
+    # float32 bounds are widened first, so the tIoU is the float64 one, bit for bit.
+    a32 = np.array([[0.1, 0.7], [1.3, 2.9]], np.float32)
+    b32 = np.array([[0.2, 0.9], [1.1, 2.2]], np.float32)
+    expected = detection_eval.segment_iou(a32.astype(np.float64), b32.astype(np.float64))
+    for a, b in ((a32, b32), (a32, b32.astype(np.float64)), (a32.astype(np.float64), b32)):
+        got = detection_eval.segment_iou(a, b)
+        assert got.dtype == np.float64
+        np.testing.assert_array_equal(got, expected)
