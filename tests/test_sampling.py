@@ -101,6 +101,39 @@ def test_host_reaches_every_valid_index(mode, length, num_snippets):
         np.testing.assert_array_equal(starts, np.arange(length - num_snippets + 1))
 
 
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("length", [5, 16, 40])
+def test_host_draws_exactly_the_documented_random_numbers(mode, length):
+    # random: `length` float32 scores; uniform and crop: one float32 offset; a video no
+    # longer than L: nothing (the rng is left as it was).
+    rng, reference = np.random.default_rng(7), np.random.default_rng(7)
+    idx = sampling.sample_indices(length, 16, mode, rng)
+    if length <= 16:
+        expected = np.arange(length)
+    else:
+        scores = reference.random(length, dtype=np.float32) if mode == "random" else None
+        offset = reference.random(dtype=np.float32) if mode != "random" else None
+        expected = sampling.snippet_indices(np, length, 16, mode, scores=scores, offset=offset)
+    np.testing.assert_array_equal(idx, expected)
+    assert rng.random() == reference.random()  # the same numbers were consumed
+
+
+def test_uniform_is_uniform_inside_each_cell():
+    # 37 snippets to 8: cells of width 4 or 5. Over 4000 draws each cell's offset must be
+    # uniform over its width (χ² goodness of fit; fixed seed, so a fixed p).
+    rng = np.random.default_rng(3)
+    length, num_snippets = 37, 8
+    draws = np.stack(
+        [sampling.sample_indices(length, num_snippets, "uniform", rng) for _ in range(4000)]
+    )
+    k = np.arange(num_snippets)
+    low, high = k * length // num_snippets, (k + 1) * length // num_snippets
+    for cell in range(num_snippets):
+        counts = np.bincount(draws[:, cell] - low[cell], minlength=high[cell] - low[cell])
+        assert len(counts) == high[cell] - low[cell]
+        assert stats.chisquare(counts).pvalue > 1e-3
+
+
 def test_unknown_mode_is_refused():
     with pytest.raises(ValueError, match="sampling must be one of"):
         sampling.sample_indices(100, 16, "nope", np.random.default_rng(0))
@@ -129,6 +162,26 @@ def test_numpy_and_jax_pick_the_same_indices(length, num_snippets, mode, seed, o
     valid = host[: min(length, num_snippets)]
     assert np.all(np.diff(valid) > 0) and valid[-1] < length
     assert np.all(host[min(length, num_snippets) :] == length - 1)  # padding
+
+
+def test_ties_and_cell_edges_give_the_same_indices_in_both_namespaces():
+    # Equal scores: the stable sort keeps the earliest positions, in both.
+    ties = np.zeros(SCORES_SIZE, np.float32)
+    for xp_result in (
+        sampling.snippet_indices(np, 100, 16, "random", scores=ties),
+        np.asarray(_jnp_rule(16, "random")(jnp.int32(100), ties, np.float32(0))),
+    ):
+        np.testing.assert_array_equal(xp_result, np.arange(16))
+    # u = float32(5/6) times a cell or start count of 6 is 5.0 in float32 (4.99… in
+    # float64): both namespaces compute in float32 and agree on 5.
+    u = np.float32(5 / 6)
+    uniform = 6 * np.arange(8) + 5  # 48 snippets to 8: cells of width 6
+    crop = 5 + np.arange(8)  # 13 snippets to 8: 6 starts
+    for length, mode, expected in ((48, "uniform", uniform), (13, "crop", crop)):
+        host = sampling.snippet_indices(np, length, 8, mode, offset=u)
+        device = _jnp_rule(8, mode)(jnp.int32(length), np.zeros(SCORES_SIZE, np.float32), u)
+        np.testing.assert_array_equal(host, expected)
+        np.testing.assert_array_equal(np.asarray(device), expected)
 
 
 # ----------------------------------------------------------------------------- device

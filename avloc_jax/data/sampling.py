@@ -15,8 +15,10 @@ temporal order. The rule turns uniform random numbers into indices:
     crop         start + k, start = floor(u · (length − L + 1))
                  (a contiguous window, W-TALC's training crop; every start equally likely)
 
-Cell bounds are integer arithmetic and the one float product is float32 with a clamp, so
-numpy and XLA compute the same indices bit for bit. `snippet_indices` is that rule
+Cell bounds are integer arithmetic and the one float product is float32 in both (u and the
+scores must be float32), so numpy and XLA compute the same indices bit for bit; float64
+would differ at cell edges (u = float32(5/6) times a width of 6 is 5 in float32, 4.99…
+in float64). `snippet_indices` is that rule
 written once against an array namespace `xp`: the host pipeline (`input_pipeline`, grain)
 calls it with numpy and a numpy Generator, the device-resident pipeline (`device_data`,
 inside jit) with jax.numpy and jax.random. tests/test_sampling.py checks that both return
@@ -56,7 +58,8 @@ def snippet_indices(
       sampling: one of SAMPLING_MODES.
       scores: float32 [M] U[0, 1) with M >= max(length, L), for "random" (entries past
         `length` are ignored).
-      offset: float32 scalar U[0, 1), for "uniform" and "crop".
+      offset: float32 scalar U[0, 1), for "uniform" and "crop" (float32, not a Python
+        float: the product must round as it does on the device).
     Returns:
       int32 [L], non-decreasing and within [0, length-1]. The first min(length, L)
       entries are the sampled snippets, strictly increasing; entries past `length` (when
@@ -74,13 +77,13 @@ def snippet_indices(
     elif sampling == "uniform":
         low = (k * length) // num_snippets
         width = ((k + 1) * length) // num_snippets - low
-        inside = xp.floor(xp.asarray(offset, xp.float32) * width.astype(xp.float32))
-        keep = low + xp.minimum(inside.astype(low.dtype), xp.maximum(width - 1, 0))
-        keep = xp.where(length <= num_snippets, k, keep)  # short: cells of width 0 or 1
+        # u < 1 and width < 2^24, so the float32 product u · width stays below width: the
+        # index never leaves its cell.
+        keep = low + xp.floor(offset * width.astype(xp.float32))
+        keep = xp.where(length < num_snippets, k, keep)  # short: cells of width 0 or 1
     else:  # crop
         starts = xp.maximum(length - num_snippets, 0) + 1
-        start = xp.floor(xp.asarray(offset, xp.float32) * xp.asarray(starts, xp.float32))
-        keep = xp.minimum(start.astype(k.dtype), starts - 1) + k
+        keep = xp.floor(offset * xp.asarray(starts, xp.float32)) + k  # start < starts, as above
     # Entries past a short video's length repeat its last snippet (padding, masked later).
     return xp.minimum(keep, length - 1).astype(xp.int32)
 
