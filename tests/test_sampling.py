@@ -172,6 +172,13 @@ def test_ties_and_cell_edges_give_the_same_indices_in_both_namespaces():
         np.asarray(_jnp_rule(16, "random")(jnp.int32(100), ties, np.float32(0))),
     ):
         np.testing.assert_array_equal(xp_result, np.arange(16))
+    # Many ties among 300 scores (3 values): numpy's default (unstable) argsort keeps
+    # another subset of the tied ones than jax's stable sort; the rule asks for stable.
+    many = np.random.default_rng(0).integers(0, 3, 300).astype(np.float32) / 4
+    host = sampling.snippet_indices(np, 300, 100, "random", scores=many)
+    device = _jnp_rule(100, "random")(jnp.int32(300), many, np.float32(0))
+    np.testing.assert_array_equal(host, np.asarray(device))
+    np.testing.assert_array_equal(host, np.sort(np.argsort(many, stable=True)[:100]))
     # u = float32(5/6) times a cell or start count of 6 is 5.0 in float32 (4.99… in
     # float64): both namespaces compute in float32 and agree on 5.
     u = np.float32(5 / 6)
