@@ -21,9 +21,9 @@
   25 float32 unit roundoffs (2^-24 = 6e-8), the size of rounding carried through a short
   training run. SCORE_TOLERANCE = 1e-4 leaves 65x headroom over the largest seen, and is
   still 6x smaller than the smallest behaviour change met so far (the snippet sampler's
-  new random stream moved test average mAP by 6.6e-4, test mAP@0.4 by 2.6e-3). Metrics get the same 1e-4: a real
-  change in what is detected moves an AP by at least one hit in ~300 ground-truth
-  instances, far above it.
+  new random stream moved test average mAP by 6.6e-4, test mAP@0.4 by 2.6e-3). Metrics
+  get the same 1e-4: a real change in what is detected moves an AP by at least one hit in
+  ~300 ground-truth instances, far above it.
   Discrete outputs are compared exactly where the margins allow: labels, segments,
   counts and best step always; the order of the top detections only between scores that
   differ by more than 2 x SCORE_TOLERANCE (closer ones may swap on another CPU, so they
