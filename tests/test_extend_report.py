@@ -68,7 +68,7 @@ def test_runs_are_added_and_the_statistics_recomputed():
         {
             "command": "python bench/ablations.py --seeds 5,6,7,8,9 ...",
             "machine": {"cpu_model": "test"},
-            "run_minutes": 10,
+            "run_minutes": 10.0,  # the added runs' seconds
             "variants": ["concat", "full"],
             "seeds": [5, 6, 7, 8, 9],
         }
@@ -103,3 +103,16 @@ def test_the_command_rewrites_the_report_and_its_table(tmp_path, capsys):
     assert "concat" in report.with_suffix(".md").read_text()
     assert extend_report.main([str(report), str(more)]) == 2  # the same runs again
     assert capsys.readouterr().err.startswith("extend_report: error: runs already")
+
+
+def test_only_the_named_rows_are_taken():
+    # A report whose full row reused runs already added: take only its gate0 runs.
+    base = extend_report.extend(_base(), _more())
+    gate0_more = _report([_run("full", 5, 0.90), _run("gate0", 5, 0.88)])
+    merged = extend_report.extend(base, gate0_more, ["gate0"])
+    assert merged["paired"]["gate0"]["seeds"] == [0, 1, 2, 3, 4, 5]
+    assert merged["extensions"][-1]["variants"] == ["gate0"]
+    with pytest.raises(ValueError, match="already in the report"):
+        extend_report.extend(base, gate0_more)  # full seed 5 twice
+    with pytest.raises(ValueError, match=r"no runs of \['concat'\]"):
+        extend_report.extend(base, gate0_more, ["concat"])
