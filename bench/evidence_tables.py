@@ -218,6 +218,31 @@ def block_harder(reports: Reports, delta: float) -> str:
     )
 
 
+def block_replication(reports: Reports, delta: float) -> str:
+    """sparse_audio full − gate0: the replication on the seeds added after the first five
+    (docs/benchmark.md, "A replication of sparse_audio"), the first five, and all."""
+    name = ANET.format(condition="sparse_audio", steps=1000)
+    payload = reports.ablation(name)
+    first = sorted({r["seed"] for r in payload["runs"]})[:5]
+
+    def only(seeds: list[int]) -> dict:
+        return {**payload, "runs": [r for r in payload["runs"] if r["seed"] in seeds]}
+
+    added = sorted({r["seed"] for r in payload["runs"]} - set(first))
+    items = [
+        (f"seeds {first[0]}–{first[-1]} (first study)", only(first), "full", "gate0"),
+        (f"seeds {added[0]}–{added[-1]} (replication)", only(added), "full", "gate0"),
+        ("all seeds", payload, "full", "gate0"),
+    ]
+    return "\n".join(
+        [
+            caption("Test average mAP (0.5:0.05:0.95)", [_rel(name)], machines(payload), delta),
+            "",
+            pair_table(items, delta),
+        ]
+    )
+
+
 def block_ave(reports: Reports, delta: float) -> str:
     payload = reports.ablation(AVE)
     return "\n".join(
@@ -337,6 +362,7 @@ BLOCKS: dict[str, Callable[[Reports, float], str]] = {
     "shipped_300": block_shipped_300,
     "ave_shipped": block_ave,
     "harder": block_harder,
+    "replication": block_replication,
     "defaults": block_defaults,
     "stability": block_stability,
     "proxy_activitynet12": block_proxy("activitynet12"),
