@@ -56,9 +56,14 @@ def test_a_missing_marker_is_an_error(tmp_path, capsys):
 def test_generated_tables_use_the_new_statistics():
     text = (REPO / "docs" / "results.md").read_text()
     block = text.split("<!-- evidence:conditions begin -->")[1].split("<!-- evidence:")[0]
+    # sparse_audio's first five seeds: the paired t interval the old 2-std rule had called
+    # "refuted" is supported; the replication's seeds and all ten are read separately.
+    replication = text.split("<!-- evidence:replication begin -->")[1].split("<!-- evidence:")[0]
+    first = next(line for line in replication.splitlines() if "seeds 0–4" in line)
+    assert "| +4.41 ± 2.89 | [+0.83, +8.00] | 0.027 |" in first
+    assert "supported (full ahead)" in first
     sparse = next(line for line in block.splitlines() if "| sparse_audio |" in line)
-    assert "| +4.41 ± 2.89 | [+0.83, +8.00] | 0.027 |" in sparse
-    assert "supported (full ahead)" in sparse
+    assert "| gate0 | 10 |" in sparse and "inconclusive" in sparse
     assert "earns its place" not in text and "(> 2 std)" not in text
     assert "sample std (ddof = 1)" in block
     # The hand-written machine note of the old reports is not shown as measured.
