@@ -556,6 +556,34 @@ def comparison_cells(c: stats.PairedComparison, scale: float = 100.0) -> dict[st
     }
 
 
+def paired_row_cells(
+    runs: list[dict],
+    a: str,
+    b: str,
+    key: str,
+    *,
+    delta: float = stats.DEFAULT_DELTA,
+    common_seeds: bool = False,
+    scale: float = 100.0,
+) -> str:
+    """The cells `n | a | b | a − b | 95 % CI | p | bootstrap CI | verdict | power` of one
+    paired comparison (the table row shared by bench/conditions_table.py and
+    bench/evidence_tables.py). With `common_seeds` both rows' scores and the pairing use
+    the seeds both have (a row not extended to every seed); otherwise mismatched seeds are
+    refused (ValueError)."""
+    if common_seeds:
+        shared = set(scores_by_seed(runs, a, key)) & set(scores_by_seed(runs, b, key))
+        runs = [r for r in runs if r["seed"] in shared]
+    summary = summarise(runs, (key,))
+    c = compare(runs, a, b, key, delta=delta)
+    cell = comparison_cells(c, scale)
+    return (
+        f"{c.n} | {mean_sd_cell(*summary[a][key], scale=scale)} "
+        f"| {mean_sd_cell(*summary[b][key], scale=scale)} | {cell['diff']} | {cell['ci']} "
+        f"| {cell['p']} | {cell['boot']} | {stats.verdict_label(c, a, b)} | {cell['power']}"
+    )
+
+
 def _proxy_reference(variant: str) -> str:
     """The full model trained as long as the row (the longer rows have their own)."""
     return "full_1k" if variant.endswith("_1k") else "full"

@@ -22,9 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from ablations import (  # noqa: E402  (the reports' own statistics)
     add_delta_flag,
-    compare,
-    comparison_cells,
-    mean_sd_cell,
+    paired_row_cells,
     stats,
     summarise,
 )
@@ -70,14 +68,10 @@ def table(
         for variant in summary:
             if variant == reference or (rows and variant not in rows):
                 continue
-            c = compare(runs, reference, variant, key, delta=delta)
-            cell = comparison_cells(c, SCALE)
+            cells = paired_row_cells(runs, reference, variant, key, delta=delta)
             lines.append(
                 f"| `{payload['config']}` | {_condition(payload)} | {_budget(payload)} "
-                f"| {variant} | {c.n} | {mean_sd_cell(*summary[reference][key])} "
-                f"| {mean_sd_cell(*summary[variant][key])} | {cell['diff']} | {cell['ci']} "
-                f"| {cell['p']} | {cell['boot']} | {stats.verdict_label(c, reference, variant)} "
-                f"| {cell['power']} |"
+                f"| {variant} | {cells} |"
             )
     return "\n".join(lines)
 

@@ -37,6 +37,7 @@ from ablations import (  # noqa: E402
     machine_text,
     markdown_table,
     mean_sd_cell,
+    paired_row_cells,
     shipped_markdown,
     stats,
     summarise,
@@ -120,21 +121,12 @@ def pair_table(items: list[tuple[str, dict, str, str]], delta: float) -> str:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for label, payload, a, b in items:
-        key = payload["keys"][0]
         # A row not extended to every seed (bench/extend_report.py) is paired with the
         # other on the seeds both have, and both scores are over those seeds only.
-        seeds = {r["seed"] for r in payload["runs"] if r["variant"] == a} & {
-            r["seed"] for r in payload["runs"] if r["variant"] == b
-        }
-        runs = [r for r in payload["runs"] if r["seed"] in seeds]
-        summary = summarise(runs, (key,))
-        c = compare(runs, a, b, key, delta=delta)
-        cell = comparison_cells(c, SCALE)
-        lines.append(
-            f"| {label}: `{a}` − `{b}` | {c.n} | {mean_sd_cell(*summary[a][key])} "
-            f"| {mean_sd_cell(*summary[b][key])} | {cell['diff']} | {cell['ci']} | {cell['p']} "
-            f"| {cell['boot']} | {stats.verdict_label(c, a, b)} | {cell['power']} |"
+        cells = paired_row_cells(
+            payload["runs"], a, b, payload["keys"][0], delta=delta, common_seeds=True
         )
+        lines.append(f"| {label}: `{a}` − `{b}` | {cells} |")
     return "\n".join(lines)
 
 
@@ -174,15 +166,8 @@ def block_conditions_per_seed(reports: Reports, delta: float) -> str:
     return "\n".join(lines)
 
 
-def block_default_1000(reports: Reports, delta: float) -> str:
-    name = ANET.format(condition="default", steps=1000)
-    payload = reports.ablation(name)
-    items = _versus_full(payload, "default, 1000 × 16")
-    items += [
-        ("head LayerNorm rows among themselves", payload, "full_headnorm", "gate0_headnorm"),
-        ("head LayerNorm rows among themselves", payload, "full_headnorm", "concat_headnorm"),
-        ("head LayerNorm rows among themselves", payload, "gate0_headnorm", "concat_headnorm"),
-    ]
+def _anet_pair_block(name: str, payload: dict, items: list, delta: float) -> str:
+    """Caption and paired table of one ActivityNet-benchmark report."""
     return "\n".join(
         [
             caption("Test average mAP (0.5:0.05:0.95)", [_rel(name)], machines(payload), delta),
@@ -192,16 +177,22 @@ def block_default_1000(reports: Reports, delta: float) -> str:
     )
 
 
+def block_default_1000(reports: Reports, delta: float) -> str:
+    name = ANET.format(condition="default", steps=1000)
+    payload = reports.ablation(name)
+    items = _versus_full(payload, "default, 1000 × 16")
+    items += [
+        ("head LayerNorm rows among themselves", payload, "full_headnorm", "gate0_headnorm"),
+        ("head LayerNorm rows among themselves", payload, "full_headnorm", "concat_headnorm"),
+        ("head LayerNorm rows among themselves", payload, "gate0_headnorm", "concat_headnorm"),
+    ]
+    return _anet_pair_block(name, payload, items, delta)
+
+
 def block_shipped_300(reports: Reports, delta: float) -> str:
     name = ANET.format(condition="default", steps=300)
     payload = reports.ablation(name)
-    return "\n".join(
-        [
-            caption("Test average mAP (0.5:0.05:0.95)", [_rel(name)], machines(payload), delta),
-            "",
-            pair_table(_versus_full(payload, "300 × 16"), delta),
-        ]
-    )
+    return _anet_pair_block(name, payload, _versus_full(payload, "300 × 16"), delta)
 
 
 def block_harder(reports: Reports, delta: float) -> str:
@@ -209,12 +200,8 @@ def block_harder(reports: Reports, delta: float) -> str:
     full, paired by seed, at the budget fixed before it was run."""
     name = ANET.format(condition="sparse_occluded", steps=500)
     payload = reports.ablation(name)
-    return "\n".join(
-        [
-            caption("Test average mAP (0.5:0.05:0.95)", [_rel(name)], machines(payload), delta),
-            "",
-            pair_table(_versus_full(payload, "sparse_occluded, 500 × 16"), delta),
-        ]
+    return _anet_pair_block(
+        name, payload, _versus_full(payload, "sparse_occluded, 500 × 16"), delta
     )
 
 
@@ -234,13 +221,7 @@ def block_replication(reports: Reports, delta: float) -> str:
         (f"seeds {added[0]}–{added[-1]} (replication)", only(added), "full", "gate0"),
         ("all seeds", payload, "full", "gate0"),
     ]
-    return "\n".join(
-        [
-            caption("Test average mAP (0.5:0.05:0.95)", [_rel(name)], machines(payload), delta),
-            "",
-            pair_table(items, delta),
-        ]
-    )
+    return _anet_pair_block(name, payload, items, delta)
 
 
 def block_ave(reports: Reports, delta: float) -> str:

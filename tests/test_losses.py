@@ -867,23 +867,21 @@ TOTAL_POSTERIOR = np.array(
 
 
 def _config(**overrides):
-    config = ml_collections.ConfigDict(
-        dict(
-            topk_ratio=2.0,
-            mil_weight=1.0,
-            fg_weight=0.5,
-            rel_weight=2.0,
-            class_consistency_weight=0.25,
-            reliability_consistency_weight=0.75,
-            consistency_window=0,
-            consistency_threshold=0.55,
-            consistency_warmup_steps=5,
-            pseudo_label_rule="class_argmax",
-            rel_background_weight=0.3,
-        )
+    """The hand-computed total's loss config: `_loss_config` with its own values."""
+    return _loss_config(
+        **{
+            "topk_ratio": 2.0,
+            "fg_weight": 0.5,
+            "rel_weight": 2.0,
+            "class_consistency_weight": 0.25,
+            "reliability_consistency_weight": 0.75,
+            "consistency_window": 0,
+            "consistency_threshold": 0.55,
+            "consistency_warmup_steps": 5,
+            "rel_background_weight": 0.3,
+            **overrides,
+        }
     )
-    config.update(overrides)
-    return config
 
 
 def _total(config, step):

@@ -73,8 +73,9 @@ def sample_batch(
     sample_key = jax.random.fold_in(jax.random.fold_in(key, 104729), step)
     scores_key, offset_key = jax.random.split(sample_key)
     valid_counts = batch["mask"].sum(axis=1)
-    scores = jax.random.uniform(scores_key, batch["mask"].shape)
-    offsets = jax.random.uniform(offset_key, (batch_size,))
+    # Only the random numbers the mode uses, as the host sampler draws them.
+    scores = jax.random.uniform(scores_key, batch["mask"].shape) if sampling == "random" else None
+    offsets = jax.random.uniform(offset_key, (batch_size,)) if sampling != "random" else None
     keep = jax.vmap(
         lambda n, s, u: sampling_rule.snippet_indices(jnp, n, length, sampling, scores=s, offset=u)
     )(valid_counts, scores, offsets)
