@@ -77,7 +77,85 @@ def test_failed_first_build_leaves_no_dataset(tmp_path, capsys):
     )
     assert rc == 1
     assert "test_order not found" in capsys.readouterr().err
-    assert sorted(os.listdir(tmp_path / "tfds")) == []
+    assert not (tmp_path / "tfds").exists()  # found before anything was written
+
+
+def _one_error_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("avloc build-data: error: "), err
+    return lines[0]
+
+
+def test_missing_manual_dir_is_named_as_such(tmp_path, capsys):
+    data_dir = tmp_path / "dd"
+    rc = build_data.main(
+        ["activitynet12", "--data-dir", str(data_dir), "--manual-dir", str(tmp_path / "nope")]
+    )
+    captured = capsys.readouterr()
+    assert rc == 1 and captured.out == ""
+    assert _one_error_line(captured.err) == (
+        f"avloc build-data: error: --manual-dir {tmp_path / 'nope'} does not exist"
+    )
+    assert not data_dir.exists()
+
+
+def test_manual_dir_without_the_files_names_the_missing_input(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    data_dir = tmp_path / "dd" / "nested"
+    rc = build_data.main(
+        ["activitynet12", "--data-dir", str(data_dir), "--manual-dir", str(tmp_path / "empty")]
+    )
+    captured = capsys.readouterr()
+    assert rc == 1 and captured.out == ""
+    line = _one_error_line(captured.err)
+    assert f"annotations not found in {tmp_path / 'empty'}" in line
+    assert "ActivityNet1.2-Annotations" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]  # no dd, no dd/nested
+
+
+def test_failure_while_building_leaves_nothing_new_and_nothing_on_stdout(tmp_path, capsys):
+    """A bad feature found mid-build (after the temporary folder was made): no TFDS
+    banner on stdout, one error line, and the data dir (new here) is gone again; in a data
+    dir that existed, its contents are as before."""
+    write_ave(tmp_path / "ave", n=9)
+    with h5py.File(tmp_path / "ave" / "visual_feature.h5", "r+") as f:
+        f["avadataset"][2, 0, 0, 0, 0] = np.nan
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    (existing / "keep.txt").write_text("mine")
+    for data_dir in (tmp_path / "new" / "dd", existing):
+        argv = ["ave", "--data-dir", str(data_dir), "--manual-dir", str(tmp_path / "ave")]
+        assert build_data.main(argv) == 1
+        captured = capsys.readouterr()
+        assert captured.out == ""  # no "Downloading and preparing dataset ..."
+        assert "visual_feature.h5" in _one_error_line(captured.err)
+    assert not (tmp_path / "new").exists()
+    assert [p.name for p in existing.iterdir()] == ["keep.txt"]
+
+
+def test_bad_options_and_paths_are_one_error_line(tmp_path, capsys):
+    write_ave(tmp_path / "ave", n=6)
+    data_dir = tmp_path / "dd"
+    base = ["ave", "--data-dir", str(data_dir), "--manual-dir", str(tmp_path / "ave")]
+    cases = [
+        (["--path", "noequals"], 2, "--path expects NAME=PATH, got 'noequals'"),
+        (["--path", "foo=bar"], 1, "ave: unknown inputs ['foo']"),
+        (["--audio", str(tmp_path / "no.h5")], 1, f"ave: audio not found: {tmp_path / 'no.h5'}"),
+        (["--heldout-fraction", "1.5"], 1, "--heldout-fraction must be in [0, 1), got 1.5"),
+        (["--weak", "--name", "x"], 2, "apply to generic only"),
+    ]
+    for extra, code, message in cases:
+        assert build_data.main(base + extra) == code, extra
+        assert message in _one_error_line(capsys.readouterr().err), extra
+    generic = ["generic", "--data-dir", str(data_dir), "--gt", str(tmp_path / "gt.json")]
+    assert build_data.main(generic + ["--tiou", "0.5,x"]) == 2
+    assert "--tiou expects" in _one_error_line(capsys.readouterr().err)
+    assert build_data.main(generic) == 1
+    assert f"gt not found: {tmp_path / 'gt.json'}" in _one_error_line(capsys.readouterr().err)
+    (tmp_path / "file").write_text("")
+    assert build_data.main(["ave", "--data-dir", str(tmp_path / "file")] + base[3:]) == 1
+    assert "is not a folder" in _one_error_line(capsys.readouterr().err)
+    assert not data_dir.exists()
 
 
 def test_generic_flags_and_argument_errors(tmp_path, capsys):

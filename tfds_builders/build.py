@@ -11,6 +11,7 @@ layer, so the data layer must not import them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -18,6 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from avloc_jax.data.annotations import DataError
 from tfds_builders import BUILDERS, get_builder_class
 
 DATASETS = tuple(BUILDERS)
@@ -46,29 +48,42 @@ def build(
       builder_kwargs: further builder arguments (e.g. skip_missing, heldout_fraction).
       show_progress: TFDS progress bars, when stderr is a terminal (`progress_enabled`).
 
-    Raises BuildRefused if a complete build exists and not `overwrite`; DataError for bad
-    input. Nothing is left in `data_dir` by a failed build.
+    Raises BuildRefused if a complete build exists and not `overwrite`; DataError or
+    ValueError for bad input, found before anything is written where it can be
+    (`check_inputs`). A failed build leaves nothing new: not its temporary folder, nor
+    the folders it created (a `data_dir` that did not exist still does not).
     """
     import tensorflow_datasets as tfds
 
     from avloc_jax.common import progress
 
-    if not (show_progress and progress.progress_enabled()):
-        tfds.disable_progress_bar()
     cls = get_builder_class(dataset)
     data_dir = Path(os.path.expanduser(str(data_dir)))
+    config = _builder_config(cls, dataset, builder_config)
+    check_inputs(cls, builder_config, paths, manual_dir, builder_kwargs)
     final = data_dir / dataset / builder_config / str(cls.VERSION)
     if (final / "dataset_info.json").is_file() and not overwrite:
         raise BuildRefused(
             f"{final} already holds a complete dataset; pass --overwrite to rebuild it"
         )
+    if data_dir.exists() and not data_dir.is_dir():
+        raise DataError(f"--data-dir {data_dir} is not a folder")
+    if not (show_progress and progress.progress_enabled()):
+        tfds.disable_progress_bar()
+    # The folders this build creates (deepest first), removed again if it fails.
+    created = [
+        d
+        for d in (final.parent, final.parent.parent, data_dir, *data_dir.parents)
+        if not d.exists()
+    ]
     data_dir.mkdir(parents=True, exist_ok=True)
-    # Same filesystem as the target, so the final move is a rename.
-    tmp = Path(tempfile.mkdtemp(prefix=f".avloc-build-{dataset}-", dir=data_dir))
+    tmp: Path | None = None
     try:
+        # Same filesystem as the target, so the final move is a rename.
+        tmp = Path(tempfile.mkdtemp(prefix=f".avloc-build-{dataset}-", dir=data_dir))
         builder = cls(
             data_dir=str(tmp),
-            config=_builder_config(cls, dataset, builder_config),
+            config=config,
             paths=dict(paths or {}),
             manual_dir=manual_dir,
             **dict(builder_kwargs or {}),
@@ -81,9 +96,51 @@ def build(
         if final.exists():  # overwrite (or leftovers of an incomplete build)
             os.replace(final, tmp / "replaced")
         os.replace(built, final)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        for folder in created:  # deepest first; a folder someone else filled stays
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
+    shutil.rmtree(tmp, ignore_errors=True)
     return final
+
+
+def check_inputs(
+    cls: Any,
+    builder_config: str,
+    paths: Mapping[str, str] | None,
+    manual_dir: str | os.PathLike | None,
+    builder_kwargs: Mapping[str, Any] | None = None,
+) -> None:
+    """What can be checked before anything is written: the manual dir exists, the explicit
+    paths are known inputs and exist, every required input is found, the held-out
+    fraction is in [0, 1). DataError / ValueError naming the path or input otherwise."""
+    from tfds_builders import common
+
+    unknown = sorted(set(paths or {}) - set(cls.INPUTS))
+    if unknown:
+        raise ValueError(
+            f"{cls.name}: unknown inputs {unknown} (--path NAME=...); expected some of "
+            f"{sorted(cls.INPUTS)}"
+        )
+    fraction = dict(builder_kwargs or {}).get("heldout_fraction", 0.0)
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"--heldout-fraction must be in [0, 1), got {fraction}")
+    manual = Path(os.path.expanduser(str(manual_dir))) if manual_dir else None
+    common.check_manual_dir(manual)
+    explicit = {k: Path(os.path.expanduser(str(v))) for k, v in (paths or {}).items() if v}
+    required, optional = cls.input_names(builder_config)
+    for name in (*required, *optional):
+        common.resolve_input(
+            cls.name,
+            name,
+            cls.INPUTS[name],
+            explicit=explicit.get(name),
+            manual=manual,
+            required=name in required,
+        )
 
 
 def _builder_config(cls: Any, dataset: str, name: str) -> Any:

@@ -237,7 +237,7 @@ class AvlocBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):  # 
             video=video,
         )
         meta = self.info.metadata["avloc"]
-        meta["visual_dim"], meta["audio_dim"] = int(dims.visual), int(dims.audio)
+        meta["visual_dim"], meta["audio_dim"] = int(v.shape[1]), int(a.shape[1])
         return v, a
 
     @tfds_utils.classproperty
@@ -257,6 +257,11 @@ class AvlocBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):  # 
             disable_shuffling=True,  # index i = the i-th video in the source order
         )
 
+    @classmethod
+    def input_names(cls, config_name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(required, optional) input names of config `config_name`; subclasses narrow it."""
+        return tuple(cls.INPUTS), ()
+
     def _manual(self, dl_manager) -> Path | None:
         if self._manual_dir is not None:
             return self._manual_dir
@@ -265,26 +270,32 @@ class AvlocBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):  # 
         except (AssertionError, ValueError):  # no manual dir configured or it is empty
             return None
 
+    def _inputs(self, dl_manager) -> dict[str, Path | None]:
+        """Every input of this config by name (None: an optional one that is absent)."""
+        required, optional = self.input_names(self.builder_config.name)
+        paths: dict[str, Path | None] = {name: self._input(name, dl_manager) for name in required}
+        for name in optional:
+            paths[name] = self._input(name, dl_manager, required=False)
+        return paths
+
     def _input(self, name: str, dl_manager, *, required: bool = True) -> Path | None:
         """The path of input `name`: explicit, else the first default that exists."""
-        if name in self._paths:
-            path = self._paths[name]
-            if not path.exists():
-                raise DataError(f"{self.name}: {name} not found: {path}")
-            return path
-        manual = self._manual(dl_manager)
-        defaults = self.INPUTS[name]
-        if manual is not None:
-            for default in defaults:
-                if (manual / default).exists():
-                    return manual / default
-        if not required:
-            return None
-        where = f"in {manual}" if manual is not None else "(no --manual-dir given)"
-        raise DataError(
-            f"{self.name}: {name} not found {where}; expected one of {list(defaults)} "
-            f"or an explicit path (--path {name}=...)"
+        return resolve_input(
+            self.name,
+            name,
+            self.INPUTS[name],
+            explicit=self._paths.get(name),
+            manual=self._manual(dl_manager),
+            required=required,
         )
+
+    # TFDS prints these two banners on stdout (the first names the temporary build
+    # folder); avloc's stdout is the build summary only, so they go to the debug log.
+    def _log_download_bytes(self) -> None:
+        log.debug("preparing %s in %s", self.name, self.data_dir)
+
+    def _log_download_done(self) -> None:
+        log.debug("prepared %s in %s", self.name, self.data_dir)
 
     def _set_metadata(
         self,
@@ -312,6 +323,46 @@ class AvlocBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):  # 
 
     def _note_skipped(self, split: str, video_id: str) -> None:
         self.info.metadata["skipped"].setdefault(split, []).append(video_id)
+
+
+def check_manual_dir(manual: Path | None) -> None:
+    """DataError unless `manual` (the --manual-dir) is None or an existing folder."""
+    if manual is None:
+        return
+    if not manual.exists():
+        raise DataError(f"--manual-dir {manual} does not exist")
+    if not manual.is_dir():
+        raise DataError(f"--manual-dir {manual} is not a folder")
+
+
+def resolve_input(
+    builder: str,
+    name: str,
+    defaults: Sequence[str],
+    *,
+    explicit: Path | None,
+    manual: Path | None,
+    required: bool = True,
+) -> Path | None:
+    """Input `name` of builder `builder`: the explicit path (which must exist), else the
+    first of `defaults` that exists under `manual`; DataError naming where it was looked
+    for when it is required and absent."""
+    if explicit is not None:
+        if not explicit.exists():
+            raise DataError(f"{builder}: {name} not found: {explicit}")
+        return explicit
+    check_manual_dir(manual)
+    if manual is not None:
+        for default in defaults:
+            if (manual / default).exists():
+                return manual / default
+    if not required:
+        return None
+    where = f"in {manual}" if manual is not None else "(no --manual-dir given)"
+    raise DataError(
+        f"{builder}: {name} not found {where}; expected one of {list(defaults)} "
+        f"or an explicit path (--path {name}=...)"
+    )
 
 
 def make_example(

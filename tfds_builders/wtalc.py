@@ -35,7 +35,7 @@ class WtalcBuilder(common.AvlocBuilder, skip_registration=True):
 
     def _split_generators(self, dl_manager) -> dict[str, Any]:
         layout = self.LAYOUT
-        paths = {name: self._input(name, dl_manager) for name in ("annotations", "visual", "audio")}
+        paths = self._inputs(dl_manager)
         annotations = ann.read_layout(paths["annotations"], layout)
         rows = {subset: ann.layout_rows(annotations, layout, subset) for subset in layout.subsets}
         for subset_rows in rows.values():

@@ -4,15 +4,20 @@ Runs one of the TFDS builders in `tfds_builders` (ArrayRecord, no TensorFlow) wi
 `tfds_builders.build.build`: the build goes to a temporary folder inside D and is renamed
 into ``D/<name>/<config>/<version>`` only when complete, so a failed or interrupted build
 leaves no partial dataset. A complete dataset is not replaced unless --overwrite is given.
+The inputs (--manual-dir, the paths, every required file) are checked before anything is
+written; a failed build leaves nothing new in D (a D that did not exist still does not).
+Errors: one line ``avloc build-data: error: ...`` on stderr, exit 2 for bad options, 1
+for bad or missing input files.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
-import sys
 from typing import Any
 
+from avloc_jax.cli import messages
 from avloc_jax.data.annotations import DataError
 from tfds_builders.build import DATASETS, BuildRefused, build, summary
 
@@ -88,6 +93,10 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+PROGRAM = "avloc build-data"
+_fail = functools.partial(messages.fail, PROGRAM)
+
+
 def _paths(args: argparse.Namespace) -> dict[str, str]:
     paths = {
         k: getattr(args, k) for k in ("annotations", "visual", "audio", "labels", "gt", "classes")
@@ -101,13 +110,22 @@ def _paths(args: argparse.Namespace) -> dict[str, str]:
     return paths
 
 
+def _tiou(spec: str) -> list[float]:
+    try:
+        values = [float(x) for x in spec.split(",") if x.strip()]
+    except ValueError:
+        values = []
+    if not values or not all(0.0 <= v <= 1.0 for v in values):
+        raise ValueError(f"--tiou expects comma-separated numbers in [0, 1], got {spec!r}")
+    return values
+
+
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("avloc").setLevel(logging.INFO)  # our stage messages; TFDS stays quiet
     if args.weak and args.dataset != "ave":
-        print("avloc build-data: --weak applies to ave only", file=sys.stderr)
-        return 2
+        return _fail("--weak applies to ave only", 2)
     builder_kwargs: dict[str, Any] = {
         "skip_missing": args.skip_missing,
         "heldout_fraction": args.heldout_fraction,
@@ -121,43 +139,40 @@ def main(argv: list[str]) -> int:
         args.gt,
         args.classes,
     )
-    if args.dataset == "generic":
-        if args.train_split or args.test_split or args.val_split:
-            if not (args.train_split and args.test_split):
-                print("avloc build-data: give both --train-split and --test-split", file=sys.stderr)
-                return 2
-            builder_kwargs["split_roles"] = {
-                "train": args.train_split,
-                "val": args.val_split,
-                "test": args.test_split,
-            }
-        if args.tiou:
-            builder_kwargs["tiou_thresholds"] = [
-                float(x) for x in args.tiou.split(",") if x.strip()
-            ]
-    elif any(generic_flags):
-        print(
-            "avloc build-data: --name/--gt/--classes/--*-split/--tiou apply to generic only",
-            file=sys.stderr,
-        )
-        return 2
+    try:
+        if args.dataset == "generic":
+            if args.train_split or args.test_split or args.val_split:
+                if not (args.train_split and args.test_split):
+                    return _fail("give both --train-split and --test-split", 2)
+                builder_kwargs["split_roles"] = {
+                    "train": args.train_split,
+                    "val": args.val_split,
+                    "test": args.test_split,
+                }
+            if args.tiou:
+                builder_kwargs["tiou_thresholds"] = _tiou(args.tiou)
+        elif any(generic_flags):
+            return _fail("--name/--gt/--classes/--*-split/--tiou apply to generic only", 2)
+        paths = _paths(args)
+    except ValueError as err:
+        return _fail(str(err), 2)
     config = "weak" if args.weak else (args.name or "default")
     try:
         path = build(
             args.dataset,
             args.data_dir,
             builder_config=config,
-            paths=_paths(args),
+            paths=paths,
             manual_dir=args.manual_dir,
             overwrite=args.overwrite,
             builder_kwargs=builder_kwargs,
             show_progress=not args.quiet,
         )
     except BuildRefused as err:
-        print(f"avloc build-data: {err}", file=sys.stderr)
-        return 1
+        return _fail(str(err), 1)
     except (DataError, ValueError) as err:
-        print(f"avloc build-data: error: {err}", file=sys.stderr)
-        return 1
+        return _fail(str(err), 1)
+    except OSError as err:  # e.g. a data dir that cannot be created or written
+        return _fail(f"{err.filename or args.data_dir}: {err.strerror or err}", 1)
     print(summary(path))
     return 0

@@ -122,15 +122,16 @@ class Ave(common.AvlocBuilder):
         "noisy_labels": ("labels_noisy.h5",),
     }
 
+    @classmethod
+    def input_names(cls, config_name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        required = ("annotations", "visual", "audio", *(f"{split}_order" for split in SPLITS))
+        if config_name == "weak":
+            required += ("noisy_visual", "noisy_audio", "noisy_labels")
+        return required, ("labels",)
+
     def _split_generators(self, dl_manager) -> dict[str, Any]:
-        paths = {name: self._input(name, dl_manager) for name in ("annotations", "visual", "audio")}
-        paths["labels"] = self._input("labels", dl_manager, required=False)
-        for split in SPLITS:
-            paths[f"{split}_order"] = self._input(f"{split}_order", dl_manager)
+        paths = self._inputs(dl_manager)
         weak = self.builder_config.name == "weak"
-        if weak:
-            for name in ("noisy_visual", "noisy_audio", "noisy_labels"):
-                paths[name] = self._input(name, dl_manager)
 
         annotations = ann.read_ave_annotations(paths["annotations"])
         n = len(annotations)

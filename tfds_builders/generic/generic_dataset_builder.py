@@ -86,9 +86,12 @@ class Generic(common.AvlocBuilder):
         self._tiou = tuple(float(t) for t in tiou_thresholds) if tiou_thresholds else None
         super().__init__(**kwargs)
 
+    @classmethod
+    def input_names(cls, config_name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        return ("gt", "visual", "audio"), ("classes",)
+
     def _split_generators(self, dl_manager) -> dict[str, Any]:
-        paths = {name: self._input(name, dl_manager) for name in ("gt", "visual", "audio")}
-        paths["classes"] = self._input("classes", dl_manager, required=False)
+        paths = self._inputs(dl_manager)
         videos = ann.read_ground_truth_json(paths["gt"])
         subsets = list(dict.fromkeys(v.subset for v in videos))
         for subset in subsets:
