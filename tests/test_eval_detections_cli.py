@@ -190,3 +190,42 @@ def test_reversed_segment_is_scored_with_a_counted_warning(files, tmp_path, caps
     ), captured.err
     parsed = json.loads(captured.out)
     assert parsed["num_reversed_segments"] == 1 and parsed["num_predictions"] == 3
+
+
+def test_no_known_label_fails_naming_the_labels_and_files(files, tmp_path, capsys):
+    """Every predicted label unknown to the ground truth: exit 2 and one error line naming
+    a few unknown labels with their count and both files, not a table of 0 %."""
+    gt, pred, gt_path, _ = files
+    names = iter(f"x{i}" for i in range(100))
+    renamed = {
+        video: [{**entry, "label": next(names)} for entry in entries]
+        for video, entries in pred["results"].items()
+    }
+    pred_path = tmp_path / "renamed.json"
+    pred_path.write_text(json.dumps({**pred, "results": renamed}))
+    for extra in ([], ["--json"]):
+        code = cli.main(
+            ["eval-detections", "--ground-truth", gt_path, "--predictions", str(pred_path), *extra]
+        )
+        out, err = capsys.readouterr()
+        assert code == 2 and out == ""
+        lines = err.strip().splitlines()
+        assert len(lines) == 1, err
+        assert lines[0] == (
+            f"avloc eval-detections: error: none of the 6 predictions in {pred_path} has a "
+            f"label of the ground truth {gt_path}: 6 unknown labels (x0, x1, x2, x3, x4, ...); "
+            "the ground truth has 2 classes (A, B)"
+        )
+    # Some known labels: scored, with a warning naming the unknown ones.
+    one_known = {**renamed, "v1": [{"label": "A", "score": 0.9, "segment": [0, 10]}]}
+    pred_path.write_text(json.dumps({**pred, "results": one_known}))
+    code = cli.main(["eval-detections", "--ground-truth", gt_path, "--predictions", str(pred_path)])
+    out, err = capsys.readouterr()
+    assert code == 0 and out.splitlines()[0].endswith("2 classes")
+    assert "warning: ignored 2 predictions whose label is not a ground-truth class" in err
+    assert "(2 labels: x4, x5)" in err
+    # One of a kind is singular.
+    code = cli.main(["eval-detections", "--ground-truth", gt_path, "--predictions",
+                     files[3], "--subset", "training"])  # fmt: skip
+    assert code == 0
+    assert capsys.readouterr().out.splitlines()[0].endswith(": 1 video, 1 segment, 1 class")

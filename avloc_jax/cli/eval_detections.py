@@ -6,6 +6,10 @@ Scores ActivityNet-format detections with the official ActivityNet mAP algorithm
 ActivityNet protocol, the default); `--tiou 0.1,0.2,0.3` is a list (THUMOS14 uses
 0.1:0.7:7). Warnings about ignored predictions go to stderr; the result goes to stdout,
 as one JSON object with `--json`, else as a table.
+
+Exit status: 0 on success; 1 when a file cannot be read or is malformed; 2 when no
+prediction has a label of the ground truth (nothing could be scored). Errors are one line
+``avloc eval-detections: error: ...`` on stderr.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import sys
 import warnings
 from typing import Any
 
+from avloc_jax.cli import messages
 from avloc_jax.evaluation import detection_eval
 
 PROG = "avloc eval-detections"
@@ -49,8 +54,10 @@ def _table(result: dict[str, Any], args: argparse.Namespace) -> str:
     thresholds = result["tiou_thresholds"]
     subset = "every subset" if args.subset is None else f"subset {args.subset!r}"
     lines = [
-        f"ground truth: {args.ground_truth} ({subset}): {result['num_videos']} videos, "
-        f"{result['num_ground_truth']} segments, {result['num_classes']} classes",
+        f"ground truth: {args.ground_truth} ({subset}): "
+        f"{messages.plural(result['num_videos'], 'video')}, "
+        f"{messages.plural(result['num_ground_truth'], 'segment')}, "
+        f"{messages.plural(result['num_classes'], 'class')}",
         f"predictions:  {args.predictions}: {result['num_predictions']} scored; ignored "
         f"{result['num_ignored_unknown_label']} unknown-label, "
         f"{result['num_ignored_unknown_video']} "
@@ -71,6 +78,23 @@ def _table(result: dict[str, Any], args: argparse.Namespace) -> str:
             + f"  {100 * sum(aps) / len(aps):>6.2f}"
         )
     return "\n".join(lines)
+
+
+def _no_known_label(result: dict[str, Any], args: argparse.Namespace) -> str:
+    """The error when no prediction has a ground-truth label: a few of the unknown labels
+    and of the ground truth's, with their counts, and both files."""
+    predictions = detection_eval.load_json(args.predictions, "predictions file")
+    unknown = sorted(
+        {str(entry["label"]) for entries in predictions["results"].values() for entry in entries}
+    )
+    known = list(result["per_class_ap"])
+    subset = "" if args.subset is None else f" (subset {args.subset!r})"
+    return (
+        f"none of the {messages.plural(result['num_ignored_unknown_label'], 'prediction')} in "
+        f"{args.predictions} has a label of the ground truth {args.ground_truth}{subset}: "
+        f"{messages.plural(len(unknown), 'unknown label')} ({messages.some(unknown)}); the "
+        f"ground truth has {messages.plural(len(known), 'class')} ({messages.some(known)})"
+    )
 
 
 def main(argv: list[str]) -> int:
@@ -97,6 +121,16 @@ def main(argv: list[str]) -> int:
             file=sys.stderr,
         )
         return 1
+    ignored = result["num_ignored_unknown_label"]
+    total = (
+        result["num_predictions"]
+        + ignored
+        + result["num_ignored_unknown_video"]
+        + result["num_ignored_non_finite"]
+    )
+    if ignored and ignored == total:
+        # Every prediction ignored: a table of 0 % would hide a mismatch of class names.
+        return messages.fail(PROG, _no_known_label(result, args), 2)
     for warning in caught:
         print(f"{PROG}: warning: {warning.message}", file=sys.stderr)
     if args.json:
