@@ -70,3 +70,37 @@ def test_audio_features_are_vggish_aligned_to_the_visual_grid(extracted):
     module, variables = vggish.load_vggish(weights)
     embeddings = np.asarray(jax.jit(module.apply)(variables, jnp.asarray(examples)))
     np.testing.assert_allclose(audio, align.align_audio(embeddings, len(visual)), atol=1e-4, rtol=0)
+
+
+def test_random_variables_fill_the_template_reproducibly():
+    """`convert-weights --random-init`: the real network's tree, seeded, with BatchNorm
+    left as the identity (mean 0, variance 1) and kernels scaled by their fan-in."""
+    from avloc_jax.extraction import convert
+
+    first = convert.random_variables("i3d_rgb", 3)
+    spec = convert._flat(convert.template("i3d_rgb"))
+    flat = convert._flat(first)
+    assert {k: (v.shape, v.dtype) for k, v in flat.items()} == {
+        k: (tuple(s.shape), s.dtype) for k, s in spec.items()
+    }
+    again = convert._flat(convert.random_variables("i3d_rgb", 3))
+    other = convert._flat(convert.random_variables("i3d_rgb", 4))
+    kernels = [k for k in flat if k.endswith("kernel")]
+    assert all(np.array_equal(flat[k], again[k]) for k in flat)
+    assert not any(np.array_equal(flat[k], other[k]) for k in kernels)
+    assert all((flat[k] == 1).all() for k in flat if k.endswith(("/var", "/scale")))
+    assert all((flat[k] == 0).all() for k in flat if k.endswith(("/mean", "/bias")))
+    first_kernel = flat[kernels[0]]
+    fan_in = int(np.prod(first_kernel.shape[:-1]))
+    assert abs(first_kernel.std() * np.sqrt(fan_in) - 1.0) < 0.05
+
+
+def test_random_init_refuses_an_existing_network_before_writing(tmp_path, capsys):
+    (tmp_path / "vggish").mkdir()
+    code = cli.main(["convert-weights", "--random-init", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 1 and err.startswith("avloc convert-weights: error:")
+    assert f"{tmp_path / 'vggish'} exists" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["vggish"]  # i3d_rgb not written
+    with pytest.raises(SystemExit):
+        cli.main(["convert-weights", "--random-init", "--vggish", "x.pth", "--out", "w"])

@@ -114,8 +114,63 @@ def test_detection_table_lists_the_top_detections():
 
 def test_feature_sizes_must_match_the_model(setup, tmp_path):
     bundle, clips = setup
-    with pytest.raises(inference.InputError, match="visual features of size 8"):
+    with pytest.raises(inference.InputError, match="8 visual and 2 audio dimensions") as err:
         localize.localize(clips[:1], bundle, mh.standin_extractor(), tmp_path, progress=False)
+    assert "avloc build-data generic" in str(err.value)  # it says how to get a model
+
+
+def test_a_model_of_other_sizes_is_refused_before_any_weights_load(setup, tmp_path):
+    """The demo bundle's case: a model whose sizes are not I3D + VGGish fails with the
+    way to get one, before the (absent) converted weights are even looked for."""
+    bundle, clips = setup
+    missing_weights = tmp_path / "no_weights"
+    with pytest.raises(inference.InputError) as err:
+        localize.localize(clips[:1], bundle, missing_weights, tmp_path / "out", progress=False)
+    message = str(err.value)
+    assert "'standin' dataset" in message and "gives 1024 and 128" in message
+    assert "configs/generic.py" in message and "avloc export" in message
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_features_folder_is_localized_without_decoding(setup, tmp_path, monkeypatch):
+    """`extract-features` output in, the same predictions as from the videos out, and no
+    video decoded nor extractor needed."""
+    bundle, clips = setup
+    features = tmp_path / "features"
+    pipeline.extract_features(clips, features, extractor(), progress=False)
+    from_videos = localize.localize(clips, bundle, extractor(), tmp_path / "a", progress=False)
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("a features folder must not be decoded")
+
+    monkeypatch.setattr(media, "probe", no_decoding)
+    monkeypatch.setattr(media, "decode_video", no_decoding)
+    result = localize.localize([features], bundle, None, tmp_path / "b", progress=False)
+    assert result.payload == from_videos.payload
+    assert sorted(p.name for p in result.figures) == sorted(p.name for p in from_videos.figures)
+    assert result.table == from_videos.table  # durations come from the manifest
+
+
+def test_bad_features_folders_are_named(setup, tmp_path):
+    bundle, clips = setup
+    features = tmp_path / "features"
+    pipeline.extract_features(clips, features, extractor(), progress=False)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match=f"{empty} is a folder without manifest.json"):
+        localize.localize([empty], bundle, None, out, progress=False)
+    with pytest.raises(ValueError, match="not both"):
+        localize.localize([features, clips[0]], bundle, None, out, progress=False)
+    with pytest.raises(ValueError, match="need --extractor"):
+        localize.localize(clips, bundle, None, out, progress=False)
+    (features / "audio" / "second.npy").unlink()
+    with pytest.raises(ValueError, match="audio features of video 'second'.*do not exist"):
+        localize.localize([features], bundle, None, out, progress=False)
+    (features / "manifest.json").write_text("{not json")
+    with pytest.raises(ValueError, match="manifest.json: cannot read it as JSON"):
+        localize.localize([features], bundle, None, out, progress=False)
+    assert not out.exists()  # nothing written for any of them
 
 
 def run(capsys, *argv):
@@ -127,6 +182,10 @@ def run(capsys, *argv):
 def test_localize_command(setup, tmp_path, capsys, monkeypatch):
     bundle, clips = setup
     weights = tmp_path / "weights"
+    code, _, err = run(capsys, "localize", clips[0], "--bundle", bundle, "--extractor", weights)
+    assert code == 2 and err.startswith("avloc localize: error:") and "needs a model" in err
+    # From here on the converted weights are the stand-in's sizes.
+    monkeypatch.setattr(localize, "extractor_sizes", lambda flow: (VISUAL_DIM, AUDIO_DIM, "s"))
     code, _, err = run(capsys, "localize", clips[0], "--bundle", bundle, "--extractor", weights)
     assert code == 1 and f"{weights} does not exist" in err  # nothing converted there
 
@@ -152,6 +211,13 @@ def test_localize_command(setup, tmp_path, capsys, monkeypatch):
     assert code == 2 and "error:" in err and "broken.mp4" in err
     code, _, err = run(capsys, "localize", clips[0], "--bundle", tmp_path, "--extractor", weights)
     assert code == 1 and "not an inference bundle" in err
+
+    features = tmp_path / "features"
+    pipeline.extract_features(clips, features, extractor(), progress=False)
+    code, stdout, err = run(capsys, "localize", features, "--bundle", bundle, "--out", out / "f")
+    assert code == 0 and "detections for 2 video(s)" in err, err
+    code, _, err = run(capsys, "localize", clips[0], "--bundle", bundle)
+    assert code == 2 and err.startswith("avloc localize: error:") and "--extractor" in err
 
 
 def test_extract_features_command(setup, tmp_path, capsys, monkeypatch):

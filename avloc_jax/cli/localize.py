@@ -1,5 +1,6 @@
 """`avloc localize VIDEO... --bundle EXPORTED_MODEL --extractor WEIGHTS_DIR [--out DIR]
-[--allow-missing-audio] [--batch-size N] [--top K]`.
+[--allow-missing-audio] [--batch-size N] [--top K]`, or
+`avloc localize FEATURES_DIR... --bundle EXPORTED_MODEL [--out DIR] [--top K]`.
 
 Extraction, prediction and post-processing in one command: the features of each video
 (cached under DIR/features: an unchanged video is not decoded again), the bundle's
@@ -9,7 +10,11 @@ foreground reliability, detected segments) and a table of the top detections on 
 
 EXPORTED_MODEL is a bundle from `avloc export`; WEIGHTS_DIR the converted I3D and VGGish
 weights from `avloc convert-weights`. The flow stream runs when the model was trained on
-2048-d (RGB + flow) visual features.
+2048-d (RGB + flow) visual features. A FEATURES_DIR written by `avloc extract-features`
+is used as it is: nothing is decoded, and no --extractor is needed.
+
+The model must take I3D + VGGish features (1024 or 2048, and 128): the demo bundle (48
+and 24) cannot, and the error says how to train one that can.
 
 Exit status: 0 on success, 2 for an unusable video or a model whose feature sizes do not
 match (the message names the file and what was expected), 1 when the bundle or the
@@ -33,10 +38,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROGRAM, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("videos", nargs="+", metavar="VIDEO", help="video files")
+    parser.add_argument(
+        "videos",
+        nargs="+",
+        metavar="VIDEO",
+        help="video files, or folders written by avloc extract-features",
+    )
     parser.add_argument("--bundle", required=True, help="an inference bundle (avloc export)")
     parser.add_argument(
-        "--extractor", required=True, help="converted weights folder (avloc convert-weights)"
+        "--extractor",
+        help="converted weights folder (avloc convert-weights); needed for video files",
     )
     parser.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
     parser.add_argument("--top", type=int, default=3, help="detections per video in the table")

@@ -186,6 +186,31 @@ def convert_state_dict(
     )
 
 
+RANDOM_SOURCE = "random-init"  # weights.json "source" of `random_variables` weights
+
+
+def random_variables(name: str, seed: int) -> dict[str, Any]:
+    """Seeded random variables of network `name` (numpy, the template's tree and dtypes),
+    for running the extraction pipeline where no converted checkpoint is at hand (CI, a
+    first try): kernels LeCun-normal over their fan-in, BatchNorm variances and scales 1,
+    means and biases 0. The features they give carry no meaning."""
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(template(name))
+    filled = []
+    for index, (path, spec) in enumerate(leaves):
+        leaf_name = str(getattr(path[-1], "key", path[-1]))
+        shape = tuple(spec.shape)
+        if leaf_name == "kernel":
+            rng = np.random.default_rng([seed, index])
+            fan_in = int(np.prod(shape[:-1])) or 1
+            value = rng.standard_normal(shape, dtype=np.float32) / np.sqrt(fan_in)
+        elif leaf_name in ("var", "scale"):
+            value = np.ones(shape, np.float32)
+        else:
+            value = np.zeros(shape, np.float32)
+        filled.append(value.astype(spec.dtype))
+    return jax.tree_util.tree_unflatten(treedef, filled)
+
+
 def _as_numpy(value: Any, key: str, path: Path) -> np.ndarray:
     if isinstance(value, np.ndarray):
         return value

@@ -295,6 +295,47 @@ def read_manifest(out_dir: Path) -> dict[str, Any]:
     return manifest
 
 
+def is_features_folder(path: Path | str) -> bool:
+    """Whether `path` is a folder that `extract_features` wrote (it has a manifest)."""
+    return (Path(path) / MANIFEST_FILE).is_file()
+
+
+def read_features_folder(out_dir: Path | str) -> list[ExtractedVideo]:
+    """Every video of a folder that `extract_features` wrote, in manifest order, for
+    reusing its features (`avloc localize FEATURES_DIR`). Unlike `read_manifest`, which
+    falls back to an empty cache, a manifest that is missing, unreadable or not this
+    format, or an entry whose arrays are missing, is a ValueError naming the file."""
+    out_dir = Path(out_dir)
+    path = out_dir / MANIFEST_FILE
+    expected = f"a folder written by `avloc extract-features` ({MANIFEST_FILE}, visual/, audio/)"
+    try:
+        manifest = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ValueError(f"{path} does not exist; expected {expected}") from None
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{path}: cannot read it as JSON ({err}); expected {expected}") from None
+    videos = manifest.get("videos") if isinstance(manifest, dict) else None
+    if manifest.get("format") != MANIFEST_FORMAT or not isinstance(videos, dict):
+        raise ValueError(f"{path}: not an extraction manifest; expected {expected}")
+    if not videos:
+        raise ValueError(f"{path}: lists no video; expected {expected} with at least one")
+    found = []
+    for video_id, entry in videos.items():
+        fields = ("visual", "audio", "visual_shape", "audio_shape", "duration", "snippets")
+        fields += ("seconds_per_snippet", "source")
+        missing = [f for f in fields if f not in entry]
+        if missing:
+            raise ValueError(f"{path}: video {video_id!r} lacks {', '.join(missing)}")
+        for what in ("visual", "audio"):
+            if not (out_dir / entry[what]).is_file():
+                raise ValueError(
+                    f"{path}: the {what} features of video {video_id!r}, "
+                    f"{out_dir / entry[what]}, do not exist"
+                )
+        found.append(_extracted(video_id, out_dir, entry, cached=True))
+    return found
+
+
 def _save_array(path: Path, array: np.ndarray) -> None:
     """np.save to a temporary sibling, then an atomic rename: never half-written."""
     tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.npy")

@@ -1,10 +1,13 @@
-"""Video files in, localized actions out: `avloc localize`.
+"""Video files (or their extracted features) in, localized actions out: `avloc localize`.
 
     result = localize(["a.mp4"], bundle="model/", extractor="weights/", out_dir="out/")
+    result = localize(["features/"], bundle="model/", extractor=None, out_dir="out/")
 
 1. features: `extraction.pipeline.extract_features` into OUT/features (cached there: a
    video that has not changed is not decoded again); the flow stream is run when the
-   model's visual features are 2048-d (I3D RGB + flow), not when they are 1024-d;
+   model's visual features are 2048-d (I3D RGB + flow), not when they are 1024-d. A
+   folder that `avloc extract-features` wrote is read as it is (its manifest gives each
+   video's duration and snippet grid);
 2. prediction: the bundle's predict function on all the videos together
    (`inference.prepare_inputs` + `inference.predict_records`), then the official
    ActivityNet JSON (`inference.predictions_json`) with segments in seconds, written to
@@ -47,25 +50,60 @@ def needs_flow(loaded: inference.LoadedModel) -> bool:
     return loaded.metadata.visual_dim == 2 * pipeline.I3D_FEATURES
 
 
-def check_extractor(
-    loaded: inference.LoadedModel, extractor: pipeline.FeatureExtractor, flow: bool
-) -> None:
-    """An `InputError` unless the extractor's feature sizes are the model's."""
-    visual, audio = extractor.visual_dim(flow), extractor.audio_dim
+HOW_TO_GET_A_MODEL = (
+    "a model trained on I3D + VGGish features: extract the features of labelled videos "
+    "(`avloc extract-features`), build a dataset (`avloc build-data generic`), train it "
+    "(`avloc train --config=configs/generic.py`) and export it (`avloc export`); "
+    'README "Run on your own videos" and docs/extraction.md show each step'
+)
+
+
+def check_feature_sizes(loaded: inference.LoadedModel, visual: int, audio: int, what: str) -> None:
+    """An `InputError` unless the model takes features of `visual` and `audio`
+    dimensions; `what` says where those come from (the extractor, a features folder).
+    Checked before any weights are loaded or any video is decoded."""
     meta = loaded.metadata
-    if (visual, audio) != (meta.visual_dim, meta.audio_dim):
+    if (meta.visual_dim, meta.audio_dim) != (visual, audio):
         raise inference.InputError(
-            f"the model ({loaded.source}) takes visual features of size {meta.visual_dim} and "
-            f"audio features of size {meta.audio_dim}, but the extractor gives {visual} and "
-            f"{audio} ({'RGB + flow' if flow else 'RGB'} I3D, VGGish); expected a model "
-            "trained on I3D (1024 RGB or 2048 RGB + flow) and VGGish (128) features"
+            f"the model {loaded.source} was trained on the {meta.name!r} dataset, whose "
+            f"features have {meta.visual_dim} visual and {meta.audio_dim} audio dimensions, "
+            f"but {what} gives {visual} and {audio}. Localizing videos needs "
+            f"{HOW_TO_GET_A_MODEL}"
         )
 
 
+def extractor_sizes(flow: bool) -> tuple[int, int, str]:
+    """(visual, audio dimension, description) of the converted networks that
+    `pipeline.load_extractor` loads."""
+    if flow:
+        return 2 * pipeline.I3D_FEATURES, pipeline.VGGISH_FEATURES, "I3D RGB + flow with VGGish"
+    return pipeline.I3D_FEATURES, pipeline.VGGISH_FEATURES, "I3D RGB with VGGish"
+
+
+def features_folders(inputs: Sequence[Path | str]) -> bool:
+    """True when every input is a folder written by `extract-features`, False when every
+    input is a file; a ValueError for a mix, or a folder without a manifest."""
+    folders = [Path(p) for p in inputs if Path(p).is_dir()]
+    if not folders:
+        return False
+    if len(folders) != len(inputs):
+        raise ValueError(
+            f"give either video files or features folders, not both (folder {folders[0]} "
+            "among video files)"
+        )
+    for folder in folders:
+        if not pipeline.is_features_folder(folder):
+            raise ValueError(
+                f"{folder} is a folder without {pipeline.MANIFEST_FILE}; expected video files "
+                "or a folder written by `avloc extract-features`"
+            )
+    return True
+
+
 def localize(
-    videos: Sequence[Path | str],
+    inputs: Sequence[Path | str],
     bundle: Path | str | inference.LoadedModel,
-    extractor: Path | str | pipeline.FeatureExtractor,
+    extractor: Path | str | pipeline.FeatureExtractor | None,
     out_dir: Path | str,
     *,
     allow_missing_audio: bool = False,
@@ -74,42 +112,66 @@ def localize(
     notice: inference.Notice = inference.stderr_notice,
     top: int = TOP_DETECTIONS,
 ) -> LocalizeResult:
-    """Extract, predict, write predictions.json, the figures and the table (module doc).
+    """Extract (or reuse), predict, write predictions.json, the figures and the table.
 
     Args:
+      inputs: video files, or folders that `avloc extract-features` wrote (their
+        features are used as they are; no extractor is needed then).
       bundle: an exported bundle (`avloc export`), or a loaded model.
-      extractor: the converted weights folder (`avloc convert-weights`), or an extractor.
+      extractor: the converted weights folder (`avloc convert-weights`), or an
+        extractor; needed for video files only.
       allow_missing_audio: videos without an audio track use silence (with a warning).
 
     Raises `extraction.media.MediaError` for a bad video, `inference.InputError` for a
-    model whose feature sizes the extractor cannot give, FileNotFoundError for a missing
-    bundle or weights folder.
+    model whose feature sizes videos cannot give, ValueError for mixed or unreadable
+    inputs, FileNotFoundError for a missing bundle or weights folder. Nothing is written
+    before every input has been checked.
     """
     out_dir = Path(out_dir)
     loaded = bundle if isinstance(bundle, inference.LoadedModel) else inference.load_bundle(bundle)
     flow = needs_flow(loaded)
-    if not isinstance(extractor, pipeline.FeatureExtractor):
-        extractor = pipeline.load_extractor(
-            extractor, flow=flow, batch_size=batch_size or pipeline.DEFAULT_BATCH_SIZE
+    if features_folders(inputs):
+        videos = [video for folder in inputs for video in pipeline.read_features_folder(folder)]
+        for video in videos:
+            visual, audio = video.entry["visual_shape"][1], video.entry["audio_shape"][1]
+            what = f"video {video.video_id!r} of features folder {video.visual.parent.parent}"
+            check_feature_sizes(loaded, visual, audio, what)
+        extraction = pipeline.ExtractionResult(
+            videos, pipeline.ExtractionStats(cached=len(videos)), Path(inputs[0])
         )
-    check_extractor(loaded, extractor, flow)
+    else:
+        if extractor is None:
+            raise ValueError(
+                "video files need --extractor WEIGHTS_DIR (`avloc convert-weights`); "
+                "features folders from `avloc extract-features` do not"
+            )
+        if not isinstance(extractor, pipeline.FeatureExtractor):
+            check_feature_sizes(loaded, *extractor_sizes(flow))
+            extractor = pipeline.load_extractor(
+                extractor, flow=flow, batch_size=batch_size or pipeline.DEFAULT_BATCH_SIZE
+            )
+        what = f"the extractor ({'RGB + flow' if flow else 'RGB'})"
+        check_feature_sizes(loaded, extractor.visual_dim(flow), extractor.audio_dim, what)
+        extraction = pipeline.extract_features(
+            inputs,
+            out_dir / FEATURES_DIR,
+            extractor,
+            flow=flow,
+            batch_size=batch_size,
+            progress=progress,
+            allow_missing_audio=allow_missing_audio,
+            notice=notice,
+        )
     snippet = align.snippet_seconds()
     if loaded.seconds_per_snippet and not math.isclose(loaded.seconds_per_snippet, snippet):
         notice(
             f"note: the model was trained on snippets of {loaded.seconds_per_snippet:g} s; "
             f"the extracted features have {snippet:g}-s snippets (16 frames at 25 fps)"
         )
-
-    extraction = pipeline.extract_features(
-        videos,
-        out_dir / FEATURES_DIR,
-        extractor,
-        flow=flow,
-        batch_size=batch_size,
-        progress=progress,
-        allow_missing_audio=allow_missing_audio,
-        notice=notice,
-    )
+    ids = [video.video_id for video in extraction.videos]
+    if len(set(ids)) != len(ids):
+        twice = sorted({i for i in ids if ids.count(i) > 1})
+        raise ValueError(f"video id {twice[0]!r} is in more than one features folder")
     records = []
     for video in extraction.videos:
         visual, audio = inference.prepare_inputs(video.visual, video.audio, loaded.metadata, notice)
