@@ -321,8 +321,8 @@ def read_features_folder(out_dir: Path | str) -> list[ExtractedVideo]:
         raise ValueError(f"{path}: lists no video; expected {expected} with at least one")
     found = []
     for video_id, entry in videos.items():
-        fields = ("visual", "audio", "visual_shape", "audio_shape", "duration", "snippets")
-        fields += ("seconds_per_snippet", "source")
+        fields = ["visual", "audio", "visual_shape", "audio_shape", "duration", "snippets"]
+        fields += ["seconds_per_snippet", "source"]
         missing = [f for f in fields if f not in entry]
         if missing:
             raise ValueError(f"{path}: video {video_id!r} lacks {', '.join(missing)}")
