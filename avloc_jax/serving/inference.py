@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -192,10 +193,20 @@ def restore_params(directory: Path, which: str, abstract: Any) -> tuple[Any, int
         best_fn = lambda m: (float(m["selection"]), -int(m["step"]))  # noqa: E731
     if not path.is_dir():
         return None
-    options = ocp.CheckpointManagerOptions(read_only=True, best_fn=best_fn, best_mode="max")
-    manager = ocp.CheckpointManager(
-        path, item_handlers=ocp.PyTreeCheckpointHandler(), options=options
+    options = ocp.CheckpointManagerOptions(
+        read_only=True, create=False, save_interval_steps=0, best_fn=best_fn, best_mode="max"
     )
+    # orbax warns "Given directory is read only" for every read-only manager: expected
+    # here (serving only restores), so that one warning is not shown.
+    absl_logger = logging.getLogger("absl")
+    level = absl_logger.level
+    absl_logger.setLevel(logging.ERROR)
+    try:
+        manager = ocp.CheckpointManager(
+            path, item_handlers=ocp.PyTreeCheckpointHandler(), options=options
+        )
+    finally:
+        absl_logger.setLevel(level)
     try:
         if best_fn is None or which == "last":
             step = manager.latest_step()
