@@ -39,6 +39,7 @@ setup(
             "pytest>=8.0",
             "pytest-xdist>=3.5",
             "hypothesis>=6.100",  # property tests (samplers, metrics, parsers)
+            "markdown-it-py>=3.0",  # tests/test_readme.py reads the README's code blocks
             # The TV-L1 flow test runs in CI: OpenCV with the contrib modules (cv2.optflow).
             "opencv-contrib-python-headless>=4.8",
             "portpicker>=1.6",

@@ -243,6 +243,17 @@ def test_extract_features_command(setup, tmp_path, capsys, monkeypatch):
     silent = mh.write_clip(tmp_path / "silent.mp4", audio=False)
     code, _, err = run(capsys, "extract-features", silent, "--out", out, "--weights", tmp_path)
     assert code == 2 and "silent.mp4: has no audio track" in err
+
+    # A bad video among good ones: refused before any work, nothing written anywhere.
+    corrupt = tmp_path / "corrupt.mp4"
+    corrupt.write_bytes(b"\x00" * 4096)
+    fresh = tmp_path / "fresh"
+    code, _, err = run(
+        capsys, "extract-features", clips[1], corrupt, "--out", fresh, "--weights", tmp_path
+    )
+    assert code == 2 and err.startswith("avloc extract-features: error:")
+    assert "corrupt.mp4" in err and len(err.strip().splitlines()) == 1
+    assert not fresh.exists()
     code, _, err = run(
         capsys,
         "extract-features",
