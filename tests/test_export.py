@@ -177,3 +177,40 @@ def test_workdir_metadata_from_its_file_or_derived_from_the_config(
     assert stored.metadata == dataset.metadata and stored.seconds_per_snippet == 1.0
     # without a config to ask, the snippet length is estimated from training durations / T
     assert metadata_file.seconds_per_snippet(dataset) == pytest.approx(1.0)
+
+
+def test_unwritable_out_and_bad_workdir_are_one_error_line(trained, tmp_path, capsys):
+    """--out is checked before loading; a workdir that cannot be loaded or an export that
+    fails leaves nothing new, not even the folders made for the bundle."""
+    workdir, _, _ = trained
+    (tmp_path / "file").write_text("")
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "config.json").write_text("[1, 2")
+    cases = [
+        (workdir, tmp_path / "file", 2, f"--out: {tmp_path / 'file'} is not a folder"),
+        (workdir, tmp_path / "file" / "b", 2, f"{tmp_path / 'file'} is not a folder"),
+        (bad, tmp_path / "new" / "b", 1, f"cannot load {bad}: {bad / 'config.json'}"),
+    ]
+    for source, out, status, message in cases:
+        code, stdout, stderr = run(capsys, "export", "--workdir", source, "--out", out)
+        lines = stderr.strip().splitlines()
+        assert code == status and stdout == "", out
+        assert len(lines) == 1 and lines[0].startswith("avloc export: error: "), stderr
+        assert message in lines[0], stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad", "file"]
+
+
+def test_failed_export_removes_the_folders_it_made(trained, tmp_path, monkeypatch, capsys):
+    workdir, _, _ = trained
+
+    def broken_save(self, *args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(ocp.StandardCheckpointer, "save", broken_save)
+    code, _, stderr = run(capsys, "export", "--workdir", workdir, "--out", tmp_path / "a" / "b")
+    assert code == 1
+    assert stderr.strip() == (
+        f"avloc export: error: cannot write {tmp_path / 'a' / 'b'}: No space left on device"
+    )
+    assert list(tmp_path.iterdir()) == []

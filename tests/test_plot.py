@@ -118,3 +118,38 @@ def test_option_errors(workdir, tmp_path, capsys):
     code, _, stderr = run(capsys, "--workdir", workdir, "--split", "nosuch", "--out", tmp_path)
     assert code == 2 and "nosuch" in stderr and "Traceback" not in stderr
     assert list(tmp_path.glob("*.png")) == []
+
+
+def test_bad_out_and_failures_leave_nothing_new(workdir, tmp_path, capsys, monkeypatch):
+    """An --out that is not a writable folder is one error line before any work; a
+    failure while drawing leaves no figure and no folder made for --out."""
+    (tmp_path / "file").write_text("")
+    for argv in (["--split", "test"], ["--curves"]):
+        code, stdout, stderr = run(capsys, "--workdir", workdir, *argv, "--out", tmp_path / "file")
+        assert code == 2 and stdout == ""
+        assert stderr.strip() == (
+            f"avloc plot: error: --out: {tmp_path / 'file'} is not a folder; expected a folder "
+            "to write into"
+        )
+
+    def failing_plot(path, **kwargs):
+        if "_00001" in str(path):  # the second video: the first figure is drawn already
+            raise OSError(28, "No space left on device", str(path))
+        return original(path, **kwargs)
+
+    original = plotting.plot_video
+    monkeypatch.setattr(plotting, "plot_video", failing_plot)
+    out = tmp_path / "new" / "figs"
+    code, stdout, stderr = run(capsys, "--workdir", workdir, "--split", "test", "--out", out)
+    lines = stderr.strip().splitlines()
+    assert code == 1 and stdout == ""
+    assert lines[-1].startswith("avloc plot: error: ") and "No space left" in lines[-1]
+    assert sum(line.startswith("avloc plot: error:") for line in lines) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "metrics.jsonl").write_text('{"event": "train"}\nnot json\n')
+    code, _, stderr = run(capsys, "--workdir", bad, "--curves", "--out", tmp_path / "c")
+    assert code == 1 and stderr.startswith(f"avloc plot: error: {bad / 'metrics.jsonl'}: expected")
+    assert len(stderr.strip().splitlines()) == 1 and not (tmp_path / "c").exists()

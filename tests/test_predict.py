@@ -61,8 +61,12 @@ def test_files_give_json_that_eval_detections_scores(trained, video, tmp_path, c
     check_prediction_json(payload, dataset.metadata.class_names, {video_id: duration})
     assert "snippet_labels" not in payload  # a detection-task model
 
+    # The whole test split's ground truth: with this video's alone, a model that never
+    # predicts its one class would have no prediction with a ground-truth label (exit 2).
+    test = dataset.split("test")
+    records = [test[i] for i in range(len(test))]
     gt = tmp_path / "gt.json"
-    gt.write_text(json.dumps(ground_truth_json([record], dataset.metadata.class_names, "test")))
+    gt.write_text(json.dumps(ground_truth_json(records, dataset.metadata.class_names, "test")))
     code = cli.main(
         [
             "eval-detections",
@@ -282,3 +286,40 @@ def test_multiple_buckets_pad_each_video_to_the_next_multiple():
     devices = jax.device_count()
     assert inference.serving_batch_size(1, 16) == devices  # one row per device at least
     assert inference.serving_batch_size(40, 16 * devices) == 16 * devices
+
+
+def _error_line(stderr, program="avloc predict"):
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{program}: error: "), stderr
+    return lines[0]
+
+
+def test_bad_outputs_and_inputs_leave_nothing_new(trained, video, tmp_path, capsys):
+    """An --out or --plot that cannot be written is refused before any work; a failure
+    after the outputs' folders were made removes them again; each is one error line."""
+    workdir, _ = trained
+    visual, audio, _ = video
+    (tmp_path / "file").write_text("")
+    (tmp_path / "folder").mkdir()
+    files = ["--workdir", workdir, "--visual", visual, "--audio", audio]
+    cases = [
+        (["--out", tmp_path / "folder"], 2, f"--out: {tmp_path / 'folder'} is a folder"),
+        (["--out", tmp_path / "file" / "p.json"], 2, f"{tmp_path / 'file'} is not a folder"),
+        (["--plot", tmp_path / "file"], 2, f"--plot: {tmp_path / 'file'} is not a folder"),
+        # checked only once the model is loaded: the outputs' folders are made by then
+        (["--out", tmp_path / "new" / "p.json", "--plot", tmp_path / "new" / "figs",
+          "--duration", "0"], 2, "--duration must be a positive number"),
+    ]  # fmt: skip
+    for extra, status, message in cases:
+        code, stdout, stderr = predict(capsys, *files, *extra)
+        assert code == status and stdout == "", extra
+        assert message in _error_line(stderr), extra
+    bad_config = tmp_path / "bad_workdir"
+    bad_config.mkdir()
+    (bad_config / "config.json").write_text("{not json")
+    code, _, stderr = predict(capsys, "--workdir", bad_config, "--visual", visual, "--audio", audio)
+    assert code == 1 and f"cannot load {bad_config}: {bad_config / 'config.json'}" in _error_line(
+        stderr
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad_workdir", "file", "folder"]
+    assert list((tmp_path / "folder").iterdir()) == []

@@ -5,14 +5,18 @@ Writes the ActivityNet-format ground truth (``{"version", "database": {video_id:
 {"subset", "duration", "annotations": [{"label", "segment"}]}}}``) of a W-TALC annotation
 folder, for `avloc eval-detections` and for other codebases. ActivityNet1.2 ids are YouTube
 ids (url.npy); THUMOS14 keeps its 20-class detection videos, ids = video names.
+
+Errors are one line ``avloc export-gt: error: ...``: exit 2 for an --out that cannot be
+written (checked first), 1 for unreadable annotations; --out is then left as it was.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
-import sys
+import json
 
+from avloc_jax.cli import messages
 from avloc_jax.data import annotations as ann
 from avloc_jax.data.annotations import DataError
 
@@ -32,13 +36,23 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+PROGRAM = "avloc export-gt"
+
+
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
+    problem = messages.output_problem(args.out)
+    if problem:
+        return messages.fail(PROGRAM, f"--out: {problem}", 2)
     try:
-        gt = ann.write_ground_truth_json(args.annotations, args.layout, args.out, args.subset)
+        layout = ann.read_layout(args.annotations, args.layout)
+        gt = ann.wtalc_ground_truth(layout, args.layout, args.subset)
+        # Via a temporary file: never a half-written GT file (as ann.write_ground_truth_json).
+        messages.write_file(args.out, json.dumps(gt))
     except DataError as err:
-        print(f"avloc export-gt: error: {err}", file=sys.stderr)
-        return 1
+        return messages.fail(PROGRAM, str(err), 1)
+    except OSError as err:
+        return messages.fail(PROGRAM, f"cannot write {args.out}: {err.strerror or err}", 1)
     videos = collections.Counter(v["subset"] for v in gt["database"].values())
     segments: collections.Counter[str] = collections.Counter()
     for v in gt["database"].values():

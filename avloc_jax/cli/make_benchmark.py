@@ -9,9 +9,11 @@ synthesis parameter of `avloc_jax.benchmark.generator.default_config` is a flag 
 from __future__ import annotations
 
 import argparse
-import sys
+import functools
+from pathlib import Path
 
 from avloc_jax.benchmark import generator as benchmark
+from avloc_jax.cli import messages
 
 
 def _flag(key: str) -> str:
@@ -51,6 +53,29 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+PROGRAM = "avloc make-benchmark"
+_fail = functools.partial(messages.fail, PROGRAM)
+
+
+def _range_problem(config: dict) -> str | None:
+    """A synthesis parameter outside its range, named by its flag; None if all are fine."""
+    for key, value in sorted(config.items()):
+        if key.endswith(("_fraction", "_probability", "_prob")) or key == "temporal_correlation":
+            if not 0.0 <= value <= 1.0:
+                return f"{_flag(key)} must be in [0, 1], got {value}"
+        elif key.endswith(("_dim", "_snippet_seconds")):
+            if not value > 0:
+                return f"{_flag(key)} must be positive, got {value}"
+        elif not value >= 0:
+            return f"{_flag(key)} must be >= 0, got {value}"
+    if config.get("pair_fraction", 0) + config.get("silent_fraction", 0) > 1:
+        return (
+            f"--pair-fraction + --silent-fraction must be at most 1 (they share the classes), "
+            f"got {config['pair_fraction']} + {config['silent_fraction']}"
+        )
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     config = benchmark.default_config(args.flavour)
@@ -66,12 +91,17 @@ def main(argv: list[str] | None = None) -> int:
         and k not in ("flavour", "out", "seed", "annotations", "overwrite")
     ]
     if unused:
-        print(
-            f"avloc make-benchmark: {', '.join(_flag(k) for k in unused)} "
-            f"do not apply to {args.flavour}",
-            file=sys.stderr,
+        flags = ", ".join(_flag(k) for k in unused)
+        return _fail(
+            f"{flags} {'does' if len(unused) == 1 else 'do'} not apply to {args.flavour}", 2
         )
-        return 2
+    problem = _range_problem(config)
+    if problem is None:
+        problem = messages.output_problem(args.out, folder=True)
+        problem = problem and f"--out: {problem}"
+    if problem:
+        return _fail(problem, 2)
+    new = messages.missing_folders(Path(args.out))
     try:
         manifest = benchmark.make_benchmark(
             args.flavour,
@@ -81,9 +111,13 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             overwrite=args.overwrite,
         )
-    except (FileExistsError, FileNotFoundError, ValueError) as err:
-        print(f"avloc make-benchmark: {err}", file=sys.stderr)
-        return 1
+    except BaseException as err:
+        messages.remove_empty(new)  # the generator removed its temporary folder already
+        if isinstance(err, FileExistsError | FileNotFoundError | ValueError):
+            return _fail(str(err), 1)
+        if isinstance(err, OSError):
+            return _fail(f"cannot write {args.out}: {err.strerror or err}", 1)
+        raise
     kinds: dict[str, int] = {}
     for info in manifest["classes"].values():
         kinds[info["kind"]] = kinds.get(info["kind"], 0) + 1

@@ -60,22 +60,34 @@ def main(argv: list[str]) -> int:
     if args.curves:
         if args.workdir is None:
             return _fail("--curves needs --workdir (a bundle has no training log)", 2)
+        problem = messages.output_problem(out_dir, folder=True)
+        if problem:
+            return _fail(f"--out: {problem}", 2)
         return _curves(Path(args.workdir), out_dir)
     if args.videos < 1:
         return _fail("--videos must be at least 1", 2)
+    problem = messages.output_problem(out_dir, folder=True)
+    if problem:
+        return _fail(f"--out: {problem}", 2)
 
     from avloc_jax.serving import figures, inference  # heavy imports after the checks
 
     try:
         loaded = inference.load(workdir=args.workdir, bundle=args.bundle)
         dataset, split = inference.open_split(loaded, args.data_dir, args.split)
-        paths = figures.plot_split(loaded, dataset, split, args.videos, out_dir, notice=_note)
+        # Drawn into a temporary folder, moved into --out when every figure is done.
+        with messages.staged_folder(out_dir) as stage:
+            paths = figures.plot_split(loaded, dataset, split, args.videos, stage, notice=_note)
     except inference.InputError as err:
         return _fail(str(err), 2)
     except FileNotFoundError as err:
         return _fail(str(err), 1)
+    except messages.LOAD_ERRORS as err:
+        return _fail(messages.load_error(args.workdir or args.bundle, err), 1)
+    except OSError as err:  # --out cannot be written
+        return _fail(f"{err.filename or out_dir}: {err.strerror or err}", 1)
     for path in paths:
-        print(path)
+        print(out_dir / path.name)
     return 0
 
 
@@ -87,8 +99,18 @@ def _curves(workdir: Path, out_dir: Path) -> int:
         return _fail(
             f"{workdir / 'metrics.jsonl'} not found: expected a workdir written by `avloc train`", 1
         )
-    records = metric_logging.read_metrics(workdir)
+    try:
+        records = metric_logging.read_metrics(workdir)
+    except (OSError, ValueError) as err:
+        return _fail(f"{workdir / 'metrics.jsonl'}: expected one JSON object per line ({err})", 1)
+    if not all(isinstance(r, dict) for r in records):
+        return _fail(f"{workdir / 'metrics.jsonl'}: expected one JSON object per line", 1)
     if not any(r.get("event") == "train" for r in records):
         return _fail(f"{workdir / 'metrics.jsonl'} has no training events yet", 1)
-    print(plotting.plot_curves(out_dir / "curves.png", records))
+    try:
+        with messages.staged_folder(out_dir) as stage:
+            plotting.plot_curves(stage / "curves.png", records)
+    except OSError as err:
+        return _fail(f"{err.filename or out_dir}: {err.strerror or err}", 1)
+    print(out_dir / "curves.png")
     return 0

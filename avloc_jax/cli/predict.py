@@ -22,6 +22,7 @@ the file and what was expected), 1 when the workdir/bundle cannot be loaded.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import sys
@@ -77,17 +78,6 @@ _note = functools.partial(messages.note, PROGRAM)
 _fail = functools.partial(messages.fail, PROGRAM)
 
 
-def _write_json(payload: dict, out: str | None) -> None:
-    from avloc_jax.common import io
-
-    text = json.dumps(payload, indent=1)
-    if out is None:
-        print(text)
-        return
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    io.atomic_write_text(out, text + "\n")
-
-
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     file_mode = args.visual is not None or args.audio is not None
@@ -97,6 +87,10 @@ def main(argv: list[str]) -> int:
         return _fail("--visual and --audio go together", 2)
     if args.split is not None and (args.duration is not None or args.video_id is not None):
         return _fail("--duration and --video-id apply to --visual/--audio only", 2)
+    for option, path, folder in (("--out", args.out, False), ("--plot", args.plot, True)):
+        problem = path and messages.output_problem(path, folder=folder)
+        if problem:
+            return _fail(f"{option}: {problem}", 2)
 
     # heavy imports (jax) after the argument checks
     from avloc_jax.serving import figures, inference
@@ -105,28 +99,39 @@ def main(argv: list[str]) -> int:
         loaded = inference.load(workdir=args.workdir, bundle=args.bundle)
     except FileNotFoundError as err:
         return _fail(str(err), 1)
+    except messages.LOAD_ERRORS as err:
+        return _fail(messages.load_error(args.workdir or args.bundle, err), 1)
     plot_dir = Path(args.plot) if args.plot else None
     written: list[Path] = []
     try:
-        if file_mode:
-            payload, details = inference.predict_files(
-                loaded, args.visual, args.audio, duration=args.duration, video_id=args.video_id
-            )
-            if plot_dir is not None:
-                written = figures.plot_prediction(loaded, details, plot_dir, notice=_note)
-        else:
-            dataset, split = inference.open_split(loaded, args.data_dir, args.split)
-            payload, _ = inference.predict_split(loaded, dataset, split)
-            if plot_dir is not None:
-                written = figures.plot_split(
-                    loaded, dataset, split, args.plot_videos, plot_dir, notice=_note
+        # Figures go to a temporary folder, moved into --plot once the JSON is written too.
+        with contextlib.ExitStack() as stack:
+            stage = stack.enter_context(messages.staged_folder(plot_dir)) if plot_dir else None
+            if file_mode:
+                payload, details = inference.predict_files(
+                    loaded, args.visual, args.audio, duration=args.duration, video_id=args.video_id
                 )
+                if stage is not None:
+                    written = figures.plot_prediction(loaded, details, stage, notice=_note)
+            else:
+                dataset, split = inference.open_split(loaded, args.data_dir, args.split)
+                payload, _ = inference.predict_split(loaded, dataset, split)
+                if stage is not None:
+                    written = figures.plot_split(
+                        loaded, dataset, split, args.plot_videos, stage, notice=_note
+                    )
+            text = json.dumps(payload, indent=1)
+            if args.out is not None:
+                messages.write_file(args.out, text + "\n")
     except inference.InputError as err:
         return _fail(str(err), 2)
     except FileNotFoundError as err:  # e.g. a dataset that is not built
         return _fail(str(err), 1)
-
-    _write_json(payload, args.out)
+    except OSError as err:  # an output that cannot be written
+        return _fail(f"{err.filename or args.out}: {err.strerror or err}", 1)
+    if args.out is None:
+        print(text)
+    written = [plot_dir / path.name for path in written] if plot_dir else []
     count = sum(len(v) for v in payload["results"].values())
     where = args.out or "stdout"
     print(
