@@ -153,3 +153,32 @@ def test_bad_out_and_failures_leave_nothing_new(workdir, tmp_path, capsys, monke
     code, _, stderr = run(capsys, "--workdir", bad, "--curves", "--out", tmp_path / "c")
     assert code == 1 and stderr.startswith(f"avloc plot: error: {bad / 'metrics.jsonl'}: expected")
     assert len(stderr.strip().splitlines()) == 1 and not (tmp_path / "c").exists()
+
+
+def test_video_figure_spans_exactly_the_video_and_titles_its_duration():
+    """The time axis is [0, duration] (no room past the end), the title shows the real
+    duration, and with a snippet grid (31 x 0.64 s = 19.84 s of a 20-s video) the curves
+    sit on that grid while the title still says 20.0 s."""
+    T, C = 31, 3
+    rng = np.random.default_rng(0)
+    posterior = rng.dirichlet(np.ones(C + 1), size=T)
+    kwargs = dict(
+        video_id="clip",
+        duration=20.0,
+        posterior=posterior,
+        reliability=rng.uniform(size=T),
+        video_scores=rng.uniform(size=C),
+        class_names=["a", "b", "c"],
+        detections=[(0, 0.9, 15.0, 20.0), (1, 0.4, 2.0, 5.0)],  # one ends at the video's end
+        ground_truth=[(0, 14.0, 19.5)],
+    )
+    for snippet_seconds in (None, 0.64):
+        figure = plotting.video_figure(**kwargs, snippet_seconds=snippet_seconds)
+        assert "(20.0 s, 31 snippets)" in figure.texts[0].get_text()
+        for ax in figure.axes[:3]:
+            assert ax.get_xlim() == (0.0, 20.0)
+        curve = figure.axes[0].lines[0].get_xdata()
+        step = snippet_seconds or 20.0 / T
+        np.testing.assert_allclose(curve, (np.arange(T) + 0.5) * step)
+        labels = [t for t in figure.axes[2].texts if t.get_text().startswith("a 0.90")]
+        assert labels and labels[0].get_position()[0] <= 20.0  # inside the axis

@@ -50,12 +50,21 @@ def video_item(
     duration: float,
     outputs: Mapping[str, Any],
     truth: list[tuple[int, float, float]] | None,
+    snippet_seconds: float | None = None,
 ) -> figures.VideoItem:
-    """A figure's inputs: the outputs and their detections (`predict.localize_outputs`)."""
+    """A figure's inputs: the outputs and their detections (`predict.localize_outputs`).
+
+    `duration` is the video's real length (the figure's title and time axis). Where the
+    T snippets cover another span (`snippet_seconds` x T, e.g. the 0.64-s grid of
+    extracted features), the detections are localized on that span, as the predictions
+    are; by default the snippets divide `duration` evenly."""
+    span = snippet_seconds * len(outputs["reliability"]) if snippet_seconds else duration
     detections = predict.localize_outputs(
-        outputs, duration, loaded.metadata.num_classes, loaded.config.localization
+        outputs, span, loaded.metadata.num_classes, loaded.config.localization
     )
-    return figures.VideoItem(video_id, float(duration), dict(outputs), detections, truth)
+    return figures.VideoItem(
+        video_id, float(duration), dict(outputs), detections, truth, snippet_seconds
+    )
 
 
 def write_figures(

@@ -28,6 +28,9 @@ class VideoItem:
     outputs: dict[str, Any]
     detections: list[plotting.Detection]  # [(class, score, start s, end s)]
     ground_truth: list[tuple[int, float, float]] | None  # [(class, start s, end s)]; None: unknown
+    # seconds per snippet where the T snippets do not span exactly `duration` (e.g. a
+    # 0.64-s grid ending short of the video's end); None: duration / T
+    snippet_seconds: float | None = None
 
 
 def safe_name(text: str) -> str:
@@ -64,6 +67,7 @@ def write_video_figures(
                 detections=item.detections,
                 ground_truth=item.ground_truth,
                 reliability_threshold=reliability_threshold,
+                snippet_seconds=item.snippet_seconds,
             )
         )
         if index == 0 and has_attention(item):
@@ -77,6 +81,7 @@ def write_video_figures(
                     logits=attention[stage],
                     stage=stage,
                     ground_truth=item.ground_truth,
+                    snippet_seconds=item.snippet_seconds,
                 )
             )
     return paths

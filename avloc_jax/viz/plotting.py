@@ -66,8 +66,12 @@ def top_classes(video_scores: np.ndarray, extra: Sequence[int] = (), k: int = 3)
     return chosen
 
 
-def plot_video(
-    path: Path | str,
+def plot_video(path: Path | str, **kwargs: Any) -> Path:
+    """`video_figure(**kwargs)` saved as a PNG at `path`."""
+    return _save(video_figure(**kwargs), path)
+
+
+def video_figure(
     *,
     video_id: str,
     duration: float,
@@ -79,11 +83,15 @@ def plot_video(
     ground_truth: Sequence[tuple[int, float, float]] | None = None,
     reliability_threshold: float = 0.5,
     num_top_classes: int = 3,
-) -> Path:
-    """One video's figure: the CAS, μ_t and the segments.
+    snippet_seconds: float | None = None,
+) -> Figure:
+    """One video's figure: the CAS, μ_t and the segments, over [0, duration] seconds.
 
     Args:
-      duration: the video's length in seconds; snippet t covers [t, t+1) x duration / T.
+      duration: the video's real length in seconds (the title's, and the time axis's end).
+      snippet_seconds: snippet t covers [t, t+1) x snippet_seconds (e.g. 0.64 s for
+        16-frame snippets at 25 fps, whose T snippets may end short of the video's end);
+        default duration / T.
       posterior: [T, C+1] open-set posterior p_t (background last).
       reliability: [T] μ_t.
       video_scores: [C].
@@ -93,7 +101,7 @@ def plot_video(
     posterior, reliability = np.asarray(posterior), np.asarray(reliability)
     length = len(reliability)
     num_classes = len(class_names)
-    snippet = duration / max(length, 1)
+    snippet = snippet_seconds if snippet_seconds else duration / max(length, 1)
     times = (np.arange(length) + 0.5) * snippet  # snippet centres, seconds
     colors = _class_colors(num_classes)
     gt = list(ground_truth or [])
@@ -177,19 +185,24 @@ def plot_video(
         ax.broken_barh(
             [(start, end - start)], (row - 0.4, 0.8), facecolors=face, edgecolors="k", lw=0.5
         )
+        # The score label right of the bar, or inside its end when that is near the end.
+        label_room = 0.15 * duration
+        right = min(end, duration) + 0.005 * duration
         ax.text(
-            min(end, duration) + 0.005 * duration,
+            right if right + label_room <= duration else min(end, duration) - 0.005 * duration,
             row,
             f"{class_names[c]} {score:.2f}",
             va="center",
+            ha="left" if right + label_room <= duration else "right",
             fontsize=7,
+            clip_on=True,
         )
     ax.set_yticks(range(len(rows)), rows, fontsize=8)
     ax.set_ylim(len(rows) - 0.5, -0.5)
-    ax.set_xlim(0, duration * 1.12)  # room for the score labels
+    ax.set_xlim(0, duration)  # the video, no further (sharex: every panel)
     ax.set_xlabel("time (s)")
     ax.grid(axis="x", alpha=0.3)
-    return _save(figure, path)
+    return figure
 
 
 def _softmax(x: np.ndarray, axis: int) -> np.ndarray:
@@ -206,10 +219,12 @@ def plot_attention(
     logits: np.ndarray,
     stage: int,
     ground_truth: Sequence[tuple[int, float, float]] | None = None,
+    snippet_seconds: float | None = None,
 ) -> Path:
     """The cross-attention weights of one stage, averaged over heads.
 
     Args:
+      duration, snippet_seconds: as `video_figure`; the map spans the T snippets.
       logits: Λ [H, T, T], rows = audio snippet τ, columns = visual snippet t (masked
         pairs hold a large negative value, i.e. weight 0 after the softmax).
 
@@ -220,7 +235,8 @@ def plot_attention(
     logits = np.asarray(logits, np.float64)
     audio_weights = _softmax(logits, axis=1).mean(axis=0)  # [τ_audio, t_visual]
     visual_weights = _softmax(logits, axis=2).mean(axis=0)  # [t_audio, τ_visual]
-    extent = (0.0, duration, duration, 0.0)
+    span = snippet_seconds * logits.shape[-1] if snippet_seconds else duration
+    extent = (0.0, span, span, 0.0)
     figure = _new_figure(ATTENTION_FIGSIZE)
     axes = figure.subplots(1, 2)
     figure.suptitle(
