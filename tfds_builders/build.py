@@ -167,7 +167,7 @@ def summary(path: Path) -> str:
     meta = dataset.metadata
     lines = [
         f"built {name}/{config} in {path}",
-        f"  task {meta.task}, {meta.num_classes} classes, "
+        f"  task {meta.task}, {meta.num_classes} class{'es' if meta.num_classes != 1 else ''}, "
         f"visual dim {meta.visual_dim}, audio dim {meta.audio_dim}",
     ]
     for split, source in dataset.splits.items():

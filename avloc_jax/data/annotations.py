@@ -350,9 +350,10 @@ def read_wtalc_annotations(
             )
         for label in labels:
             if label not in known:
+                count = f"{len(class_names)} class" + ("es" if len(class_names) != 1 else "")
                 raise DataError(
                     f"{folder / 'labels.npy'}: row {i} (video {video_ids[i]}) has label {label!r}, "
-                    f"which is not in {classlist} ({len(class_names)} classes)"
+                    f"which is not in {classlist} ({count})"
                 )
         try:
             seg = np.asarray(raw_segments[i], np.float64).reshape(-1, 2)

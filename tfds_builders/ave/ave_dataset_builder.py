@@ -187,7 +187,8 @@ class Ave(common.AvlocBuilder):
         if onehot.shape != expected:
             raise DataError(
                 f"{labels_path}: shape {list(onehot.shape)}; expected {list(expected)} "
-                f"(videos, snippets, {annotations.num_classes} classes + background)"
+                f"(videos, snippets, {annotations.num_classes} "
+                f"class{'es' if annotations.num_classes != 1 else ''} + background)"
             )
         sums = onehot.sum(-1)
         if not np.allclose(sums, 1.0):

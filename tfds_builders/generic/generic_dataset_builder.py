@@ -111,7 +111,8 @@ class Generic(common.AvlocBuilder):
                     raise DataError(
                         f"{paths['gt']}: video {v.video_id!r} has label {label!r}, which is not in "
                         "the class list "
-                        f"{paths['classes']} ({len(class_names)} classes)"
+                        f"{paths['classes']} ({len(class_names)} "
+                        f"class{'es' if len(class_names) != 1 else ''})"
                     )
         if not class_names:
             raise DataError(f"{paths['gt']}: no annotation, so no class")
