@@ -19,6 +19,9 @@ TensorBoard tags:
   final   final/<split>/<metric>    the best-by-val checkpoint's scores, at its step
 
 Non-numeric values and bookkeeping keys are skipped; booleans (is_best) become 0/1.
+A tag holds only the characters TensorBoard allows (letters, digits, `_ - . /`); any
+other becomes `_`, as tensorboardX would rename it (with a warning per write), so
+metrics.jsonl's ``mAP@0.50`` is TensorBoard's ``validation/mAP_0.50``.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import importlib.util
 import json
 import math
 import numbers
+import re
 import struct
 import sys
 import types
@@ -65,6 +69,8 @@ __all__ = ["metric_writers", "periodic_actions", "create_writer"]
 
 _BOOKKEEPING = frozenset({"event", "step", "time", "split"})
 _THROUGHPUT = frozenset({"steps_per_sec", "videos_per_sec"})
+# Characters a TensorBoard summary name may not hold (tensorboardX's rule).
+_ILLEGAL_TAG_CHARACTERS = re.compile(r"[^-/\w.]")
 # metrics.jsonl holds non-finite floats as strings; they are still measurements.
 _NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 
@@ -127,6 +133,11 @@ def _as_float(value: Any) -> float | None:
     return None
 
 
+def legal_tag(name: str) -> str:
+    """`name` as a valid TensorBoard summary name: each illegal character becomes `_`."""
+    return _ILLEGAL_TAG_CHARACTERS.sub("_", name)
+
+
 def scalar_tags(event: str, record: Mapping[str, Any]) -> dict[str, float]:
     """The TensorBoard tag -> value map of one event (see the module doc)."""
     split = record.get("split")
@@ -148,7 +159,7 @@ def scalar_tags(event: str, record: Mapping[str, Any]) -> dict[str, float]:
             tag = f"final/{split or 'eval'}/{key}"
         else:  # e.g. "preempted": no measurements worth a curve
             continue
-        tags[tag] = value
+        tags[legal_tag(tag)] = value
     return tags
 
 
