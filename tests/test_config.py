@@ -203,6 +203,25 @@ def test_train_cli_error_is_one_line_without_traceback(tmp_path):
     assert not workdir.exists()
 
 
+def test_differences_name_every_differing_leaf_by_its_dotted_key():
+    from avloc_jax.common.config_checks import ABSENT, differences
+
+    saved = json.loads(tiny_config().to_json_best_effort())  # tuples are lists in JSON
+    given = tiny_config(**{"train.num_steps": 99, "model.fusion": "concat"})
+    assert differences(saved, given) == [
+        ("model.fusion", "cross_attention", "concat"),
+        ("train.num_steps", 12, 99),
+    ]
+    assert differences(saved, tiny_config()) == []
+    del saved["loss"]["fg_weight"]
+    saved["model"]["attention_gate"] = 1  # a number is not a bool
+    assert differences(saved, tiny_config()) == [
+        ("model.attention_gate", 1, True),
+        ("loss.fg_weight", ABSENT, 1.0),
+    ]
+    assert repr(ABSENT) == "absent"
+
+
 def test_train_and_evaluate_validates_before_writing(tmp_path):
     from avloc_jax.engine import train
 

@@ -289,6 +289,32 @@ def test_the_task_picks_the_default_evaluator_and_selection_metric():
         assert evaluators.selection_metric(config, evals) == metric
 
 
+def test_tensorboard_tags_hold_only_legal_characters():
+    from avloc_jax.engine import writers
+
+    record = {"split": "validation", "mAP@0.50": 0.5, "average_mAP": 0.4, "a b": 1.0}
+    assert writers.scalar_tags("eval", record) == {
+        "validation/mAP_0.50": 0.5,
+        "validation/average_mAP": 0.4,
+        "validation/a_b": 1.0,
+    }
+    assert writers.scalar_tags("final", record)["final/validation/mAP_0.50"] == 0.5
+
+
+def test_checks_fail_before_the_workdir_is_created(tmp_path):
+    from avloc_jax.common.config_checks import ConfigError
+
+    config = tiny_config(**{"evals": ("detection", "no_such_eval")})
+    with pytest.raises(ConfigError, match=r"unknown evaluator\(s\) \['no_such_eval'\]"):
+        train.train_and_evaluate(config, tmp_path / "w")
+    config = tiny_config(**{"eval.select": ""})
+    config.data.name = "thumos14"
+    config.data.data_dir = str(tmp_path / "no_data")
+    with pytest.raises(ConfigError, match=r"^data\.data_dir: no dataset 'thumos14'"):
+        train.train_and_evaluate(config, tmp_path / "w")
+    assert not (tmp_path / "w").exists()
+
+
 # ----------------------------------------------------------------------------- old workdirs
 
 

@@ -5,28 +5,41 @@ any key, through the one override helper (`avloc_jax.common.config_overrides`, o
 ml_collections config_flags). A fresh absl FlagValues per call keeps the commands
 re-entrant (tests call them in-process). Config problems end in one line,
 `<program>: error: <message>`, and exit status 2, before anything is written.
+
+`command_logging(verbose)` sets up what a command prints while it runs: by default only
+`common.progress.run_log`'s lines (plain) and warnings; `--verbose` restores absl's INFO
+log lines (jax, orbax, TFDS, the metric writers).
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
+import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
 
 import ml_collections
-from absl import flags, logging
+from absl import flags
+from absl import logging as absl_logging
 from ml_collections import config_flags
 
-from avloc_jax.common import config_migration, config_overrides
+from avloc_jax.common import config_migration, config_overrides, progress
 from avloc_jax.common.config_checks import ConfigError
 
 
 def parse(
-    argv: list[str], program: str, doc: str, extra: dict[str, tuple[str | None, str]]
+    argv: list[str],
+    program: str,
+    doc: str,
+    extra: dict[str, tuple[str | None, str]],
+    switches: dict[str, str] | None = None,
 ) -> tuple[flags.FlagValues, list[str]]:
     """Parses `argv` with --config (a config file) plus string flags `extra`
-    (name -> (default, help)). Exits 0 on --help, 2 on bad flags."""
+    (name -> (default, help)) and boolean flags `switches` (name -> help; off unless
+    given as --name). Exits 0 on --help, 2 on bad flags."""
+    switches = switches or {}
     overrides, argv = config_overrides.split_overrides(argv)
     values = flags.FlagValues()
     config_flags.DEFINE_config_file(
@@ -39,10 +52,12 @@ def parse(
     )
     for name, (default, help_text) in extra.items():
         flags.DEFINE_string(name, default, help_text, flag_values=values)
+    for name, help_text in switches.items():
+        flags.DEFINE_bool(name, False, help_text, flag_values=values)
     if any(a in ("-h", "--help", "-help", "--helpfull") for a in argv):
         print(
             f"usage: {program} --config=configs/X.py [--config.key=value ...] "
-            + " ".join(f"--{n}=..." for n in extra)
+            + " ".join([f"--{n}=..." for n in extra] + [f"[--{n}]" for n in switches])
         )
         print(doc)
         print(values.main_module_help() if values.main_module_help() else "")
@@ -51,6 +66,8 @@ def parse(
             **extra,
         }.items():
             print(f"  --{name}: {help_text}" + (f" (default: {default})" if default else ""))
+        for name, help_text in switches.items():
+            print(f"  --{name}: {help_text}")
         sys.exit(0)
     try:
         rest = values([program] + list(argv))
@@ -63,8 +80,6 @@ def parse(
             config_overrides.apply_overrides(values.config, overrides)
         except ConfigError as err:
             fail(program, str(err))
-    logging.set_verbosity(logging.INFO)
-    logging.use_absl_handler()
     return values, rest[1:]
 
 
@@ -89,9 +104,57 @@ def config_from_workdir(workdir: str) -> ml_collections.ConfigDict:
     path = Path(workdir) / "config.json"
     if not path.exists():
         raise FileNotFoundError(
-            f"{path} not found: pass --config, or a workdir written by `avloc train`"
+            f"{path}: not found; expected a workdir written by `avloc train`, or pass --config"
         )
     try:
-        return ml_collections.ConfigDict(config_migration.migrate(json.loads(path.read_text())))
+        return ml_collections.ConfigDict(config_migration.read_saved(path))
     except ValueError as err:
-        raise ConfigError(f"{path}: {err}") from None
+        raise ConfigError(str(err)) from None
+
+
+@contextlib.contextmanager
+def command_logging(verbose: bool) -> Iterator[None]:
+    """What a command prints while the block runs; restored afterwards (tests run the
+    commands in-process).
+
+    verbose: absl's handler, INFO and up from every library (jax, orbax, TFDS, clu).
+    Otherwise: `progress.run_log`'s lines as they are, other records only from WARNING
+    up (`WARNING <logger>: message`). In both, the loggers pass INFO records on, so that a
+    log file a command adds to the root logger (W/train.log) receives the detail.
+    """
+    root = logging.getLogger()
+    absl_handler = absl_logging.get_absl_handler()
+    saved_level, saved_handlers = root.level, list(root.handlers)
+    saved_verbosity = absl_logging.get_verbosity()
+    added: list[tuple[logging.Logger, logging.Handler]] = []
+    if verbose:
+        absl_logging.use_absl_handler()
+        absl_logging.set_verbosity(absl_logging.INFO)
+    else:
+        if absl_handler in root.handlers:
+            root.removeHandler(absl_handler)
+        absl_logging.set_verbosity(absl_logging.INFO)  # the 'absl' logger (orbax, TFDS)
+        root.setLevel(logging.INFO)
+        warnings = progress.StderrHandler()
+        warnings.setLevel(logging.WARNING)
+        warnings.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        lines = progress.StderrHandler()
+        lines.setFormatter(logging.Formatter("%(message)s"))
+        added = [(root, warnings), (progress.run_log, lines)]
+    progress.run_log.setLevel(logging.INFO)
+    for logger, handler in added:
+        logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        for logger, handler in added:
+            logger.removeHandler(handler)
+        for handler in list(root.handlers):
+            if handler not in saved_handlers:
+                root.removeHandler(handler)
+        for handler in saved_handlers:
+            if handler not in root.handlers:
+                root.addHandler(handler)
+        absl_logging.set_verbosity(saved_verbosity)
+        root.setLevel(saved_level)
+        progress.run_log.setLevel(logging.NOTSET)

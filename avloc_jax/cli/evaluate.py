@@ -3,50 +3,54 @@
 from __future__ import annotations
 
 import json
-import sys
+from pathlib import Path
 
-from avloc_jax.cli import config_cli
+from avloc_jax.cli import config_cli, messages
 from avloc_jax.common.config_checks import ConfigError
+
+PROGRAM = "avloc evaluate"
 
 
 def main(argv: list[str]) -> int:
     values, rest = config_cli.parse(
         argv,
-        "avloc evaluate",
-        "Score a trained workdir's checkpoint on a split; writes W/results/<split>_metrics.json.",
+        PROGRAM,
+        "Score a trained workdir's checkpoint on a split; writes W/results/<split>_metrics.json.\n"
+        "Every input (workdir, config, dataset, split) is checked before anything is written.",
         {
             "workdir": (None, "A workdir written by `avloc train`."),
             "split": ("test", "val, test, train, or a dataset split name."),
             "checkpoint": ("best", "best (by validation metric) or last."),
         },
+        {"verbose": "print the full log (absl INFO lines of jax, orbax, TFDS)"},
     )
-    if rest or values.workdir is None:
-        print(
-            "avloc evaluate: --workdir is required" + (f"; unexpected {rest}" if rest else ""),
-            file=sys.stderr,
-        )
-        return 2
+    if rest:
+        return messages.fail(PROGRAM, f"unexpected arguments {rest}", 2)
+    if values.workdir is None:
+        return messages.fail(PROGRAM, "--workdir is required", 2)
     if values.checkpoint not in ("best", "last"):
-        print("avloc evaluate: --checkpoint must be best or last", file=sys.stderr)
-        return 2
+        return messages.fail(PROGRAM, f"--checkpoint={values.checkpoint}: expected best or last", 2)
+    if not Path(values.workdir).is_dir():
+        return messages.fail(
+            PROGRAM, f"{values.workdir}: no such directory; expected a workdir of `avloc train`", 2
+        )
     try:
         config = (
             values.config
             if values.config is not None
             else config_cli.config_from_workdir(values.workdir)
         )
-    except FileNotFoundError as err:
-        print(f"avloc evaluate: {err}", file=sys.stderr)
-        return 1
-    except ConfigError as err:
-        config_cli.fail("avloc evaluate", str(err))
-    config_cli.check_config(config, "avloc evaluate")  # before anything is written
-    from avloc_jax.engine import train
+    except (FileNotFoundError, ConfigError) as err:
+        return messages.fail(PROGRAM, str(err), 2)
+    config_cli.check_config(config, PROGRAM)  # before anything is written
+    with config_cli.command_logging(values.verbose):
+        from avloc_jax.engine import train
 
-    try:
-        metrics = train.evaluate_workdir(config, values.workdir, values.split, values.checkpoint)
-    except FileNotFoundError as err:
-        print(f"avloc evaluate: {err}", file=sys.stderr)
-        return 1
+        try:
+            metrics = train.evaluate_workdir(
+                config, values.workdir, values.split, values.checkpoint
+            )
+        except (FileNotFoundError, ConfigError) as err:  # nothing was written
+            return messages.fail(PROGRAM, str(err), 2)
     print(json.dumps(metrics, indent=1))
     return 0

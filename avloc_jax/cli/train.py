@@ -4,42 +4,78 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
-from avloc_jax.cli import config_cli
+from avloc_jax.cli import config_cli, messages
+from avloc_jax.common.config_checks import ConfigError
+
+PROGRAM = "avloc train"
+LOG_FILE = "train.log"  # in the workdir: the run's full log (INFO and up)
+
+DOC = f"""\
+Train a model into a workdir, then score val and test with the best-by-validation
+checkpoint (the scores as JSON on stdout).
+
+A workdir holds one run. The same command again resumes it from its last checkpoint
+(SIGTERM saves one and stops: rerun to resume after a preemption). A different config
+into a workdir that has a config.json is refused (exit 2) with one line naming every
+differing key, and nothing in the workdir is touched; --resume_with_more_steps lets
+train.num_steps (only that key, only upwards) grow, to train a run further. Every input
+(config, workdir, dataset) is checked before anything is written.
+
+By default it prints the run in one line, one line per validation, the result and where
+it is; the full log is W/{LOG_FILE}, and --verbose prints it too.
+The progress bar is drawn only on a terminal (AVLOC_PROGRESS=0/1 forces it off/on)."""
+
+SWITCHES = {
+    "resume_with_more_steps": (
+        "resume a workdir whose saved config differs from the given one only by a larger "
+        "train.num_steps (the learning-rate schedule is recomputed over the new total); "
+        "any other differing key is still refused"
+    ),
+    "verbose": f"print the full log (absl INFO lines: jax, orbax, TFDS), not only W/{LOG_FILE}",
+}
 
 
 def main(argv: list[str]) -> int:
     values, rest = config_cli.parse(
         argv,
-        "avloc train",
-        "Train a model into a workdir (resumes from its checkpoints), then score val and test.",
+        PROGRAM,
+        DOC,
         {"workdir": (None, "Directory for the config, logs, checkpoints and results.")},
+        SWITCHES,
     )
     if rest:
-        print(f"avloc train: unexpected arguments {rest}", file=sys.stderr)
-        return 2
+        return messages.fail(PROGRAM, f"unexpected arguments {rest}", 2)
     if values.config is None or values.workdir is None:
-        print("avloc train: --config and --workdir are required", file=sys.stderr)
-        return 2
-    config_cli.check_config(values.config, "avloc train")  # before anything is written
-    from avloc_jax.data.annotations import DataError
-    from avloc_jax.engine import train  # heavy imports after argument checks
+        return messages.fail(PROGRAM, "--config and --workdir are required", 2)
+    config_cli.check_config(values.config, PROGRAM)  # before anything is written
+    workdir = Path(values.workdir)
+    if workdir.exists() and not workdir.is_dir():
+        return messages.fail(PROGRAM, f"{workdir}: not a directory; expected a workdir", 2)
+    with config_cli.command_logging(values.verbose):
+        from avloc_jax.engine import train  # heavy imports after argument checks
 
-    try:
-        outcome = train.train_and_evaluate(values.config, values.workdir)
-    except (FileNotFoundError, DataError) as err:  # missing dataset or bad data: no traceback
-        print(f"avloc train: {err}", file=sys.stderr)
-        return 1
+        try:
+            outcome = train.train_and_evaluate(
+                values.config,
+                workdir,
+                resume_with_more_steps=values.resume_with_more_steps,
+                log_file=LOG_FILE,
+            )
+        except ConfigError as err:  # bad config, workdir or dataset: nothing was written
+            return messages.fail(PROGRAM, str(err), 2)
     if outcome.get("preempted"):
-        print(
-            f"preempted at step {outcome['step']}: checkpoint saved in {values.workdir}; "
-            "rerun to resume"
-        )
+        step = outcome["step"]
+        print(f"preempted at step {step}: checkpoint saved in {workdir}; rerun to resume")
         return 0
+    result = {"best_step": outcome["best_step"], "val": outcome["val"], "test": outcome["test"]}
+    # One line per top-level key: the same JSON as before, in 3 lines instead of 25.
+    print("{" + ",\n ".join(f"{json.dumps(k)}: {json.dumps(v)}" for k, v in result.items()) + "}")
+    sys.stdout.flush()
     print(
-        json.dumps(
-            {"best_step": outcome["best_step"], "val": outcome["val"], "test": outcome["test"]},
-            indent=1,
-        )
+        f"{PROGRAM}: done: {workdir}: results/ (val and test scores, detections), metrics.jsonl, "
+        f"tensorboard/, checkpoints/; full log in {workdir / LOG_FILE}",
+        file=sys.stderr,
     )
     return 0

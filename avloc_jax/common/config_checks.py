@@ -161,3 +161,47 @@ def _check_tree(
             )
         else:
             _check_value(path, value, reference_value, choices, bounds, item_types)
+
+
+class _Absent:
+    """The value of a key that one of two compared configs does not have."""
+
+    def __repr__(self) -> str:
+        return "absent"
+
+
+ABSENT = _Absent()
+
+
+def _flat_items(config: Any, prefix: str = "") -> dict[str, Any]:
+    """Every dotted leaf key of a nested config -> its value (groups are not leaves)."""
+    items: dict[str, Any] = {}
+    for key, value in config.items():
+        path = f"{prefix}{key}"
+        if _is_mapping(value):
+            items.update(_flat_items(value, path + "."))
+        else:
+            items[path] = value
+    return items
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal values, where a bool never equals a number and a tuple equals its list."""
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, bool) != isinstance(b, bool):
+        return False
+    return bool(a == b)
+
+
+def differences(old: Any, new: Any) -> list[tuple[str, Any, Any]]:
+    """(dotted key, old value, new value) of every leaf that differs between two nested
+    configs (ConfigDicts or plain dicts), in the order of `old`'s keys then `new`'s; a
+    key on one side only has the value "<absent>" on the other."""
+    flat_old, flat_new = _flat_items(old), _flat_items(new)
+    found = []
+    for key in list(flat_old) + [k for k in flat_new if k not in flat_old]:
+        a, b = flat_old.get(key, ABSENT), flat_new.get(key, ABSENT)
+        if not _same(a, b):
+            found.append((key, a, b))
+    return found

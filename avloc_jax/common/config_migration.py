@@ -22,7 +22,9 @@ Version 1 -> 2:
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 CURRENT_VERSION = 2
@@ -65,3 +67,21 @@ def migrate(config: dict[str, Any]) -> dict[str, Any]:
         _STEPS[step](upgraded)
     upgraded[VERSION_KEY] = CURRENT_VERSION
     return upgraded
+
+
+def read_saved(path: str | Path) -> dict[str, Any]:
+    """A saved config.json, upgraded to CURRENT_VERSION (a plain nested dict). Raises
+    FileNotFoundError if it is missing, ValueError (naming `path`) if it is not a JSON
+    object of a version this code reads."""
+    path = Path(path)
+    text = path.read_text()
+    try:
+        config = json.loads(text)
+    except ValueError as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{path}: expected a JSON object (a saved config)")
+    try:
+        return migrate(config)
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None

@@ -12,10 +12,15 @@ on (e.g. in a notebook), `AVLOC_PROGRESS=0` forces them off.
 
 tqdm itself shows the rate (steps/s), the elapsed time and the ETA. While a bar is drawn
 on stderr, other writes to `sys.stderr` (log lines) are printed above it, not through it.
+
+`run_log` is the logger of the few lines a command shows by default, bar or no bar (a
+training's config, one line per validation, its result); the commands print its records
+as plain lines (`StderrHandler`), and the library's detail goes to the other loggers.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import sys
@@ -25,6 +30,26 @@ from typing import Any, TextIO, TypeVar
 T = TypeVar("T")
 
 ENV_VAR = "AVLOC_PROGRESS"
+
+RUN_LOG = "avloc_jax.run"
+run_log = logging.getLogger(RUN_LOG)
+
+
+class StderrHandler(logging.StreamHandler):
+    """A logging handler writing to whatever `sys.stderr` is when a record is emitted, so
+    that its lines go above a progress bar (which swaps sys.stderr) and into a test's
+    captured stderr."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        pass  # always the current sys.stderr
 
 
 def _is_tty(stream: Any) -> bool:

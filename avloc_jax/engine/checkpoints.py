@@ -47,9 +47,11 @@ def rank(metrics: dict[str, Any]) -> tuple[float, int]:
 
 
 class Checkpoints:
-    """The run's checkpoints: the last `keep` saves plus the best evaluated one."""
+    """The run's checkpoints: the last `keep` saves plus the best evaluated one.
 
-    def __init__(self, directory: Path, keep: int):
+    `read_only` (for `avloc evaluate`): restores only; creates, saves and deletes nothing."""
+
+    def __init__(self, directory: Path, keep: int, read_only: bool = False):
         self.directory = Path(directory).absolute()
         policy = preservation_policy.AnyPreservationPolicy(
             [
@@ -65,7 +67,8 @@ class Checkpoints:
                 best_fn=rank,  # orbax sorts by it: a tuple key works
                 best_mode="max",
                 preservation_policy=policy,
-                create=True,
+                create=not read_only,
+                read_only=read_only,
             ),
         )
 

@@ -14,16 +14,24 @@ among those of the evaluators in `config.evals` (evaluation/evaluators.py). The 
 is scored once, at the end, with the best-by-validation parameters. A run that finds a
 checkpoint in its workdir resumes from it; SIGTERM saves a checkpoint and exits cleanly.
 
+Nothing is written before every input is checked: the config (`validate`), the workdir's
+saved config against it (`check_resume`: a workdir holds one run) and the dataset; a
+problem with any of them is a one-line `ConfigError` naming the key or file, and the
+workdir is left as it was (not even created). The few lines a user sees by default go to
+`common.progress.run_log` (the run in one line, one line per validation, the result);
+the rest of the log is INFO detail (`log_file`: W/train.log).
+
 The pieces live beside this loop: engine/state.py (train state, optimizer, train step),
 engine/checkpoints.py, engine/writers.py; they are re-exported here.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +39,11 @@ import jax
 import ml_collections
 
 from avloc_jax import model as models
-from avloc_jax.common import io, parallel
-from avloc_jax.common.progress import ProgressBar
+from avloc_jax.common import config_checks, config_migration, io, parallel
+from avloc_jax.common.config_checks import ConfigError
+from avloc_jax.common.progress import ProgressBar, run_log
 from avloc_jax.data import device_data, input_pipeline
+from avloc_jax.data.annotations import DataError
 from avloc_jax.data.loading import load_dataset
 from avloc_jax.data.metadata_file import write_dataset_metadata
 from avloc_jax.data.records import Dataset, Record
@@ -55,6 +65,7 @@ __all__ = [
     "PreemptionFlag",
     "TrainState",
     "abstract_train_state",
+    "check_resume",
     "create_train_state",
     "evaluate_workdir",
     "load_dataset",
@@ -110,46 +121,174 @@ def write_results(
         io.atomic_write_json(results / f"{split}_{name}.json", payload)
 
 
+# ----------------------------------------------------------------------------- checks
+
+# The keys a resumed run may change (with resume_with_more_steps); see check_resume.
+GROWABLE = ("train.num_steps",)
+
+
+def check_resume(
+    config: ml_collections.ConfigDict, workdir: str | Path, *, resume_with_more_steps: bool = False
+) -> list[tuple[str, Any, Any]]:
+    """Whether `config` may train in `workdir`; raises ConfigError if not. Writes nothing.
+
+    A workdir holds one run: its config.json is the config of its checkpoints and
+    metrics. A workdir without config.json (new or empty) takes any config; one with it
+    takes the same config, which is how a preempted run resumes. Both sides are compared
+    as their JSON after `config_migration` (an older saved config gets the keys added
+    since, with the values that reproduce it; tuples equal lists), without data.demo
+    unless the data is the demo (validate's rule). Any other config is refused with one
+    line naming every differing key, with its saved and its given value.
+
+    `resume_with_more_steps` (`avloc train --resume_with_more_steps`) lets one key differ:
+    `train.num_steps`, and only upwards, to train a finished or preempted run further.
+    Every other key stays refused, because each changes what the workdir's checkpoints
+    and metrics mean: the data, model, loss, optimizer and seed change what is trained;
+    eval.every_steps which steps compete for the best checkpoint; keep_checkpoints which
+    checkpoints exist; the log and checkpoint intervals where device-resident runs cut
+    their fused chunks (results move in the last float bits). Growing num_steps is not
+    a fresh run of the new length either: the learning-rate schedule (cosine by
+    default) is recomputed over the new total, so the rate rises again from where the
+    shorter schedule had brought it; config.json then records the new total.
+
+    Returns the allowed differences (empty unless num_steps grew with the flag)."""
+    path = Path(workdir) / "config.json"
+    if not path.exists():
+        return []
+    try:
+        saved = config_migration.read_saved(path)  # ValueErrors name the path
+    except ValueError as err:
+        raise ConfigError(f"{err}; expected the config saved by `avloc train`") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot be read ({err.strerror})") from None
+    given = config_migration.migrate(json.loads(config.to_json_best_effort()))
+    if saved.get("data", {}).get("name") != "demo" and given["data"]["name"] != "demo":
+        # data.demo is read only for the demo; older configs of other datasets lack it.
+        for side in (saved, given):
+            side.get("data", {}).pop("demo", None)
+    found = config_checks.differences(saved, given)
+    if not found:
+        return []
+
+    def grows(key: str, old: Any, new: Any) -> bool:
+        return (
+            key in GROWABLE
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in (old, new))
+            and new > old
+        )
+
+    refused = [d for d in found if not (resume_with_more_steps and grows(*d))]
+    if not refused:
+        return found
+    listed = ", ".join(f"{key} (saved {old!r}, given {new!r})" for key, old, new in refused)
+    if resume_with_more_steps:
+        hint = "--resume_with_more_steps lets only train.num_steps grow"
+    elif all(grows(*d) for d in refused):
+        hint = "pass --resume_with_more_steps to train the saved run to more steps"
+    else:
+        hint = "use another --workdir, or the saved config to resume"
+    raise ConfigError(f"{path}: the saved config differs: {listed}; {hint}")
+
+
+def _load_checked_dataset(config: ml_collections.ConfigDict) -> Dataset:
+    """The config's dataset; ConfigError (naming the key) if it is missing or unreadable,
+    or if its validation split is its test split."""
+    try:
+        dataset = load_dataset(config)
+    except (OSError, DataError) as err:
+        raise ConfigError(f"data.data_dir: {err}") from None
+    meta = dataset.metadata
+    if meta.val_split == meta.test_split:
+        raise ConfigError(
+            f"data.val_fraction: {meta.name}: the validation split is the test split "
+            f"({meta.test_split!r}); model selection must not see the test split: set "
+            "data.val_fraction > 0 to hold out part of training"
+        )
+    return dataset
+
+
+@contextlib.contextmanager
+def _log_to_file(path: Path | None) -> Iterator[None]:
+    """Appends every log record (INFO and up, as far as the loggers' levels let them
+    through) to `path` while the block runs; nothing when `path` is None."""
+    if path is None:
+        yield
+        return
+    handler = logging.FileHandler(path)
+    handler.setLevel(logging.INFO)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        handler.close()
+
+
 # ----------------------------------------------------------------------------- main loop
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, Any]:
-    """Trains per `config` in `workdir` (resuming if possible) and evaluates val and test."""
-    default_config.validate(config)  # ConfigError (one line) before anything is written
-    # --- Set-up: processes, devices, workdir, writers.
-    parallel.maybe_initialize_distributed(config.distributed.initialize)
+def train_and_evaluate(
+    config: ml_collections.ConfigDict,
+    workdir: str | Path,
+    *,
+    resume_with_more_steps: bool = False,
+    log_file: str | None = None,
+) -> dict[str, Any]:
+    """Trains per `config` in `workdir` (resuming if possible) and evaluates val and test.
+
+    Every input is checked before anything is written (ConfigError, one line): the
+    config, the workdir's saved config (`check_resume`; `resume_with_more_steps` as
+    there) and the dataset. `log_file`: a file name in the workdir that receives the log
+    records of the run (W/train.log for `avloc train`)."""
+    # --- Checks: nothing is written before all of them pass.
+    default_config.validate(config)
     workdir = Path(workdir)
+    grown = check_resume(config, workdir, resume_with_more_steps=resume_with_more_steps)
+    parallel.maybe_initialize_distributed(config.distributed.initialize)
+    parallel.local_batch_size(config.train.batch_size, "train.batch_size")  # checks divisibility
+    dataset = _load_checked_dataset(config)
+    try:  # config.evals and eval.select, against the dataset's task
+        evaluators.selection_metric(
+            config, evaluators.build_evaluators(lambda *_: {}, config, dataset.metadata)
+        )
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+
+    # --- The workdir: config, dataset metadata, log file.
     main_process = parallel.is_main_process()
     if main_process:
         workdir.mkdir(parents=True, exist_ok=True)
         io.atomic_write_json(workdir / "config.json", json.loads(config.to_json_best_effort()))
+        # class names and feature sizes, for `avloc predict` / `avloc export`
+        write_dataset_metadata(workdir, dataset, config)
+    with _log_to_file(workdir / log_file if log_file and main_process else None):
+        for key, old, new in grown:
+            run_log.info("resuming with %s %s -> %s (--resume_with_more_steps)", key, old, new)
+        return _train(config, workdir, dataset, main_process)
+
+
+def _train(
+    config: ml_collections.ConfigDict, workdir: Path, dataset: Dataset, main_process: bool
+) -> dict[str, Any]:
+    """The run itself, once the inputs are checked and the workdir is set up."""
     writer = writers.create_writer(workdir, enabled=main_process)
     mesh = parallel.make_mesh()
-    parallel.local_batch_size(config.train.batch_size, "train.batch_size")  # checks divisibility
     logging.info(
         "devices: %d (%d processes), global batch %d",
         jax.device_count(),
         jax.process_count(),
         config.train.batch_size,
     )
-
-    # --- Data.
-    dataset = load_dataset(config)
     meta = dataset.metadata
-    if meta.val_split == meta.test_split:
-        raise ValueError(
-            f"{meta.name}: the validation split is the test split ({meta.test_split!r}); "
-            "model selection must not see the test split: set data.val_fraction > 0 to hold "
-            "out part of training"
-        )
-    if main_process:  # class names and feature sizes, for `avloc predict` / `avloc export`
-        write_dataset_metadata(workdir, dataset, config)
 
     # --- Model, optimizer, state.
     model = models.build_model(config.model, meta.num_classes)
     tx, schedule = make_optimizer(config.train)
     state = create_train_state(model, tx, dataset, config.seed, parallel.replicated(mesh))
-    logging.info("parameters: %d", parallel.tree_size(state.params))
+    num_params = parallel.tree_size(state.params)
+    logging.info("parameters: %d", num_params)
 
     # --- Evaluators and the metric that selects the checkpoint.
     eval_traces = [0]
@@ -164,6 +303,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
         state = restored
         logging.info("resumed from step %d", int(state.step))
     start_step = int(state.step)
+    if main_process:
+        run_log.info("%s", _run_summary(config, dataset, num_params, start_step))
 
     # --- Steps and data.
     num_steps = config.train.num_steps
@@ -232,6 +373,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
 
     # --- Train loop.
     outcome: dict[str, Any] = {"start_step": start_step}
+    last_loss: float | None = None
     window_start, window_steps = time.perf_counter(), 0
     step = start_step
     progress = ProgressBar(
@@ -257,7 +399,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
                 checkpoints.close()
                 writer.write_scalars(step, {"event": "preempted"})
                 writer.close()
-                logging.warning("stopped at step %d; rerun the same command to resume", step)
+                logging.info("stopped at step %d; rerun the same command to resume", step)
                 return {**outcome, "preempted": True, "step": step}
 
             if due(step, log_every):
@@ -267,7 +409,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
                 metrics["videos_per_sec"] = window_steps * config.train.batch_size / elapsed
                 metrics["train_compilations"] = train_traces[0]
                 writer.write_scalars(step, {"event": "train", **metrics})
-                progress.set_postfix(loss=float(metrics["loss/total"]))
+                last_loss = float(metrics["loss/total"])
+                progress.set_postfix(loss=last_loss)
                 window_start, window_steps = time.perf_counter(), 0
 
             if due(step, eval_every):
@@ -287,6 +430,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
                     },
                 )
                 progress.set_postfix(**{f"val_{select}": value})
+                if main_process:
+                    loss = "" if last_loss is None else f"loss {last_loss:.4f}, "
+                    marker = " (best so far)" if improved else ""
+                    run_log.info(
+                        f"step {step}/{num_steps}: {loss}{meta.val_split} {select} {value:.4f}"
+                        + marker
+                    )
                 window_start, window_steps = time.perf_counter(), 0  # eval is not train time
 
             if due(step, checkpoint_every):
@@ -306,7 +456,31 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
         )
         outcome[role] = split_metrics
     writer.close()
+    if main_process:
+        scores = ", ".join(
+            f"{split} {select} {outcome[role].get(select, float('nan')):.4f}"
+            for role, split in (("val", meta.val_split), ("test", meta.test_split))
+        )
+        run_log.info(f"best step {outcome['best_step']} (by {meta.val_split} {select}): {scores}")
     return outcome
+
+
+def _run_summary(
+    config: ml_collections.ConfigDict, dataset: Dataset, num_params: int, start_step: int
+) -> str:
+    """The run in one line: data, model, optimisation, and where it starts."""
+    meta = dataset.metadata
+    splits = ", ".join(
+        f"{len(dataset.split(s))} {s}" for s in (meta.train_split, meta.val_split, meta.test_split)
+    )
+    model = config.model
+    start = f"resumed at step {start_step}" if start_step else "from scratch"
+    return (
+        f"{meta.name}: {splits} videos, {meta.num_classes} classes | model {model.fusion}, "
+        f"{model.num_stages} stages, embed {model.embed_dim}, {num_params:,} parameters | "
+        f"{config.train.num_steps} steps of batch {config.train.batch_size}, "
+        f"lr {config.train.learning_rate:g}, seed {config.seed} | {start}"
+    )
 
 
 def _steps_to_next_event(step: int, num_steps: int, intervals: tuple[int, ...]) -> int:
@@ -318,20 +492,40 @@ def _steps_to_next_event(step: int, num_steps: int, intervals: tuple[int, ...]) 
 def evaluate_workdir(
     config: ml_collections.ConfigDict, workdir: str | Path, split: str, checkpoint: str = "best"
 ) -> dict[str, float]:
-    """`avloc evaluate`: scores a trained workdir's checkpoint on one split."""
-    parallel.maybe_initialize_distributed(config.distributed.initialize)
+    """`avloc evaluate`: scores a trained workdir's checkpoint on one split.
+
+    Checks its inputs before it writes (results/<split>_*.json, at the end): the workdir
+    (FileNotFoundError: no checkpoints), the dataset and the split (ConfigError)."""
     workdir = Path(workdir)
-    mesh = parallel.make_mesh()
-    dataset = load_dataset(config)
+    if not (workdir / "checkpoints").is_dir():
+        raise FileNotFoundError(
+            f"{workdir / 'checkpoints'}: not found; expected a workdir written by `avloc train`"
+        )
+    parallel.maybe_initialize_distributed(config.distributed.initialize)
+    try:
+        dataset = load_dataset(config)
+    except (OSError, DataError) as err:
+        raise ConfigError(f"data.data_dir: {err}") from None
     meta = dataset.metadata
     split = meta.resolve_split(split)
+    if split not in dataset.splits:
+        raise ConfigError(
+            f"split {split!r}: not a split of {meta.name!r}; expected val, test, train or one "
+            f"of {sorted(dataset.splits)}"
+        )
+    mesh = parallel.make_mesh()
     model = models.build_model(config.model, meta.num_classes)
     template = abstract_train_state(config, meta, mesh)
-    checkpoints = Checkpoints(workdir / "checkpoints", config.train.keep_checkpoints)
+    checkpoints = Checkpoints(
+        workdir / "checkpoints", config.train.keep_checkpoints, read_only=True
+    )
     state = checkpoints.restore(checkpoint, template)
     checkpoints.close()
     if state is None:
-        raise FileNotFoundError(f"no {checkpoint!r} checkpoint under {workdir / 'checkpoints'}")
+        raise FileNotFoundError(
+            f"{workdir / 'checkpoints'}: no {checkpoint!r} checkpoint; expected a workdir "
+            "that `avloc train` has saved to"
+        )
     eval_step = predict.make_eval_step(model, config.loss.topk_ratio, mesh)
     evals = evaluators.build_evaluators(make_predict_fn(config, eval_step, mesh), config, meta)
     metrics, artifacts = evaluate_split(evals, dataset, split, state.params)
