@@ -145,7 +145,22 @@ def test_a_features_folder_is_localized_without_decoding(setup, tmp_path, monkey
 
     monkeypatch.setattr(media, "probe", no_decoding)
     monkeypatch.setattr(media, "decode_video", no_decoding)
+    from avloc_jax.serving import figures as serving_figures
+
+    drawn = []
+    real_item = serving_figures.video_item
+
+    def recording_item(loaded, video_id, duration, outputs, truth, snippet_seconds=None):
+        drawn.append((video_id, duration, snippet_seconds))
+        return real_item(loaded, video_id, duration, outputs, truth, snippet_seconds)
+
+    monkeypatch.setattr(serving_figures, "video_item", recording_item)
     result = localize.localize([features], bundle, None, tmp_path / "b", progress=False)
+    # Figures: titled with the real duration (3 s, 4 s), drawn on the 0.64-s grid.
+    assert [(v, round(d, 2), s) for v, d, s in drawn] == [
+        ("first", 3.0, 0.64),
+        ("second", 4.0, 0.64),
+    ]
     assert result.payload == from_videos.payload
     assert sorted(p.name for p in result.figures) == sorted(p.name for p in from_videos.figures)
     assert result.table == from_videos.table  # durations come from the manifest

@@ -312,7 +312,8 @@ def load_features(path: Path | str, what: str, expected_dim: int) -> np.ndarray:
     """
     path = Path(path)
     expected = (
-        f"a {what} feature array [T, {expected_dim}] (snippets x features) saved with np.save"
+        f"{'an' if what[:1] in 'aeiou' else 'a'} {what} feature array [T, {expected_dim}] "
+        "(snippets x features) saved with np.save"
     )
     if not path.exists():
         raise InputError(f"{what} features file {path} does not exist; expected {expected}")

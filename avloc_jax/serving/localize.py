@@ -182,9 +182,17 @@ def localize(
     payload = inference.predictions_json(loaded, per_video)
     out_dir.mkdir(parents=True, exist_ok=True)
     predictions = io.atomic_write_json(out_dir / PREDICTIONS_FILE, payload)
+    # The title and time axis show the real duration; the CAS is drawn on its 0.64-s grid.
     items = [
-        figures.video_item(loaded, video_id, duration, dict(out), None)
-        for video_id, (out, duration) in per_video.items()
+        figures.video_item(
+            loaded,
+            video.video_id,
+            video.duration,
+            dict(out),
+            None,
+            snippet_seconds=float(video.entry["seconds_per_snippet"]),
+        )
+        for video, out in zip(extraction.videos, outputs)
     ]
     written = figures.write_figures(loaded, items, out_dir, notice=notice)
     table = detection_table(payload, durations, top)
