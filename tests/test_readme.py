@@ -18,9 +18,12 @@ The rules, each a test below:
 * Runnable blocks run in file order, each with `bash -euo pipefail` (Python blocks with
   this interpreter), from the repository root, with the venv's `bin/` first on PATH.
   The one change made to their text: `/tmp/` becomes a fresh temporary folder, so runs
-  never share state. Step counts are the README's own (every training in it takes under
-  30 s on a 2-core CPU), so nothing is scaled. A block fails the test when it exits
-  non-zero or prints a Python traceback.
+  never share state. Whole-line comments that show printed output (`# avloc <cmd>: ...`,
+  `# note: ...`, `# /path`) must each be printed by the block, word for word with every
+  number masked (counts and scores may differ by machine); one ending in ` ...` shows
+  the start of a longer line. Step counts are the README's
+  own (every training in it takes under 40 s on a 2-core CPU), so nothing is scaled. A
+  block fails the test when it exits non-zero or prints a Python traceback.
 * README.md runs as two sessions: "Run on your own videos" (from video files to actions,
   independent of the demo) and everything else. They are separate tests, so that the two
   CI workers take one each.
@@ -195,6 +198,36 @@ def run_blocks(run: list[Block], tmp_path: Path) -> None:
         assert "Traceback (most recent call last)" not in result.stdout + result.stderr, (
             f"{block.where} printed a traceback\n{output}"
         )
+        printed = {_shape(line) for line in (result.stdout + result.stderr).splitlines()}
+        for shown in shown_output(text):
+            if shown.endswith(" ..."):  # a shown prefix of a longer line
+                head = _shape(shown[: -len(" ...")])
+                if any(line.startswith(head) for line in printed):
+                    continue
+            assert _shape(shown) in printed, (
+                f"{block.where} shows the output line\n  {shown}\nwhich the command did not "
+                f"print (numbers aside)\n{output}"
+            )
+
+
+SHOWN_PREFIXES = ("avloc ", "note: ", "/")  # a comment line that is a printed line
+
+
+def shown_output(text: str) -> list[str]:
+    """The whole-line comments of a block that show what it prints: lines starting with
+    `# avloc <cmd>:`, `# note:` or `# /path` (after the /tmp/ substitution)."""
+    shown = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("# ") and stripped[2:].startswith(SHOWN_PREFIXES):
+            shown.append(stripped[2:])
+    return shown
+
+
+def _shape(line: str) -> str:
+    """A line with every run of digits as `#`: the shown outputs are checked word for
+    word, but not their numbers (steps, counts, scores), which may differ by machine."""
+    return re.sub(r"\d+", "#", line.strip())
 
 
 DOCS_THAT_RUN = [d.name for d in DOCUMENTS[1:] if session(str(d.relative_to(ROOT)), lambda b: True)]
