@@ -178,5 +178,5 @@ def summary(path: Path) -> str:
             if lengths is not None and len(lengths)
             else ""
         )
-        lines.append(f"  {split}: {len(source)} videos{span}")
+        lines.append(f"  {split}: {len(source)} video{'s' if len(source) != 1 else ''}{span}")
     return "\n".join(lines)
