@@ -884,7 +884,7 @@ def test_warnings_name_the_entry_and_list_the_unknown_labels():
         result = evaluate_detections(gt, pred, [0.5])
     messages = sorted(str(w.message) for w in record)
     assert messages[0].startswith(
-        "1 predictions have a reversed segment, start > end "
+        "1 prediction has a reversed segment, start > end "
         "(the first: video 'v2', entry 1 (0-based), [9.0, 3.0]);"
     )
     assert messages[1] == (
@@ -919,11 +919,11 @@ def test_warnings_point_at_the_caller_and_say_what_was_ignored():
     if not any("__mutmut_" in name for name in vars(detection_eval)):
         assert {w.filename for w in record} == {__file__}
     assert [str(w.message) for w in record] == [
-        "ignored 1 predictions whose label is not a ground-truth class (1 labels: Z)",
-        "ignored 1 predictions on 1 videos absent from the evaluated ground truth",
+        "ignored 1 prediction whose label is not a ground-truth class (1 label: Z)",
+        "ignored 1 prediction on 1 video absent from the evaluated ground truth",
         "ignored 2 predictions with a non-finite score or segment "
         "(the first: video 'v1', entry 1 (0-based))",
-        "1 predictions have a reversed segment, start > end (the first: video 'v1', entry 3 "
+        "1 prediction has a reversed segment, start > end (the first: video 'v1', entry 3 "
         "(0-based), [7.0, 2.0]); they are scored as the official code scores them: tIoU 0 "
         "with every ground truth, so false positives at any threshold above 0",
     ]

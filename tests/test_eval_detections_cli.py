@@ -59,8 +59,8 @@ def test_json_output_matches_function(files, capsys):
     np.testing.assert_allclose(parsed["per_class_ap"]["A"], [5 / 6, 2 / 3])
     np.testing.assert_allclose(parsed["mAP"], [(5 / 6 + 1) / 2, (2 / 3 + 1) / 2])
     assert (
-        "ignored 1 predictions whose label" in err
-        and "ignored 1 predictions on 1 videos absent" in err
+        "ignored 1 prediction whose label" in err
+        and "ignored 1 prediction on 1 video absent" in err
     )
 
 
@@ -185,7 +185,7 @@ def test_reversed_segment_is_scored_with_a_counted_warning(files, tmp_path, caps
     captured = capsys.readouterr()
     assert code == 0
     assert (
-        "avloc eval-detections: warning: 1 predictions have a reversed segment, start > end "
+        "avloc eval-detections: warning: 1 prediction has a reversed segment, start > end "
         "(the first: video 'v1', entry 1 (0-based), [9.0, 3.0])" in captured.err
     ), captured.err
     parsed = json.loads(captured.out)

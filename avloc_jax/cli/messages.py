@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from avloc_jax.common import io
+from avloc_jax.common.wording import plural  # noqa: F401  (messages.plural, as before)
 
 
 def note(program: str, message: str) -> None:
@@ -37,15 +38,6 @@ def load_error(source: str, err: Exception) -> str:
 
 # Errors that loading a damaged workdir or bundle raises (besides FileNotFoundError).
 LOAD_ERRORS = (ValueError, KeyError, TypeError, AttributeError)
-
-
-def plural(count: int, word: str, many: str | None = None) -> str:
-    """'1 class', '2 classes', '0 videos': `count` and `word`, plural unless count is 1."""
-    if count == 1:
-        return f"{count} {word}"
-    if many is None:
-        many = word + ("es" if word.endswith(("s", "sh", "ch", "x")) else "s")
-    return f"{count} {many}"
 
 
 def some(items: list[str], limit: int = 5) -> str:

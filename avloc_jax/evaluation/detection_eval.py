@@ -81,6 +81,8 @@ from typing import Any, NoReturn
 
 import numpy as np
 
+from avloc_jax.common.wording import plural
+
 
 class DetectionEvalWarning(UserWarning):
     """Predictions were ignored (unknown label or video, non-finite values) or look wrong."""
@@ -330,31 +332,33 @@ def _parse_predictions(
         unknown = sorted({str(labels[i]) for i in np.flatnonzero(unknown_label)})
         shown = ", ".join(unknown[:5]) + (", ..." if len(unknown) > 5 else "")
         warnings.warn(
-            f"ignored {counts['num_ignored_unknown_label']} predictions whose label is not a "
-            f"ground-truth class ({len(unknown)} labels: {shown})",
+            f"ignored {plural(counts['num_ignored_unknown_label'], 'prediction')} whose label "
+            f"is not a ground-truth class ({plural(len(unknown), 'label')}: {shown})",
             DetectionEvalWarning,
             stacklevel=3,
         )
     if counts["num_ignored_unknown_video"]:
         num_videos = len(np.unique(video_position[unknown_video]))
         warnings.warn(
-            f"ignored {counts['num_ignored_unknown_video']} predictions on {num_videos} videos "
-            "absent from the evaluated ground truth",
+            f"ignored {plural(counts['num_ignored_unknown_video'], 'prediction')} on "
+            f"{plural(num_videos, 'video')} absent from the evaluated ground truth",
             DetectionEvalWarning,
             stacklevel=3,
         )
     if counts["num_ignored_non_finite"]:
         first = int(np.flatnonzero(non_finite)[0])
         warnings.warn(
-            f"ignored {counts['num_ignored_non_finite']} predictions with a non-finite score or "
-            f"segment (the first: {where(first)})",
+            f"ignored {plural(counts['num_ignored_non_finite'], 'prediction')} with a "
+            f"non-finite score or segment (the first: {where(first)})",
             DetectionEvalWarning,
             stacklevel=3,
         )
     if counts["num_reversed_segments"]:
         first = int(np.flatnonzero(reversed_segment)[0])
         warnings.warn(
-            f"{counts['num_reversed_segments']} predictions have a reversed segment, start > end "
+            f"{plural(counts['num_reversed_segments'], 'prediction')} "
+            f"{'has' if counts['num_reversed_segments'] == 1 else 'have'} a reversed segment, "
+            "start > end "
             f"(the first: {where(first)}, {segs[first].tolist()}); they are scored as the "
             "official code scores them: tIoU 0 with every ground truth, so false positives at "
             "any threshold above 0",
