@@ -231,6 +231,10 @@ def test_localize_command(setup, tmp_path, capsys, monkeypatch):
     pipeline.extract_features(clips, features, extractor(), progress=False)
     code, stdout, err = run(capsys, "localize", features, "--bundle", bundle, "--out", out / "f")
     assert code == 0 and "detections for 2 video(s)" in err, err
+    assert "extractor is not used" not in err
+    argv = ["localize", features, "--bundle", bundle, "--extractor", weights, "--out", out / "g"]
+    code, stdout, err = run(capsys, *argv)
+    assert code == 0 and "note: a features folder is used as it is" in err, err
     code, _, err = run(capsys, "localize", clips[0], "--bundle", bundle)
     assert code == 2 and err.startswith("avloc localize: error:") and "--extractor" in err
 

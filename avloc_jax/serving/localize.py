@@ -136,6 +136,8 @@ def localize(
             visual, audio = video.entry["visual_shape"][1], video.entry["audio_shape"][1]
             what = f"video {video.video_id!r} of features folder {video.visual.parent.parent}"
             check_feature_sizes(loaded, visual, audio, what)
+        if extractor is not None:
+            notice("note: a features folder is used as it is; the extractor is not used")
         extraction = pipeline.ExtractionResult(
             videos, pipeline.ExtractionStats(cached=len(videos)), Path(inputs[0])
         )
