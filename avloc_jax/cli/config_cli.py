@@ -17,7 +17,6 @@ import contextlib
 import logging
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import NoReturn
 
 import ml_collections
@@ -25,8 +24,9 @@ from absl import flags
 from absl import logging as absl_logging
 from ml_collections import config_flags
 
-from avloc_jax.common import config_migration, config_overrides, progress
+from avloc_jax.common import config_overrides, progress
 from avloc_jax.common.config_checks import ConfigError
+from avloc_jax.common.workdir import Workdir
 
 
 def parse(
@@ -100,14 +100,20 @@ def check_config(config: ml_collections.ConfigDict, program: str) -> None:
 
 
 def config_from_workdir(workdir: str) -> ml_collections.ConfigDict:
-    """The workdir's saved config, upgraded from older versions (config_migration)."""
-    path = Path(workdir) / "config.json"
-    if not path.exists():
+    """The workdir's saved config, upgraded from older versions (config_migration) and
+    validated (ConfigError naming the file and the key)."""
+    from configs import default
+
+    saved = Workdir(workdir)
+    if not saved.config_path.exists():
         raise FileNotFoundError(
-            f"{path}: not found; expected a workdir written by `avloc train`, or pass --config"
+            f"{saved.config_path}: not found; expected a workdir written by `avloc train`, "
+            "or pass --config"
         )
     try:
-        return ml_collections.ConfigDict(config_migration.read_saved(path))
+        return ml_collections.ConfigDict(
+            saved.read_config(validate=lambda c: default.validate(ml_collections.ConfigDict(c)))
+        )
     except ValueError as err:
         raise ConfigError(str(err)) from None
 
@@ -120,7 +126,7 @@ def command_logging(verbose: bool) -> Iterator[None]:
     verbose: absl's handler, INFO and up from every library (jax, orbax, TFDS, clu).
     Otherwise: `progress.run_log`'s lines as they are, other records only from WARNING
     up (`WARNING <logger>: message`). In both, the loggers pass INFO records on, so that a
-    log file a command adds to the root logger (W/train.log) receives the detail.
+    log file a command adds to the root logger (the workdir's log) receives the detail.
     """
     root = logging.getLogger()
     absl_handler = absl_logging.get_absl_handler()

@@ -21,6 +21,7 @@ import functools
 from pathlib import Path
 
 from avloc_jax.cli import messages
+from avloc_jax.common.workdir import Workdir
 
 PROGRAM = "avloc plot"
 
@@ -95,14 +96,13 @@ def _curves(workdir: Path, out_dir: Path) -> int:
     from avloc_jax.engine import metric_logging
     from avloc_jax.viz import plotting
 
-    if not (workdir / "metrics.jsonl").exists():
-        return _fail(
-            f"{workdir / 'metrics.jsonl'} not found: expected a workdir written by `avloc train`", 1
-        )
+    metrics_path = Workdir(workdir).metrics_path
+    if not metrics_path.exists():
+        return _fail(f"{metrics_path} not found: expected a workdir written by `avloc train`", 1)
     try:
         records = metric_logging.read_metrics(workdir)
     except (OSError, ValueError) as err:
-        return _fail(f"{workdir / 'metrics.jsonl'}: expected one JSON object per line ({err})", 1)
+        return _fail(f"{metrics_path}: expected one JSON object per line ({err})", 1)
     if not all(isinstance(r, dict) for r in records):
         return _fail(f"{workdir / 'metrics.jsonl'}: expected one JSON object per line", 1)
     if not any(r.get("event") == "train" for r in records):

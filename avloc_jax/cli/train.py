@@ -7,10 +7,11 @@ import sys
 from pathlib import Path
 
 from avloc_jax.cli import config_cli, messages
+from avloc_jax.common import workdir as layout
 from avloc_jax.common.config_checks import ConfigError
+from avloc_jax.common.workdir import LOG_FILE  # in the workdir: the run's full log
 
 PROGRAM = "avloc train"
-LOG_FILE = "train.log"  # in the workdir: the run's full log (INFO and up)
 
 DOC = f"""\
 Train a model into a workdir, then score val and test with the best-by-validation
@@ -74,8 +75,9 @@ def main(argv: list[str]) -> int:
     print("{" + ",\n ".join(f"{json.dumps(k)}: {json.dumps(v)}" for k, v in result.items()) + "}")
     sys.stdout.flush()
     print(
-        f"{PROGRAM}: done: {workdir}: results/ (val and test scores, detections), metrics.jsonl, "
-        f"tensorboard/, checkpoints/; full log in {workdir / LOG_FILE}",
+        f"{PROGRAM}: done: {workdir}: {layout.RESULTS_DIR}/ (val and test scores, detections), "
+        f"{layout.METRICS_FILE}, {layout.TENSORBOARD_DIR}/, {layout.CHECKPOINTS_DIR}/; "
+        f"full log in {layout.Workdir(workdir).log_path}",
         file=sys.stderr,
     )
     return 0

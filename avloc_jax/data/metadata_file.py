@@ -16,9 +16,10 @@ import ml_collections
 import numpy as np
 
 from avloc_jax.common.io import atomic_write_json
+from avloc_jax.common.workdir import DATASET_METADATA_FILE
 from avloc_jax.data.records import Dataset, DatasetMetadata
 
-METADATA_FILE = "dataset_metadata.json"
+METADATA_FILE = DATASET_METADATA_FILE  # the name is the workdir layout's (common/workdir.py)
 
 
 def seconds_per_snippet(

@@ -1,12 +1,11 @@
 """Checkpoints and preemption: one orbax CheckpointManager and a SIGTERM flag.
 
-Layout: every save is a step directory of `W/checkpoints/`. Orbax's preservation policy
-keeps the last `train.keep_checkpoints` saves and, among the saves made at evaluations
-(the only ones with metrics), the best by the validation metric. Older workdirs have
-`W/checkpoints/last/` and `W/checkpoints/best/` (one manager each); they are still read.
-
-`serving/inference.py:restore_params` reads the same layout without the engine, so the
-metrics saved with a checkpoint (`SELECTION`, `STEP`) and `rank` are mirrored there.
+Layout (common/workdir.py owns it): every save is a step directory of the workdir's
+checkpoints directory. Orbax's preservation policy keeps the last `train.keep_checkpoints`
+saves and, among the saves made at evaluations (the only ones with metrics), the best by
+the validation metric (`workdir.rank`). Older workdirs have one manager each under
+`last/` and `best/`; they are still read. `serving/inference.py:restore_params` reads the
+same layout through the same module.
 """
 
 from __future__ import annotations
@@ -20,10 +19,7 @@ import jax
 import orbax.checkpoint as ocp
 from orbax.checkpoint.checkpoint_managers import preservation_policy
 
-# Keys of the metrics saved with each evaluated checkpoint (orbax stores them as JSON).
-SELECTION = "selection"
-STEP = "step"
-LEGACY = ("last", "best")  # the two-manager layout of older workdirs
+from avloc_jax.common.workdir import LEGACY, checkpoint_metrics, rank
 
 
 class _UnevaluatedSaveFilter(logging.Filter):
@@ -38,12 +34,6 @@ class _UnevaluatedSaveFilter(logging.Filter):
 
 
 logging.getLogger("absl").addFilter(_UnevaluatedSaveFilter())
-
-
-def rank(metrics: dict[str, Any]) -> tuple[float, int]:
-    """Orbax's best_fn: the higher the selection metric the better; ties keep the earlier
-    step (as before orbax ranked them: a later equal score is no improvement)."""
-    return float(metrics[SELECTION]), -int(metrics[STEP])
 
 
 class Checkpoints:
@@ -77,7 +67,7 @@ class Checkpoints:
         step is now the best evaluated one. A step saved already is not saved again."""
         step = int(state.step)
         if self.manager.latest_step() != step:
-            metrics = None if metric is None else {SELECTION: float(metric), STEP: step}
+            metrics = checkpoint_metrics(metric, step)
             self.manager.save(step, args=ocp.args.StandardSave(state), metrics=metrics, force=True)
         # best_step ranks the checkpoint infos orbax keeps in memory: no read-back of
         # metrics that an async save may not have written yet.

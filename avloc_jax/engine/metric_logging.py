@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from avloc_jax.common.workdir import Workdir
+
 
 def _scalar(value: Any) -> Any:
     if isinstance(value, (np.generic, np.ndarray)) or hasattr(value, "__array__"):
@@ -35,7 +37,7 @@ def to_record(event: str, step: int, values: Mapping[str, Any]) -> dict[str, Any
 
 
 def read_metrics(workdir: Path | str) -> list[dict[str, Any]]:
-    path = Path(workdir) / "metrics.jsonl"
+    path = Workdir(workdir).metrics_path
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

@@ -19,7 +19,7 @@ saved config against it (`check_resume`: a workdir holds one run) and the datase
 problem with any of them is a one-line `ConfigError` naming the key or file, and the
 workdir is left as it was (not even created). The few lines a user sees by default go to
 `common.progress.run_log` (the run in one line, one line per validation, the result);
-the rest of the log is INFO detail (`log_file`: W/train.log).
+the rest of the log is INFO detail (`log_file`: the workdir's log, common/workdir.py).
 
 The pieces live beside this loop: engine/state.py (train state, optimizer, train step),
 engine/checkpoints.py, engine/writers.py; they are re-exported here.
@@ -42,6 +42,7 @@ from avloc_jax import model as models
 from avloc_jax.common import config_checks, config_migration, io, parallel
 from avloc_jax.common.config_checks import ConfigError
 from avloc_jax.common.progress import ProgressBar, run_log
+from avloc_jax.common.workdir import Workdir
 from avloc_jax.data import device_data, input_pipeline
 from avloc_jax.data.annotations import DataError
 from avloc_jax.data.loading import load_dataset
@@ -112,13 +113,13 @@ def write_results(
     """Writes results/<split>_metrics.json and <split>_<artifact>.json, process 0 only."""
     if not parallel.is_main_process():
         return
-    results = workdir / "results"
-    results.mkdir(parents=True, exist_ok=True)
+    layout = Workdir(workdir)
+    layout.results_dir.mkdir(parents=True, exist_ok=True)
     io.atomic_write_json(
-        results / f"{split}_metrics.json", {"split": split, **extra, "metrics": metrics}
+        layout.results_path(split, "metrics"), {"split": split, **extra, "metrics": metrics}
     )
     for name, payload in artifacts.items():
-        io.atomic_write_json(results / f"{split}_{name}.json", payload)
+        io.atomic_write_json(layout.results_path(split, name), payload)
 
 
 # ----------------------------------------------------------------------------- checks
@@ -152,11 +153,11 @@ def check_resume(
     shorter schedule had brought it; config.json then records the new total.
 
     Returns the allowed differences (empty unless num_steps grew with the flag)."""
-    path = Path(workdir) / "config.json"
+    path = Workdir(workdir).config_path
     if not path.exists():
         return []
     try:
-        saved = config_migration.read_saved(path)  # ValueErrors name the path
+        saved = Workdir(workdir).read_config()  # ValueErrors name the path
     except ValueError as err:
         raise ConfigError(f"{err}; expected the config saved by `avloc train`") from None
     except OSError as err:
@@ -241,7 +242,7 @@ def train_and_evaluate(
     Every input is checked before anything is written (ConfigError, one line): the
     config, the workdir's saved config (`check_resume`; `resume_with_more_steps` as
     there) and the dataset. `log_file`: a file name in the workdir that receives the log
-    records of the run (W/train.log for `avloc train`)."""
+    records of the run (`workdir.LOG_FILE` for `avloc train`)."""
     # --- Checks: nothing is written before all of them pass.
     default_config.validate(config)
     workdir = Path(workdir)
@@ -260,7 +261,7 @@ def train_and_evaluate(
     main_process = parallel.is_main_process()
     if main_process:
         workdir.mkdir(parents=True, exist_ok=True)
-        io.atomic_write_json(workdir / "config.json", json.loads(config.to_json_best_effort()))
+        io.atomic_write_json(Workdir(workdir).config_path, json.loads(config.to_json_best_effort()))
         # class names and feature sizes, for `avloc predict` / `avloc export`
         write_dataset_metadata(workdir, dataset, config)
     with _log_to_file(workdir / log_file if log_file and main_process else None):
@@ -297,7 +298,7 @@ def _train(
     select = evaluators.selection_metric(config, evals)
 
     # --- Checkpoints: resume if the workdir has one.
-    checkpoints = Checkpoints(workdir / "checkpoints", config.train.keep_checkpoints)
+    checkpoints = Checkpoints(Workdir(workdir).checkpoints_dir, config.train.keep_checkpoints)
     restored = checkpoints.restore("last", state)
     if restored is not None:
         state = restored
@@ -363,7 +364,7 @@ def _train(
         # One trace, from the first log step of this run on (past the compilation).
         hooks.append(
             writers.periodic_actions.Profile(
-                logdir=workdir / "profile",
+                logdir=Workdir(workdir).profile_dir,
                 num_profile_steps=profile_steps,
                 profile_duration_ms=None,
                 first_profile=(start_step // log_every + 1) * log_every,
@@ -497,9 +498,10 @@ def evaluate_workdir(
     Checks its inputs before it writes (results/<split>_*.json, at the end): the workdir
     (FileNotFoundError: no checkpoints), the dataset and the split (ConfigError)."""
     workdir = Path(workdir)
-    if not (workdir / "checkpoints").is_dir():
+    checkpoints_dir = Workdir(workdir).checkpoints_dir
+    if not checkpoints_dir.is_dir():
         raise FileNotFoundError(
-            f"{workdir / 'checkpoints'}: not found; expected a workdir written by `avloc train`"
+            f"{checkpoints_dir}: not found; expected a workdir written by `avloc train`"
         )
     parallel.maybe_initialize_distributed(config.distributed.initialize)
     try:
@@ -516,14 +518,12 @@ def evaluate_workdir(
     mesh = parallel.make_mesh()
     model = models.build_model(config.model, meta.num_classes)
     template = abstract_train_state(config, meta, mesh)
-    checkpoints = Checkpoints(
-        workdir / "checkpoints", config.train.keep_checkpoints, read_only=True
-    )
+    checkpoints = Checkpoints(checkpoints_dir, config.train.keep_checkpoints, read_only=True)
     state = checkpoints.restore(checkpoint, template)
     checkpoints.close()
     if state is None:
         raise FileNotFoundError(
-            f"{workdir / 'checkpoints'}: no {checkpoint!r} checkpoint; expected a workdir "
+            f"{checkpoints_dir}: no {checkpoint!r} checkpoint; expected a workdir "
             "that `avloc train` has saved to"
         )
     eval_step = predict.make_eval_step(model, config.loss.topk_ratio, mesh)

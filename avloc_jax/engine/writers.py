@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from avloc_jax.common.workdir import Workdir
 from avloc_jax.engine import metric_logging
 
 
@@ -230,8 +231,8 @@ def create_writer(workdir: Path, enabled: bool) -> metric_writers.MetricWriter:
         return metric_writers.MultiWriter([])
     return metric_writers.MultiWriter(
         [
-            JsonLinesWriter(workdir / "metrics.jsonl"),
-            TensorBoardWriter(workdir / "tensorboard"),
+            JsonLinesWriter(Workdir(workdir).metrics_path),
+            TensorBoardWriter(Workdir(workdir).tensorboard_dir),
             metric_writers.LoggingWriter(),
         ]
     )

@@ -35,7 +35,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from avloc_jax.common import config_migration, io
+from avloc_jax.common import io
+from avloc_jax.common.workdir import CONFIG_FILE, LEGACY, Workdir, rank
 from avloc_jax.data import loading
 from avloc_jax.data.metadata_file import (
     METADATA_FILE,
@@ -45,7 +46,6 @@ from avloc_jax.data.metadata_file import (
 )
 from avloc_jax.data.records import TASK_AVE, Dataset, DatasetMetadata, resample_time
 
-CONFIG_FILE = "config.json"
 BUNDLE_FILE = "bundle.json"
 BUNDLE_PARAMS_DIR = "params"
 BUNDLE_FORMAT = "avloc-jax-bundle"
@@ -100,18 +100,16 @@ class LoadedModel:
 
 
 def read_config(directory: Path | str) -> ml_collections.ConfigDict:
-    path = Path(directory) / CONFIG_FILE
-    if not path.exists():
+    """The config.json of a workdir or a bundle (same name in both), upgraded from older
+    versions (common/workdir.py; ValueErrors name the file)."""
+    saved = Workdir(directory)
+    if not saved.config_path.exists():
         raise FileNotFoundError(
-            f"{path} not found: expected a workdir written by `avloc train` "
+            f"{saved.config_path} not found: expected a workdir written by `avloc train` "
             "or a bundle from `avloc export`"
         )
     # Saved by an older version: fill the keys added since with their old behaviour.
-    try:
-        upgraded = config_migration.migrate(json.loads(path.read_text()))
-    except ValueError as err:
-        raise ValueError(f"{path}: {err}") from None
-    return ml_collections.ConfigDict(upgraded)
+    return ml_collections.ConfigDict(saved.read_config())
 
 
 def workdir_metadata(
@@ -140,23 +138,23 @@ def load_workdir(
         raise FileNotFoundError(f"workdir {workdir} does not exist")
     config = read_config(workdir)
     metadata, sps = workdir_metadata(workdir, config)
-    if not (workdir / "checkpoints").is_dir():
+    checkpoints_dir = Workdir(workdir).checkpoints_dir
+    if not checkpoints_dir.is_dir():
         raise FileNotFoundError(
-            f"no checkpoints under {workdir / 'checkpoints'}: "
-            "has `avloc train` run in this workdir?"
+            f"no checkpoints under {checkpoints_dir}: has `avloc train` run in this workdir?"
         )
     abstract = abstract_params(config, metadata)
-    restored = restore_params(workdir / "checkpoints", checkpoint, abstract)
+    restored = restore_params(checkpoints_dir, checkpoint, abstract)
     used = checkpoint
     if restored is None and checkpoint == "best":
-        restored, used = restore_params(workdir / "checkpoints", "last", abstract), "last"
+        restored, used = restore_params(checkpoints_dir, "last", abstract), "last"
         if restored is not None:
             notice(
                 f"note: {workdir} has no best-by-validation checkpoint; "
                 f"using the last one (step {restored[1]})"
             )
     if restored is None:
-        raise FileNotFoundError(f"no {checkpoint!r} checkpoint under {workdir / 'checkpoints'}")
+        raise FileNotFoundError(f"no {checkpoint!r} checkpoint under {checkpoints_dir}")
     params, step = restored
     return LoadedModel(config, metadata, sps, params, step, f"{workdir} ({used} checkpoint)", used)
 
@@ -175,22 +173,21 @@ def restore_params(directory: Path, which: str, abstract: Any) -> tuple[Any, int
     """(params, step) of the `which` ('best' or 'last') train-state checkpoint under
     `directory`, or None if there is none.
 
-    The engine's layout (engine/checkpoints.py): one orbax manager in `directory`, its
-    evaluated saves carrying metrics {"selection": value, "step": step}; best is the
-    highest selection value, the earlier step on ties. Older workdirs have
+    The workdir layout (common/workdir.py, written by engine/checkpoints.py): one orbax
+    manager in `directory`, its evaluated saves ranked by `workdir.rank` (best is the
+    highest selection value, the earlier step on ties). Older workdirs have
     `directory/best` (only the best step) and `directory/last`; they are read as before."""
     import orbax.checkpoint as ocp
 
-    if which not in ("best", "last"):
+    if which not in LEGACY:
         raise ValueError(f"checkpoint must be 'best' or 'last', got {which!r}")
     directory = directory.absolute()
     legacy = directory / which
+    best_fn: Callable[[dict[str, Any]], Any] | None
     if legacy.is_dir():
         path, best_fn = legacy, None
     else:
-        # Mirrors engine.checkpoints.rank, which serving may not import.
-        path = directory
-        best_fn = lambda m: (float(m["selection"]), -int(m["step"]))  # noqa: E731
+        path, best_fn = directory, rank
     if not path.is_dir():
         return None
     options = ocp.CheckpointManagerOptions(
