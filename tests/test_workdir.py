@@ -151,3 +151,33 @@ def test_engine_saves_and_serving_restores_the_same_best(tmp_path):
     assert step == 2 and np.asarray(params["w"]).tolist() == [2.0, 2.0]
     params, step = inference.restore_params(w.checkpoints_dir, "last", abstract)
     assert step == 4 and np.asarray(params["w"]).tolist() == [4.0, 4.0]
+
+
+def test_no_other_module_spells_a_workdir_path():
+    """Only common/workdir.py names workdir artefacts ("results" is also the ActivityNet
+    JSON key, so for it only a path join counts)."""
+    import re
+    from pathlib import Path
+
+    names = "|".join(
+        re.escape(n)
+        for n in (
+            "config.json",
+            "dataset_metadata.json",
+            "checkpoints",
+            "metrics.jsonl",
+            "tensorboard",
+            "train.log",
+            "profile",
+        )
+    )
+    pattern = re.compile(rf"""["']({names})["']|/\s*["']results["']""")
+    package = Path(workdir.__file__).resolve().parents[1]
+    found = [
+        f"{path.relative_to(package)}:{number}: {line.strip()}"
+        for path in sorted(package.rglob("*.py"))
+        if path.name != "workdir.py" or path.parent.name != "common"
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if pattern.search(line)
+    ]
+    assert found == []

@@ -104,9 +104,9 @@ def _curves(workdir: Path, out_dir: Path) -> int:
     except (OSError, ValueError) as err:
         return _fail(f"{metrics_path}: expected one JSON object per line ({err})", 1)
     if not all(isinstance(r, dict) for r in records):
-        return _fail(f"{workdir / 'metrics.jsonl'}: expected one JSON object per line", 1)
+        return _fail(f"{metrics_path}: expected one JSON object per line", 1)
     if not any(r.get("event") == "train" for r in records):
-        return _fail(f"{workdir / 'metrics.jsonl'} has no training events yet", 1)
+        return _fail(f"{metrics_path} has no training events yet", 1)
     try:
         with messages.staged_folder(out_dir) as stage:
             plotting.plot_curves(stage / "curves.png", records)
