@@ -260,15 +260,26 @@ def test_extract_features_command(setup, tmp_path, capsys, monkeypatch):
     assert code == 0 and stdout.split("\t")[1] == "cached"
 
     silent = mh.write_clip(tmp_path / "silent.mp4", audio=False)
-    code, _, err = run(capsys, "extract-features", silent, "--out", out, "--weights", tmp_path)
+    code, _, err = run(
+        capsys, "extract-features", silent, "--out", out, "--weights", tmp_path, "--fail-fast"
+    )
     assert code == 2 and "silent.mp4: has no audio track" in err
 
-    # A bad video among good ones: refused before any work, nothing written anywhere.
+    # With --fail-fast, a bad video among good ones: refused before any work, nothing
+    # written anywhere (without it: tests/test_extract_inputs.py).
     corrupt = tmp_path / "corrupt.mp4"
     corrupt.write_bytes(b"\x00" * 4096)
     fresh = tmp_path / "fresh"
     code, _, err = run(
-        capsys, "extract-features", clips[1], corrupt, "--out", fresh, "--weights", tmp_path
+        capsys,
+        "extract-features",
+        clips[1],
+        corrupt,
+        "--out",
+        fresh,
+        "--weights",
+        tmp_path,
+        "--fail-fast",
     )
     assert code == 2 and err.startswith("avloc extract-features: error:")
     assert "corrupt.mp4" in err and len(err.strip().splitlines()) == 1

@@ -1,5 +1,11 @@
-"""`avloc extract-features VIDEO... --out DIR --weights WEIGHTS_DIR [--flow] [--batch-size N]
-[--allow-missing-audio] [--no-cache] [--vggish-pca]`.
+"""`avloc extract-features [VIDEO|FOLDER]... [--list FILE] --out DIR --weights WEIGHTS_DIR
+[--flow] [--batch-size N] [--allow-missing-audio] [--no-cache] [--vggish-pca] [--fail-fast]`.
+
+Inputs: video files; folders (their video files, by extension, sorted by name); and with
+--list FILE, one video a line, `PATH` or `ID<TAB>PATH` (a relative PATH is relative to
+the list's folder; blank lines and lines starting with # are skipped). A video's id is
+the one given in the list, else its file name without the extension; two different
+files with one id are refused before any work, naming both.
 
 Decodes each video (PyAV), resamples it to 25 fps, runs I3D RGB (and with --flow, TV-L1
 optical flow and I3D flow) and VGGish, and writes DIR/visual/<id>.npy [T, 1024] (or
@@ -8,8 +14,15 @@ and DIR/manifest.json. A video already extracted with the same weights and setti
 skipped. WEIGHTS_DIR is what `avloc convert-weights` wrote. Pipeline and alignment:
 docs/extraction.md.
 
-Exit status: 0 on success, 2 for an unusable video or option (the message names the
-file and what was expected), 1 when the weights cannot be loaded.
+A video that cannot be decoded, has no audio track (without --allow-missing-audio) or
+is shorter than one snippet (16 frames) does not stop the job: it is recorded in
+DIR/failures.json (id, path, one-line reason), left out of the manifest, and the others
+go on; a later run that extracts it removes its entry. --fail-fast stops at the first
+bad video instead (exit 2; a bad file found while probing, before anything is written).
+
+Exit status: 0 on success, 3 when some video failed (the others are extracted), 2 for
+an unusable option or input list, or any bad video with --fail-fast (the message names
+the file and what was expected), 1 when the weights cannot be loaded.
 """
 
 from __future__ import annotations
@@ -18,18 +31,94 @@ import argparse
 import functools
 import json
 import sys
+from pathlib import Path
 
 from avloc_jax.cli import messages
 from avloc_jax.cli.video_options import add_video_options, video_options_problem
 
 PROGRAM = "avloc extract-features"
+VIDEO_EXTENSIONS = frozenset(
+    {".mp4", ".m4v", ".mkv", ".webm", ".mov", ".avi", ".mpg", ".mpeg", ".flv", ".wmv", ".ts"}
+)
+
+
+class InputError(ValueError):
+    """An input list or folder that cannot be used."""
+
+
+def read_list(path: Path) -> list[tuple[str | None, Path]]:
+    """(id or None, path) per entry of a list file: `PATH` or `ID<TAB>PATH` a line; blank
+    lines and # comments skipped; a relative PATH is relative to the list's folder."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise InputError(f"--list {path}: no such file; expected a list of videos") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError(f"--list {path}: cannot read it ({err})") from None
+    entries: list[tuple[str | None, Path]] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        video_id, tab, video = line.partition("\t")
+        if not tab:
+            video_id, video = "", line
+        video_id, video = video_id.strip(), video.strip()
+        if tab and (not video_id or not video):
+            raise InputError(f"--list {path}, line {number}: expected PATH or ID<TAB>PATH")
+        entries.append((video_id or None, path.parent / Path(video).expanduser()))
+    if not entries:
+        raise InputError(f"--list {path}: lists no video; expected one PATH or ID<TAB>PATH a line")
+    return entries
+
+
+def folder_videos(folder: Path) -> list[Path]:
+    """The video files of `folder` (not its subfolders), by extension, sorted by name."""
+    videos = sorted(
+        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS
+    )
+    if not videos:
+        raise InputError(
+            f"{folder}: holds no video file; expected files ending in "
+            f"{', '.join(sorted(VIDEO_EXTENSIONS))}"
+        )
+    return videos
+
+
+def gather_inputs(videos: list[str], list_file: str | None) -> list[tuple[str | None, Path]]:
+    """(id or None, path) of every input, in order: the arguments (a folder gives its
+    videos), then the list file's entries."""
+    entries: list[tuple[str | None, Path]] = []
+    for video in videos:
+        path = Path(video)
+        if path.is_dir():
+            entries.extend((None, p) for p in folder_videos(path))
+        else:
+            entries.append((None, path))
+    if list_file is not None:
+        entries.extend(read_list(Path(list_file)))
+    if not entries:
+        raise InputError("no video given: pass video files, folders or --list FILE")
+    return entries
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROGRAM, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("videos", nargs="+", metavar="VIDEO", help="video files")
+    parser.add_argument(
+        "videos", nargs="*", metavar="VIDEO", help="video files, or folders of video files"
+    )
+    parser.add_argument(
+        "--list",
+        metavar="FILE",
+        help="a file of videos, one a line: PATH or ID<TAB>PATH (# comments, blank lines)",
+    )
+    parser.add_argument(
+        "--fail-fast",
+        action="store_true",
+        help="stop at the first bad video (exit 2) instead of recording it in failures.json",
+    )
     parser.add_argument("--out", required=True, help="output folder (visual/, audio/, manifest)")
     parser.add_argument(
         "--weights", required=True, help="converted weights folder (avloc convert-weights)"
@@ -60,6 +149,11 @@ def main(argv: list[str]) -> int:
     from avloc_jax.extraction import flow, media, pipeline  # heavy imports after the checks
 
     try:
+        inputs = gather_inputs(args.videos, args.list)
+        ids = pipeline.video_ids([p for _, p in inputs], [i for i, _ in inputs])
+    except ValueError as err:
+        return _fail(str(err), 2)
+    try:
         extractor = pipeline.load_extractor(
             args.weights,
             flow=args.flow,
@@ -70,7 +164,7 @@ def main(argv: list[str]) -> int:
         return _fail(str(err), 1)
     try:
         result = pipeline.extract_features(
-            args.videos,
+            [p for _, p in inputs],
             args.out,
             extractor,
             flow=args.flow,
@@ -78,6 +172,8 @@ def main(argv: list[str]) -> int:
             progress=not args.quiet,
             allow_missing_audio=args.allow_missing_audio,
             notice=_note,
+            ids=ids,
+            fail_fast=args.fail_fast,
         )
     except (media.MediaError, ValueError) as err:
         return _fail(str(err), 2)
@@ -86,12 +182,16 @@ def main(argv: list[str]) -> int:
     for video in result.videos:
         state = "cached" if video.cached else "extracted"
         print(f"{video.video_id}\t{state}\t{video.entry['snippets']} snippets\t{video.visual}")
+    for failure in result.failures:
+        print(f"{failure.video_id}\tfailed\t{failure.reason}")
+    stats = result.stats
+    failed = f" (listed in {result.failures_file})" if stats.failed else ""
     print(
-        f"{PROGRAM}: {result.stats.extracted} extracted, {result.stats.cached} cached -> "
-        f"{result.manifest}; times {json.dumps(_rounded(result.stats.as_json()))}",
+        f"{PROGRAM}: {stats.extracted} extracted, {stats.cached} cached, {stats.failed} "
+        f"failed{failed} -> {result.manifest}; times {json.dumps(_rounded(stats.as_json()))}",
         file=sys.stderr,
     )
-    return 0
+    return 3 if stats.failed else 0
 
 
 def _rounded(stats: dict) -> dict:

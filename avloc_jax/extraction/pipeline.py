@@ -23,6 +23,14 @@ the last batch is padded and its padding rows dropped. Every video's arrays are 
 to a temporary file and renamed into place, and the manifest is rewritten (atomically)
 after each video, so an interrupted run leaves complete videos and no partial file.
 
+Failures: with `fail_fast=False`, a video that cannot be probed or decoded, has no audio
+(without `allow_missing_audio`) or is shorter than one snippet is recorded in
+`out_dir/failures.json` ({"format", "failures": [{"id", "path", "reason"}]}, written
+atomically) and the others go on; a later run that extracts (or finds cached) a failed
+video removes its entry, and the manifest never lists a failed video. The default,
+`fail_fast=True`, raises the first `MediaError` instead (a bad file found while probing:
+before any work).
+
 Cache: a video whose content key (sha256 of its size, first and last MiB; cheap, and it
 survives copies, unlike mtime) and extractor identity (weights and settings) match its
 manifest entry, and whose two arrays exist, is not decoded again.
@@ -53,6 +61,8 @@ DEFAULT_BATCH_SIZE = 8  # I3D snippets per forward pass (and per decoded chunk)
 DEFAULT_AUDIO_BATCH_SIZE = 16  # VGGish examples (0.96 s each) per forward pass
 MANIFEST_FILE = "manifest.json"
 MANIFEST_FORMAT = "avloc-features"
+FAILURES_FILE = "failures.json"
+FAILURES_FORMAT = "avloc-extraction-failures"
 VISUAL_DIR = "visual"
 AUDIO_DIR = "audio"
 _KEY_BYTES = 1 << 20  # the head and tail of a file that go into its content key
@@ -366,6 +376,7 @@ class ExtractionStats:
     audio_duration: float = 0.0  # seconds of audio extracted
     extracted: int = 0
     cached: int = 0
+    failed: int = 0
 
     def as_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -395,10 +406,25 @@ class ExtractedVideo:
 
 
 @dataclasses.dataclass
+class Failure:
+    """A video that could not be extracted (with `fail_fast=False`): its id, its path
+    and the one-line reason."""
+
+    video_id: str
+    path: Path
+    reason: str
+
+    def as_json(self) -> dict[str, str]:
+        return {"id": self.video_id, "path": str(self.path), "reason": self.reason}
+
+
+@dataclasses.dataclass
 class ExtractionResult:
     videos: list[ExtractedVideo]
     stats: ExtractionStats
     manifest: Path
+    failures: list[Failure] = dataclasses.field(default_factory=list)
+    failures_file: Path | None = None  # written when anything failed (now or before)
 
 
 @dataclasses.dataclass
@@ -429,51 +455,83 @@ def _decode_events(
     flow: bool,
     stats: ExtractionStats,
     notice: media.Notice,
+    fail_fast: bool = True,
 ) -> Iterator[tuple]:
     """Runs in the decoding thread: ("chunk", job, frames uint8 [n, S, S, 3], flow
     [n, S, S, 2] | None) per chunk, then ("end", job, reader, examples [N_a, 96, 64],
-    audio samples) per video."""
+    audio samples) per video; without `fail_fast`, a video whose decoding raises a
+    `MediaError` ends with ("failed", job, reason) instead."""
     from avloc_jax.extraction import flow as optical_flow
 
     chunk_frames = max(1, int(extractor.batch_size)) * align.SNIPPET_FRAMES
     algorithm = optical_flow.tvl1() if flow else None
     for job in jobs:
-        reader = media.VideoReader(
-            job.path,
-            job.info,
-            short_side=extractor.short_side,
-            crop_size=extractor.crop_size,
-            crop=not flow,  # flow is computed on the whole resized frame, then cropped
-            notice=notice,
+        try:
+            yield from _video_events(job, extractor, algorithm, chunk_frames, stats, notice)
+        except media.MediaError as err:
+            if fail_fast:
+                raise
+            yield "failed", job, one_line(err)
+
+
+def one_line(err: BaseException | str) -> str:
+    """An error message on one line."""
+    return " ".join(str(err).split())
+
+
+def _video_events(
+    job: _Job,
+    extractor: FeatureExtractor,
+    algorithm: Any,
+    chunk_frames: int,
+    stats: ExtractionStats,
+    notice: media.Notice,
+) -> Iterator[tuple]:
+    """`_decode_events` of one video."""
+    from avloc_jax.extraction import flow as optical_flow
+
+    flow = algorithm is not None
+    reader = media.VideoReader(
+        job.path,
+        job.info,
+        short_side=extractor.short_side,
+        crop_size=extractor.crop_size,
+        crop=not flow,  # flow is computed on the whole resized frame, then cropped
+        notice=notice,
+    )
+    frames = _timed(reader.frames(chunk_frames), stats, "decode_seconds")
+    if algorithm is None:
+        for chunk in frames:
+            yield "chunk", job, chunk, None
+    else:
+        with_flow = optical_flow.with_flow(frames, algorithm)
+        while True:
+            started, decoded = time.perf_counter(), stats.decode_seconds
+            try:
+                chunk, fields = next(with_flow)
+            except StopIteration:
+                break
+            # with_flow's time, less the decoding it waited for
+            elapsed = time.perf_counter() - started
+            stats.flow_seconds += elapsed - (stats.decode_seconds - decoded)
+            size = extractor.crop_size
+            rgb = np.ascontiguousarray(media.center_crop(chunk, size))
+            yield "chunk", job, rgb, np.ascontiguousarray(media.center_crop(fields, size))
+    started = time.perf_counter()
+    snippets = align.num_snippets(reader.num_frames)
+    if snippets == 0:
+        raise media.MediaError(
+            f"{job.path}: {reader.num_frames} frames decoded; expected at least one "
+            f"snippet ({align.SNIPPET_FRAMES} frames at {align.FPS} fps)"
         )
-        frames = _timed(reader.frames(chunk_frames), stats, "decode_seconds")
-        if algorithm is None:
-            for chunk in frames:
-                yield "chunk", job, chunk, None
-        else:
-            with_flow = optical_flow.with_flow(frames, algorithm)
-            while True:
-                started, decoded = time.perf_counter(), stats.decode_seconds
-                try:
-                    chunk, fields = next(with_flow)
-                except StopIteration:
-                    break
-                # with_flow's time, less the decoding it waited for
-                elapsed = time.perf_counter() - started
-                stats.flow_seconds += elapsed - (stats.decode_seconds - decoded)
-                size = extractor.crop_size
-                rgb = np.ascontiguousarray(media.center_crop(chunk, size))
-                yield "chunk", job, rgb, np.ascontiguousarray(media.center_crop(fields, size))
-        started = time.perf_counter()
-        snippets = align.num_snippets(reader.num_frames)
-        if job.has_audio:
-            samples = media.decode_audio(job.path, align.SAMPLE_RATE, info=job.info)
-        else:  # silence (require_audio has warned); fit_waveform pads it
-            samples = np.zeros(0, np.float32)
-        waveform = align.fit_waveform(samples, snippets, align.SAMPLE_RATE)
-        examples = np.asarray(extractor.log_mel(waveform, align.SAMPLE_RATE), np.float32)
-        stats.audio_seconds += time.perf_counter() - started
-        yield "end", job, reader, examples, len(samples)
+    if job.has_audio:
+        samples = media.decode_audio(job.path, align.SAMPLE_RATE, info=job.info)
+    else:  # silence (require_audio has warned); fit_waveform pads it
+        samples = np.zeros(0, np.float32)
+    waveform = align.fit_waveform(samples, snippets, align.SAMPLE_RATE)
+    examples = np.asarray(extractor.log_mel(waveform, align.SAMPLE_RATE), np.float32)
+    stats.audio_seconds += time.perf_counter() - started
+    yield "end", job, reader, examples, len(samples)
 
 
 def prefetch(
@@ -527,19 +585,57 @@ def prefetch(
 # ----------------------------------------------------------------------------- pipeline
 
 
-def video_ids(videos: Sequence[Path]) -> list[str]:
-    """Each video's id (its file name without the extension); a ValueError if two
-    videos would share one (their feature files would collide)."""
-    ids = [Path(v).stem for v in videos]
+def video_ids(videos: Sequence[Path | str], given: Sequence[str | None] | None = None) -> list[str]:
+    """Each video's id: `given[i]` when there is one (e.g. from a list file), else its
+    file name without the extension. A ValueError naming both paths if two different
+    files would share an id (their feature files would collide); the same file twice
+    under the same id is fine (it is extracted once). An id must be a plain file name."""
+    given = list(given) if given is not None else [None] * len(videos)
+    if len(given) != len(videos):
+        raise ValueError(f"{len(given)} ids for {len(videos)} videos")
+    ids = [str(g) if g is not None else Path(v).stem for v, g in zip(videos, given)]
     seen: dict[str, Path] = {}
     for video_id, path in zip(ids, videos):
+        if not video_id or video_id in (".", "..") or "/" in video_id or "\\" in video_id:
+            raise ValueError(f"{path}: its id {video_id!r} is not a plain file name")
         if video_id in seen and Path(seen[video_id]).resolve() != Path(path).resolve():
             raise ValueError(
                 f"{seen[video_id]} and {path} would both be written as {video_id!r}: "
-                "rename one of them"
+                "rename one of them (or give them different ids)"
             )
         seen[video_id] = Path(path)
     return ids
+
+
+def read_failures(out_dir: Path | str) -> list[dict[str, str]]:
+    """The entries of `out_dir/failures.json` ({"id", "path", "reason"}); none if it is
+    missing or unreadable."""
+    path = Path(out_dir) / FAILURES_FILE
+    try:
+        payload = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+    failures = payload.get("failures") if isinstance(payload, dict) else None
+    if not isinstance(failures, list):
+        return []
+    return [f for f in failures if isinstance(f, dict) and isinstance(f.get("id"), str)]
+
+
+def _update_failures(
+    out_dir: Path, failures: Sequence[Failure], succeeded: Iterable[str]
+) -> Path | None:
+    """Rewrites `out_dir/failures.json` (atomically): the earlier entries less the ids
+    that succeeded or failed again now, plus `failures`. Not written when it would be
+    empty and there is none yet; returns its path when it exists afterwards."""
+    path = out_dir / FAILURES_FILE
+    earlier = read_failures(out_dir)
+    done = set(succeeded) | {f.video_id for f in failures}
+    kept = [f for f in earlier if f["id"] not in done] + [f.as_json() for f in failures]
+    if not kept and not path.exists():
+        return None
+    out_dir.mkdir(parents=True, exist_ok=True)
+    io.atomic_write_json(path, {"format": FAILURES_FORMAT, "version": 1, "failures": kept})
+    return path
 
 
 def _cached(entry: Mapping[str, Any] | None, key: str, identity: Mapping, out_dir: Path) -> bool:
@@ -563,6 +659,8 @@ def extract_features(
     progress: bool = True,
     allow_missing_audio: bool = False,
     notice: media.Notice = media.warn,
+    ids: Sequence[str | None] | None = None,
+    fail_fast: bool = True,
 ) -> ExtractionResult:
     """Features of `videos` under `out_dir` (layout in the module doc), in input order.
 
@@ -571,6 +669,9 @@ def extract_features(
     matches (see the module doc) is reused unless `cache` is False.
 
     Args:
+      ids: each video's id (None: its file name without the extension); see `video_ids`.
+      fail_fast: raise the first `MediaError` (the default). False: record the bad
+        video in `result.failures` and `out_dir/failures.json`, and go on (module doc).
       flow: also run the flow stream (visual = [RGB, flow], 2048-d with I3D); needs
         `extractor.flow` and OpenCV's contrib modules.
       batch_size: snippets per decoded chunk (default: the extractor's).
@@ -587,36 +688,64 @@ def extract_features(
         optical_flow.tvl1()
     if batch_size is not None:
         extractor = dataclasses.replace(extractor, batch_size=int(batch_size))
-    ids = video_ids(paths)
+    ids = video_ids(paths, ids)
     identity = extractor.identity(flow)
     manifest = read_manifest(out_dir)
     stats = ExtractionStats()
     started = time.perf_counter()
 
     results: dict[str, ExtractedVideo] = {}
+    failures: dict[str, Failure] = {}
     jobs: list[_Job] = []
     for video_id, path in zip(ids, paths):
-        if video_id in results or any(j.video_id == video_id for j in jobs):
+        if video_id in results or video_id in failures or any(j.video_id == video_id for j in jobs):
             continue  # the same file given twice
-        media.check_file(path)
-        key = file_key(path)
-        entry = manifest["videos"].get(video_id)
-        if cache and _cached(entry, key, identity, out_dir):
-            assert entry is not None
-            results[video_id] = _extracted(video_id, out_dir, entry, cached=True)
-            stats.cached += 1
+        try:
+            media.check_file(path)
+            key = file_key(path)
+            entry = manifest["videos"].get(video_id)
+            if cache and _cached(entry, key, identity, out_dir):
+                assert entry is not None
+                results[video_id] = _extracted(video_id, out_dir, entry, cached=True)
+                stats.cached += 1
+                continue
+            info = media.probe(path)
+            has_audio = media.require_audio(info, allow_missing_audio, notice)
+        except (media.MediaError, OSError) as err:
+            if fail_fast:
+                raise
+            failures[video_id] = Failure(video_id, path, one_line(err))
+            notice(f"warning: {video_id} failed, the others go on: {one_line(err)}")
             continue
-        info = media.probe(path)
-        has_audio = media.require_audio(info, allow_missing_audio, notice)
         jobs.append(_Job(video_id, path, info, has_audio, key))
 
     if jobs:
         (out_dir / VISUAL_DIR).mkdir(parents=True, exist_ok=True)
         (out_dir / AUDIO_DIR).mkdir(parents=True, exist_ok=True)
-        _run(jobs, out_dir, extractor, flow, identity, manifest, results, stats, progress, notice)
+        _run(
+            jobs,
+            out_dir,
+            extractor,
+            flow,
+            identity,
+            manifest,
+            results,
+            stats,
+            progress,
+            notice,
+            failures=None if fail_fast else failures,
+        )
+    if any(manifest["videos"].pop(video_id, None) is not None for video_id in list(failures)):
+        io.atomic_write_json(out_dir / MANIFEST_FILE, manifest)  # never lists a failed video
+    stats.failed = len(failures)
+    failures_file = _update_failures(out_dir, list(failures.values()), results)
     stats.wall_seconds = time.perf_counter() - started
     return ExtractionResult(
-        [results[v] for v in dict.fromkeys(ids)], stats, out_dir / MANIFEST_FILE
+        [results[v] for v in dict.fromkeys(ids) if v in results],
+        stats,
+        out_dir / MANIFEST_FILE,
+        list(failures.values()),
+        failures_file,
     )
 
 
@@ -642,8 +771,10 @@ def _run(
     stats: ExtractionStats,
     progress: bool,
     notice: media.Notice,
+    failures: dict[str, Failure] | None = None,
 ) -> None:
-    """Decodes `jobs` in a thread and runs the networks here; writes each video."""
+    """Decodes `jobs` in a thread and runs the networks here; writes each video. With a
+    `failures` dict, a video that fails to decode is recorded there and skipped."""
     from avloc_jax.common.progress import ProgressBar
 
     estimate = sum(int(round((j.info.duration or 0.0) * align.FPS)) for j in jobs)
@@ -655,7 +786,11 @@ def _run(
     )
     rgb: list[np.ndarray] = []
     flows: list[np.ndarray] = []
-    events = prefetch(_decode_events(jobs, extractor, flow, stats, notice), _QUEUE_DEPTH, stats)
+    events = prefetch(
+        _decode_events(jobs, extractor, flow, stats, notice, fail_fast=failures is None),
+        _QUEUE_DEPTH,
+        stats,
+    )
     try:
         for event in events:
             if event[0] == "chunk":
@@ -676,6 +811,13 @@ def _run(
                     stats.network_seconds += time.perf_counter() - start
                 stats.frames += len(frames)
                 bar.update(len(frames), video=job.video_id)
+                continue
+            if event[0] == "failed":
+                _, job, reason = event
+                assert failures is not None
+                failures[job.video_id] = Failure(job.video_id, job.path, reason)
+                notice(f"warning: {job.video_id} failed, the others go on: {reason}")
+                rgb, flows = [], []
                 continue
             _, job, reader, examples, num_samples = event
             start = time.perf_counter()
