@@ -1,11 +1,11 @@
 """Defaults shared by every experiment; the dataset configs override what differs.
 
 This file is the single place where a config default lives: the library reads the config
-it is given (no fallbacks), and configs/*.py only override. Next to the defaults,
-`CHOICES`, `BOUNDS` and `ITEM_TYPES` say which values each key allows; `validate()` checks
-a config against them (and against the keys and types of `get_config()`) before anything
-runs. `config_version` says which keys a saved config.json has; older ones are upgraded by
-`avloc_jax.common.config_migration.migrate`.
+it is given (no fallbacks), and configs/*.py only override. Which values each key allows
+(its type, choices and bounds) is the library's schema, `avloc_jax.schema.SCHEMA`, whose
+`validate()` checks every config before anything runs; tests/test_config.py checks that
+the keys here are the schema's. `config_version` says which keys a saved config.json has;
+older ones are upgraded by `avloc_jax.common.config_migration.migrate`.
 
 Public keys (documented in the README): data.data_dir, data.name, train.num_steps,
 train.batch_size, train.learning_rate, eval.every_steps, model.fusion,
@@ -13,14 +13,11 @@ model.num_stages, model.head, seed. Feature sizes and class lists are not here: 
 come from the dataset's metadata.
 """
 
-from typing import Any
-
 import ml_collections
 
-from avloc_jax.common import config_checks, config_migration
-from avloc_jax.common.config_checks import ConfigError
+from avloc_jax.common import config_migration
 
-__all__ = ["BOUNDS", "CHOICES", "ITEM_TYPES", "ConfigError", "get_config", "validate"]
+__all__ = ["demo_data_config", "get_config", "localization_config"]
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -30,12 +27,12 @@ def get_config() -> ml_collections.ConfigDict:
     config.seed = 0
 
     config.data = ml_collections.ConfigDict()
-    config.data.name = "demo"  # demo | ave | activitynet12 | thumos14 | generic
+    config.data.name = "demo"  # one of avloc_jax.data.loading.DATASETS
     config.data.data_dir = ""  # where `avloc build-data` wrote the TFDS dataset
     # The TFDS build to open; "" = the only or "default" one (AVE: "weak" with weak_setting).
     config.data.builder_config = ""
     config.data.num_snippets = 64  # training-time snippet sampling length
-    config.data.sampling = "random"  # random | uniform | crop (avloc_jax/data/sampling.py)
+    config.data.sampling = "random"  # a mode of avloc_jax/data/sampling.py
     config.data.eval_buckets = ()  # padded lengths for evaluation; () = derived from the data
     config.data.val_fraction = (
         0.1  # held-out part of training used as val where a dataset has no val split
@@ -45,23 +42,23 @@ def get_config() -> ml_collections.ConfigDict:
     config.data.demo = demo_data_config()  # read only when data.name == "demo"
 
     config.model = ml_collections.ConfigDict()
-    config.model.fusion = "cross_attention"  # cross_attention | concat | visual | audio
-    config.model.head = "openmax"  # openmax | softmax_bg
-    # Normalisation of the fused features in front of the head, the same for every fusion:
-    # none | layernorm (per snippet) | video_rms (per video; keeps snippet amplitudes).
+    config.model.fusion = "cross_attention"  # the model.* choices: avloc_jax/model
+    config.model.head = "openmax"
+    # Normalisation of the fused features in front of the head, the same for every fusion
+    # (layernorm: per snippet; video_rms: per video, keeps snippet amplitudes).
     config.model.head_norm = "none"
     config.model.embed_dim = 128
     config.model.num_stages = 2
     config.model.num_heads = 1
-    config.model.skip = "dense"  # dense | residual | none
-    config.model.merge = "none"  # none | layernorm | tanh (docs/method.md)
+    config.model.skip = "dense"
+    config.model.merge = "none"  # docs/method.md
     config.model.attention_gate = True  # zero-initialised per-channel gate on the attended term
     config.model.attention_gate_frozen = False  # control: gate held at 0, i.e. no attention
     config.model.attention_window = 1  # ±snippets each snippet attends to; 0 = global attention
     config.model.distance_bias = False
     config.model.conv_kernel = 3  # temporal embedding; 0 disables it
     config.model.dropout_rate = 0.2
-    config.model.dtype = "float32"  # float32 | bfloat16 (params stay float32)
+    config.model.dtype = "float32"  # of the computation; params stay float32
 
     config.loss = ml_collections.ConfigDict()
     config.loss.topk_ratio = 8.0  # r in k = max(1, floor(|V| / r))
@@ -86,7 +83,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.train.batch_size = 16  # global batch, over all devices and processes
     config.train.learning_rate = 1e-3
     config.train.warmup_steps = 100
-    config.train.schedule = "cosine"  # cosine | constant
+    config.train.schedule = "cosine"  # avloc_jax/optimizer.py
     config.train.weight_decay = 1e-4
     config.train.grad_clip_norm = 1.0
     config.train.log_every_steps = 50
@@ -125,9 +122,9 @@ def localization_config() -> ml_collections.ConfigDict:
     config.thresholds = tuple(round(0.1 * i, 2) for i in range(1, 10))
     config.min_length_snippets = 0.0  # drop proposals shorter than this many snippets
     config.outer_margin = 0.25  # outer region on each side, as a fraction of the proposal length
-    config.contrast_on = "normalized"  # CAS used for the outer-inner contrast: normalized | raw
+    config.contrast_on = "normalized"  # CAS used for the outer-inner contrast
     config.video_score_weight = 0.2  # γ: weight of the video-level class score in the score
-    config.nms = "soft"  # soft (Gaussian) | hard | none
+    config.nms = "soft"  # Gaussian soft-NMS
     config.soft_nms_sigma = 0.3  # Gaussian soft-NMS: weight exp(-iou² / sigma)
     config.nms_iou = 0.7  # hard NMS: suppress tIoU > this
     config.top_n = 100  # detections kept per video (0 = all)
@@ -162,89 +159,3 @@ def demo_data_config() -> ml_collections.ConfigDict:
     c.scene_std = 0.6
     c.noise_std = 1.0
     return c
-
-
-# Allowed values of the keys that take one of a few words.
-CHOICES: dict[str, tuple[Any, ...]] = {
-    "data.name": ("demo", "ave", "activitynet12", "thumos14", "generic"),
-    "data.sampling": ("random", "uniform", "crop"),
-    "model.fusion": ("cross_attention", "concat", "visual", "audio"),
-    "model.head": ("openmax", "softmax_bg"),
-    "model.head_norm": ("none", "layernorm", "video_rms"),
-    "model.skip": ("dense", "residual", "none"),
-    "model.merge": ("none", "layernorm", "tanh"),
-    "model.dtype": ("float32", "bfloat16"),
-    "loss.pseudo_label_rule": ("foreground_mass", "class_argmax"),
-    "train.schedule": ("cosine", "constant"),
-    "localization.contrast_on": ("normalized", "raw"),
-    "localization.nms": ("soft", "hard", "none"),
-}
-
-# Inclusive (low, high) ranges; None = unbounded. For a tuple, every item.
-_COUNT = (1, None)  # a positive integer
-_NONNEGATIVE = (0, None)
-_FRACTION = (0, 1)
-BOUNDS: dict[str, config_checks.Bounds] = {
-    "config_version": (config_migration.CURRENT_VERSION, config_migration.CURRENT_VERSION),
-    "seed": _NONNEGATIVE,
-    "data.num_snippets": _COUNT,
-    "data.eval_buckets": _COUNT,
-    "data.val_fraction": (0, 0.99),
-    "model.embed_dim": _COUNT,
-    "model.num_stages": _COUNT,
-    "model.num_heads": _COUNT,
-    "model.attention_window": _NONNEGATIVE,
-    "model.conv_kernel": _NONNEGATIVE,
-    "model.dropout_rate": (0, 0.99),
-    "loss.topk_ratio": (1, None),
-    "loss.mil_weight": _NONNEGATIVE,
-    "loss.fg_weight": _NONNEGATIVE,
-    "loss.rel_weight": _NONNEGATIVE,
-    "loss.class_consistency_weight": _NONNEGATIVE,
-    "loss.reliability_consistency_weight": _NONNEGATIVE,
-    "loss.consistency_window": _NONNEGATIVE,
-    "loss.consistency_threshold": _FRACTION,
-    "loss.rel_background_weight": _NONNEGATIVE,
-    "loss.consistency_warmup_steps": _NONNEGATIVE,
-    "train.num_steps": _COUNT,
-    "train.batch_size": _COUNT,
-    "train.learning_rate": _NONNEGATIVE,
-    "train.warmup_steps": _NONNEGATIVE,
-    "train.weight_decay": _NONNEGATIVE,
-    "train.grad_clip_norm": _NONNEGATIVE,
-    "train.log_every_steps": _COUNT,
-    "train.checkpoint_every_steps": _COUNT,
-    "train.keep_checkpoints": _COUNT,
-    "eval.every_steps": _COUNT,
-    "eval.batch_size": _COUNT,
-    "eval.reliability_threshold": _FRACTION,
-    "localization.class_threshold": _FRACTION,
-    "localization.cas_smoothing": _NONNEGATIVE,
-    "localization.upsample": _COUNT,
-    "localization.thresholds": _FRACTION,
-    "localization.min_length_snippets": _NONNEGATIVE,
-    "localization.outer_margin": _NONNEGATIVE,
-    "localization.video_score_weight": _NONNEGATIVE,
-    "localization.nms_iou": _FRACTION,
-    "localization.top_n": _NONNEGATIVE,
-    "data.demo.num_classes": _COUNT,
-    "data.demo.min_seconds": _COUNT,
-    "data.demo.max_seconds": _COUNT,
-    "data.demo.max_instances": _COUNT,
-}
-
-# Item types of tuples whose default is empty (a non-empty default gives its own).
-ITEM_TYPES: dict[str, type] = {"data.eval_buckets": int}
-
-
-def validate(config: Any) -> None:
-    """Raises ConfigError (a one-line message naming the key and what is allowed) unless
-    `config` has exactly the keys of `get_config()`, with their types and allowed values.
-
-    `data.demo` may be absent when data.name is not "demo" (configs saved before it was a
-    default did not carry it; it is read only for the demo)."""
-    reference = get_config()
-    data = config.data if "data" in config else {}
-    if data.get("name") != "demo" and "demo" not in data:
-        del reference.data["demo"]
-    config_checks.check(config, reference, choices=CHOICES, bounds=BOUNDS, item_types=ITEM_TYPES)

@@ -1,5 +1,6 @@
-"""One config system: defaults in configs/default.py, one override path, validation before
-anything runs, and the migration of configs saved by older versions."""
+"""One config system: defaults in configs/default.py, the allowed values in the library's
+schema (avloc_jax/schema.py), one override path, validation before anything runs, and the
+migration of configs saved by older versions."""
 
 import dataclasses
 import importlib
@@ -13,6 +14,7 @@ import pytest
 from demo_helpers import tiny_config
 
 from avloc_jax import model as models
+from avloc_jax import schema
 from avloc_jax.cli import main as cli_main
 from avloc_jax.common import config_migration
 from avloc_jax.common.config_checks import ConfigError
@@ -30,8 +32,109 @@ SHIPPED = sorted(
 @pytest.mark.parametrize("name", SHIPPED)
 def test_every_shipped_config_validates(name):
     config = importlib.import_module(f"configs.{name}").get_config()
-    default.validate(config)
+    schema.validate(config)
     assert config.config_version == config_migration.CURRENT_VERSION
+
+
+def _flat(config, prefix=""):
+    """{dotted leaf key: value} of a nested config."""
+    out = {}
+    for key, value in config.items():
+        if hasattr(value, "items"):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def test_the_defaults_have_exactly_the_schema_keys():
+    assert sorted(_flat(default.get_config())) == sorted(schema.SCHEMA)
+
+
+def test_schema_choices_are_the_implementing_modules_own_lists():
+    """Each choice list is the object the implementing module defines, not a copy."""
+    from avloc_jax import losses, optimizer
+    from avloc_jax.data import loading, sampling
+    from avloc_jax.evaluation import evaluators, localization
+
+    owners = {
+        "data.name": loading.DATASETS,
+        "data.sampling": sampling.SAMPLING_MODES,
+        "model.fusion": models.FUSIONS,
+        "model.head": models.HEADS,
+        "model.head_norm": models.HEAD_NORMS,
+        "model.skip": models.SKIPS,
+        "model.merge": models.MERGES,
+        "model.dtype": models.DTYPES,
+        "loss.pseudo_label_rule": losses.PSEUDO_LABEL_RULES,
+        "train.schedule": optimizer.SCHEDULES,
+        "localization.contrast_on": localization.CONTRAST_KINDS,
+        "localization.nms": localization.NMS_KINDS,
+        "evals": evaluators.EVALUATORS,
+    }
+    assert {k for k, spec in schema.SCHEMA.items() if spec.choices is not None} == set(owners)
+    for key, owner in owners.items():
+        assert schema.SCHEMA[key].choices is owner, key
+
+
+def test_the_dataset_names_are_the_demo_and_the_built_datasets():
+    import tfds_builders
+    from avloc_jax.data import loading
+
+    assert (loading.DEMO, *tfds_builders.BUILDERS) == loading.DATASETS
+
+
+def test_a_registered_evaluator_is_a_valid_choice_and_an_unknown_one_is_not(monkeypatch):
+    from avloc_jax.evaluation import evaluators
+
+    config = default.get_config()
+    config.evals = ("detection", "mine")
+    with pytest.raises(ConfigError) as err:
+        schema.validate(config)
+    assert str(err.value) == (
+        "config key evals: got ('detection', 'mine'); 'mine' unknown; expected items among "
+        + ", ".join(evaluators.EVALUATORS)
+    )
+    monkeypatch.setitem(evaluators.EVALUATORS, "mine", evaluators.EVALUATORS["detection"])
+    schema.validate(config)
+
+
+def test_validate_reads_saved_json_and_refuses_a_value_where_a_group_belongs():
+    saved = json.loads(default.get_config().to_json_best_effort())
+    schema.validate(saved)  # a plain dict, tuples as lists
+    saved["loss"] = 1.0
+    with pytest.raises(ConfigError, match=r"^config key loss: got 1.0; expected a group of keys$"):
+        schema.validate(saved)
+    saved = json.loads(default.get_config().to_json_best_effort())
+    saved["model"]["fusion"] = {"kind": "concat"}
+    with pytest.raises(ConfigError, match=r"^config key model.fusion: got \{'kind': 'concat'\}"):
+        schema.validate(saved)
+
+
+def test_data_demo_may_be_absent_only_for_other_datasets():
+    config = default.get_config()
+    del config.data["demo"]
+    with pytest.raises(ConfigError, match=r"config key data\.demo\.num_videos\.train is missing"):
+        schema.validate(config)
+    config.data.name = "ave"
+    schema.validate(config)
+
+
+def test_library_defaults_that_restate_a_config_key_equal_the_default():
+    """A library function whose parameter has a default restating a config key (callers
+    that have no config use it) carries the config's default, not another value."""
+    import inspect
+
+    from avloc_jax.evaluation import ave_metrics
+    from avloc_jax.viz import plotting
+
+    config = _flat(default.get_config())
+    restated = [
+        (ave_metrics.gated_snippet_labels, "theta", "eval.reliability_threshold"),
+        (plotting.video_figure, "reliability_threshold", "eval.reliability_threshold"),
+    ]
+    for function, parameter, key in restated:
+        assert inspect.signature(function).parameters[parameter].default == config[key], key
 
 
 @pytest.mark.parametrize("dataset", ["activitynet12", "ave"])
@@ -60,7 +163,7 @@ def test_paper_configs_are_the_shipped_ones_with_method_notes_keys(dataset):
 
 def test_tiny_test_config_validates_and_applies_dotted_overrides():
     config = tiny_config(7, **{"model.fusion": "concat", "data.eval_buckets": (24, 32)})
-    default.validate(config)
+    schema.validate(config)
     assert config.train.num_steps == 7 and config.model.fusion == "concat"
     assert config.data.eval_buckets == (24, 32) and config.data.demo.num_videos.train == 48
 
@@ -114,7 +217,7 @@ def test_validate_names_the_key_and_what_is_allowed(key, value, expected):
     with config.unlocked(), config[group].ignore_type():
         config[group][leaf] = value
     with pytest.raises(ConfigError) as err:
-        default.validate(config)
+        schema.validate(config)
     message = str(err.value)
     assert message.startswith(f"config key {key}: got ") and expected in message
     assert "\n" not in message
@@ -124,11 +227,11 @@ def test_validate_rejects_unknown_and_missing_keys():
     config = default.get_config()
     config.model.fusoin = "concat"
     with pytest.raises(ConfigError, match=r"model\.fusoin; did you mean model\.fusion\?$"):
-        default.validate(config)
+        schema.validate(config)
     config = default.get_config()
     del config.loss["rel_background_weight"]
     with pytest.raises(ConfigError, match=r"loss\.rel_background_weight is missing"):
-        default.validate(config)
+        schema.validate(config)
 
 
 def test_json_round_trip_of_a_config_validates():
@@ -136,7 +239,7 @@ def test_json_round_trip_of_a_config_validates():
     import ml_collections
 
     saved = json.loads(tiny_config().to_json_best_effort())
-    default.validate(ml_collections.ConfigDict(saved))
+    schema.validate(ml_collections.ConfigDict(saved))
 
 
 def _cli(argv, capsys):
@@ -286,7 +389,7 @@ def test_migrate_version0_fills_the_old_behaviour():
     assert "config_version" not in old and "attention_gate" not in old["model"]  # a copy
     import ml_collections
 
-    default.validate(ml_collections.ConfigDict(new))
+    schema.validate(ml_collections.ConfigDict(new))
 
 
 def test_migrate_version1_adds_no_head_norm():
@@ -301,9 +404,9 @@ def test_migrate_version1_adds_no_head_norm():
     new = config_migration.migrate(old)
     assert new["config_version"] == 2 and new["model"]["head_norm"] == "none"
     assert new["model"]["fusion"] == "concat" and "head_norm" not in old["model"]
-    default.validate(ml_collections.ConfigDict(new))
-    with pytest.raises(default.ConfigError, match="head_norm"):
-        default.validate(ml_collections.ConfigDict(old | {"config_version": 2}))
+    schema.validate(ml_collections.ConfigDict(new))
+    with pytest.raises(ConfigError, match="head_norm"):
+        schema.validate(ml_collections.ConfigDict(old | {"config_version": 2}))
 
 
 def test_migrate_keeps_current_configs_and_rejects_newer_ones():

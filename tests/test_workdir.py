@@ -8,18 +8,14 @@ import json
 import flax
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 
 from avloc_jax.common import workdir
 from avloc_jax.common.config_checks import ConfigError
 from avloc_jax.common.workdir import Workdir
+from avloc_jax.schema import validate as _validate
 from configs import default
-
-
-def _validate(config):
-    default.validate(ml_collections.ConfigDict(config))
 
 
 def test_paths_are_the_on_disk_layout(tmp_path):

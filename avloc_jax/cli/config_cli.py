@@ -90,11 +90,14 @@ def fail(program: str, message: str) -> NoReturn:
 
 
 def check_config(config: ml_collections.ConfigDict, program: str) -> None:
-    """Exits 2 with one line unless `config` passes configs/default.py's `validate`."""
-    from configs import default
+    """Exits 2 with one line unless `config` passes the schema (`avloc_jax.schema`).
+
+    Call it inside `command_logging`: the schema imports the library (grain, orbax),
+    and a log record at import time would otherwise install a root handler."""
+    from avloc_jax import schema  # imports the modules whose choices it lists
 
     try:
-        default.validate(config)
+        schema.validate(config)
     except ConfigError as err:
         fail(program, str(err))
 
@@ -102,7 +105,7 @@ def check_config(config: ml_collections.ConfigDict, program: str) -> None:
 def config_from_workdir(workdir: str) -> ml_collections.ConfigDict:
     """The workdir's saved config, upgraded from older versions (config_migration) and
     validated (ConfigError naming the file and the key)."""
-    from configs import default
+    from avloc_jax import schema
 
     saved = Workdir(workdir)
     if not saved.config_path.exists():
@@ -111,9 +114,7 @@ def config_from_workdir(workdir: str) -> ml_collections.ConfigDict:
             "or pass --config"
         )
     try:
-        return ml_collections.ConfigDict(
-            saved.read_config(validate=lambda c: default.validate(ml_collections.ConfigDict(c)))
-        )
+        return ml_collections.ConfigDict(saved.read_config(validate=schema.validate))
     except ValueError as err:
         raise ConfigError(str(err)) from None
 

@@ -34,16 +34,18 @@ def main(argv: list[str]) -> int:
         return messages.fail(
             PROGRAM, f"{values.workdir}: no such directory; expected a workdir of `avloc train`", 2
         )
-    try:
-        config = (
-            values.config
-            if values.config is not None
-            else config_cli.config_from_workdir(values.workdir)
-        )
-    except (FileNotFoundError, ConfigError) as err:
-        return messages.fail(PROGRAM, str(err), 2)
-    config_cli.check_config(config, PROGRAM)  # before anything is written
+    # The schema imports the library, whose first log record would otherwise set up
+    # logging: everything from here on runs inside the command's logging.
     with config_cli.command_logging(values.verbose):
+        try:
+            config = (
+                values.config
+                if values.config is not None
+                else config_cli.config_from_workdir(values.workdir)
+            )
+        except (FileNotFoundError, ConfigError) as err:
+            return messages.fail(PROGRAM, str(err), 2)
+        config_cli.check_config(config, PROGRAM)  # before anything is written
         from avloc_jax.engine import train
 
         try:

@@ -50,11 +50,13 @@ def main(argv: list[str]) -> int:
         return messages.fail(PROGRAM, f"unexpected arguments {rest}", 2)
     if values.config is None or values.workdir is None:
         return messages.fail(PROGRAM, "--config and --workdir are required", 2)
-    config_cli.check_config(values.config, PROGRAM)  # before anything is written
     workdir = Path(values.workdir)
-    if workdir.exists() and not workdir.is_dir():
-        return messages.fail(PROGRAM, f"{workdir}: not a directory; expected a workdir", 2)
+    # Everything from here on imports the library (the schema too), whose first log record
+    # would otherwise set up logging: inside the command's logging.
     with config_cli.command_logging(values.verbose):
+        config_cli.check_config(values.config, PROGRAM)  # before anything is written
+        if workdir.exists() and not workdir.is_dir():
+            return messages.fail(PROGRAM, f"{workdir}: not a directory; expected a workdir", 2)
         from avloc_jax.engine import train  # heavy imports after argument checks
 
         try:

@@ -1,15 +1,16 @@
-"""Checks a config against a reference config before anything runs.
+"""Checks a config against a schema before anything runs.
 
-The reference (configs/default.py's `get_config()`) fixes the keys and each key's type;
-`choices` and `bounds` (declared next to the defaults) fix the allowed values. Every
-problem ends in a `ConfigError` whose message is one line naming the key and what is
-allowed, with the closest known key for a typo.
+A schema (avloc_jax/schema.py's `SCHEMA`) maps every dotted config key to a `Key`: its
+type and, where they are restricted, its allowed values (choices, bounds). Every problem
+ends in a `ConfigError` whose message is one line naming the key and what is allowed,
+with the closest known key for a typo.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from typing import Any
 
 Bounds = tuple[float | None, float | None]  # inclusive (low, high); None = unbounded
@@ -17,6 +18,23 @@ Bounds = tuple[float | None, float | None]  # inclusive (low, high); None = unbo
 
 class ConfigError(ValueError):
     """A config key or value that is not allowed; the message is one line."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Key:
+    """What one config key allows.
+
+    kind: bool, int, float (an int is a number too), str or tuple (JSON's lists count).
+    choices: the allowed values (for a tuple: of each item); any collection, read when a
+      config is checked (a registry that grows later is seen).
+    bounds: inclusive (low, high) of the value (for a tuple: of each item).
+    item_type: the type of a tuple's items.
+    """
+
+    kind: type
+    choices: Collection[Any] | None = None
+    bounds: Bounds | None = None
+    item_type: type | None = None
 
 
 def _is_mapping(value: Any) -> bool:
@@ -43,36 +61,43 @@ def suggestion(key: str, known: list[str]) -> str:
     return f"; did you mean {close[0]}?" if close else ""
 
 
-def unknown_key_error(key: str, reference: Any) -> ConfigError:
-    return ConfigError(f"unknown config key {key}{suggestion(key, list(flat_keys(reference)))}")
+def unknown_key_error(key: str, known: Any) -> ConfigError:
+    """'unknown config key K; did you mean ...?' with `known` a config or a list of keys."""
+    keys = list(flat_keys(known)) if _is_mapping(known) else list(known)
+    return ConfigError(f"unknown config key {key}{suggestion(key, keys)}")
 
 
-def type_name(reference_value: Any) -> str:
-    if isinstance(reference_value, bool):
-        return "a bool (True or False)"
-    if isinstance(reference_value, int):
-        return "an integer"
-    if isinstance(reference_value, float):
-        return "a number"
-    if isinstance(reference_value, str):
-        return "a string"
-    if isinstance(reference_value, (tuple, list)):
-        return "a tuple"
-    return type(reference_value).__name__
+_TYPE_NAMES = {
+    bool: "a bool (True or False)",
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+    tuple: "a tuple",
+}
+_PLURALS = {bool: "bools", int: "integers", float: "numbers", str: "strings"}
 
 
-def _has_type(value: Any, reference_value: Any) -> bool:
-    """Whether value has the reference's type; bool is never an int, an int is a float,
+def _kind(value: Any) -> type:
+    """The schema type of a value (a list is a tuple)."""
+    return tuple if isinstance(value, list) else type(value)
+
+
+def type_name(value: Any) -> str:
+    """'an integer', 'a string', ... for the type of `value`."""
+    kind = _kind(value)
+    return _TYPE_NAMES.get(kind, kind.__name__)
+
+
+def _has_type(value: Any, expected: type) -> bool:
+    """Whether value is of the schema type; bool is never an int, an int is a float,
     and a list is a tuple (JSON stores tuples as lists)."""
-    if isinstance(reference_value, bool) or isinstance(value, bool):
-        return isinstance(value, bool) and isinstance(reference_value, bool)
-    if isinstance(reference_value, int):
-        return isinstance(value, int)
-    if isinstance(reference_value, float):
+    if expected is bool or isinstance(value, bool):
+        return expected is bool and isinstance(value, bool)
+    if expected is float:
         return isinstance(value, (int, float))
-    if isinstance(reference_value, (tuple, list)):
+    if expected is tuple:
         return isinstance(value, (tuple, list))
-    return isinstance(value, type(reference_value))
+    return isinstance(value, expected)
 
 
 def _check_bounds(key: str, value: Any, bounds: Bounds) -> None:
@@ -93,74 +118,72 @@ def _check_bounds(key: str, value: Any, bounds: Bounds) -> None:
             raise ConfigError(f"config key {key}: got {value!r}; expected {what}{allowed}")
 
 
-def _check_value(
-    key: str,
-    value: Any,
-    reference_value: Any,
-    choices: Mapping[str, tuple[Any, ...]],
-    bounds: Mapping[str, Bounds],
-    item_types: Mapping[str, type],
-) -> None:
-    if not _has_type(value, reference_value):
+def check_value(key: str, value: Any, spec: Key) -> None:
+    """Raises ConfigError unless `value` is of `spec`'s type, choices and bounds."""
+    if not _has_type(value, spec.kind):
         raise ConfigError(
             f"config key {key}: got {value!r} ({type(value).__name__}); "
-            f"expected {type_name(reference_value)}"
+            f"expected {_TYPE_NAMES.get(spec.kind, spec.kind.__name__)}"
         )
-    if isinstance(value, (tuple, list)):
-        item_type = item_types.get(key) or (type(reference_value[0]) if reference_value else None)
-        if item_type is not None and not all(_has_type(v, item_type()) for v in value):
-            raise ConfigError(
-                f"config key {key}: got {tuple(value)!r}; "
-                f"expected a tuple of {type_name(item_type()).split(' ', 1)[1]}s"
-            )
-    if key in choices and value not in choices[key]:
-        allowed = ", ".join(str(c) for c in choices[key])
-        raise ConfigError(f"config key {key}: got {value!r}; expected one of {allowed}")
-    if key in bounds:
-        _check_bounds(key, value, bounds[key])
+    is_tuple = isinstance(value, (tuple, list))
+    if (
+        is_tuple
+        and spec.item_type is not None
+        and not all(_has_type(v, spec.item_type) for v in value)
+    ):
+        raise ConfigError(
+            f"config key {key}: got {tuple(value)!r}; "
+            f"expected a tuple of {_PLURALS.get(spec.item_type, spec.item_type.__name__)}"
+        )
+    if spec.choices is not None:
+        allowed = ", ".join(str(c) for c in spec.choices)
+        if is_tuple:
+            bad = [v for v in value if v not in spec.choices]
+            if bad:
+                raise ConfigError(
+                    f"config key {key}: got {tuple(value)!r}; {', '.join(map(repr, bad))} "
+                    f"unknown; expected items among {allowed}"
+                )
+        elif value not in spec.choices:
+            raise ConfigError(f"config key {key}: got {value!r}; expected one of {allowed}")
+    if spec.bounds is not None:
+        _check_bounds(key, value, spec.bounds)
 
 
-def check(
-    config: Any,
-    reference: Any,
-    *,
-    choices: Mapping[str, tuple[Any, ...]],
-    bounds: Mapping[str, Bounds],
-    item_types: Mapping[str, type],
-) -> None:
-    """Raises ConfigError at the first key of `config` that is unknown to `reference`,
-    missing from `config`, of the wrong type, or outside `choices` / `bounds`."""
-    _check_tree(config, reference, "", choices, bounds, item_types, full_reference=reference)
+def groups(schema: Mapping[str, Key]) -> set[str]:
+    """The dotted group keys of a schema ("data", "data.demo", ...)."""
+    return {key.rsplit(".", i)[0] for key in schema for i in range(1, key.count(".") + 1)}
 
 
-def _check_tree(
-    config: Any,
-    reference: Any,
-    prefix: str,
-    choices: Mapping[str, tuple[Any, ...]],
-    bounds: Mapping[str, Bounds],
-    item_types: Mapping[str, type],
-    full_reference: Any,
-) -> None:
-    for key in config:
-        if key not in reference:
-            raise unknown_key_error(f"{prefix}{key}", full_reference)
-    for key, reference_value in reference.items():
-        path = f"{prefix}{key}"
-        if key not in config:
-            raise ConfigError(
-                f"config key {path} is missing (a config from an older version? "
-                "it needs config_version and a migration)"
-            )
-        value = config[key]
-        if _is_mapping(reference_value):
-            if not _is_mapping(value):
+def check(config: Any, schema: Mapping[str, Key]) -> None:
+    """Raises ConfigError at the first key of `config` that is unknown to `schema` (a
+    group where a value belongs or the reverse included), then at the first key of
+    `schema` that `config` lacks or whose value it does not allow."""
+    group_keys = groups(schema)
+
+    def unknown(node: Any, prefix: str) -> None:
+        for name, value in node.items():
+            path = f"{prefix}{name}"
+            if path in schema:
+                continue
+            if path in group_keys and _is_mapping(value):
+                unknown(value, path + ".")
+            elif path in group_keys:
                 raise ConfigError(f"config key {path}: got {value!r}; expected a group of keys")
-            _check_tree(
-                value, reference_value, path + ".", choices, bounds, item_types, full_reference
-            )
-        else:
-            _check_value(path, value, reference_value, choices, bounds, item_types)
+            else:
+                raise unknown_key_error(path, schema)
+
+    unknown(config, "")
+    for key, spec in schema.items():
+        node: Any = config
+        for part in key.split("."):
+            if not _is_mapping(node) or part not in node:
+                raise ConfigError(
+                    f"config key {key} is missing (a config from an older version? "
+                    "it needs config_version and a migration)"
+                )
+            node = node[part]
+        check_value(key, node, spec)
 
 
 class _Absent:

@@ -115,10 +115,10 @@ class Workdir:
 
     def read_config(self, validate: Callable[[Any], None] | None = None) -> dict[str, Any]:
         """config.json as a plain nested dict, upgraded by config_migration and, with
-        `validate` (e.g. configs.default.validate, given a ConfigDict-like view by the
-        caller's function), checked. Raises FileNotFoundError if it is missing,
-        ValueError naming the file if it is not a saved config this code reads, and
-        ConfigError naming the file and the key if `validate` refuses it."""
+        `validate` (avloc_jax.schema.validate, which every caller passes), checked.
+        Raises FileNotFoundError if it is missing, ValueError naming the file if it is
+        not a saved config this code reads, and ConfigError naming the file and the key
+        if `validate` refuses it."""
         path = self.config_path
         if not path.exists():
             raise FileNotFoundError(

@@ -7,10 +7,15 @@ import ml_collections
 from avloc_jax.data import demo_data
 from avloc_jax.data.records import Dataset
 
+DEMO = "demo"  # generated from the config (data.demo), nothing to build
+# The values of data.name: the demo, then the datasets `avloc build-data` builds
+# (tfds_builders.BUILDERS; tests/test_config.py checks that the two lists agree).
+DATASETS = (DEMO, "ave", "activitynet12", "thumos14", "generic")
+
 
 def load_dataset(config: ml_collections.ConfigDict) -> Dataset:
     """The built-in demo data (generated from the config seed), or a TFDS dataset."""
-    if config.data.name == "demo":
+    if config.data.name == DEMO:
         return demo_data.make_dataset(config.data.demo, seed=config.seed)
     from avloc_jax.data import datasets  # imports tensorflow_datasets, only needed here
 

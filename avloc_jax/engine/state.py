@@ -16,6 +16,7 @@ from avloc_jax import model as models
 from avloc_jax.common import parallel
 from avloc_jax.data import device_data
 from avloc_jax.data.records import Dataset
+from avloc_jax.optimizer import make_optimizer
 
 
 @flax.struct.dataclass
@@ -24,35 +25,6 @@ class TrainState:
     params: Any
     opt_state: Any
     rng: jax.Array  # raw uint32 key; dropout uses fold_in(rng, step), so resumes are exact
-
-
-def make_optimizer(
-    train_config: ml_collections.ConfigDict,
-) -> tuple[optax.GradientTransformation, optax.Schedule]:
-    """AdamW with linear warm-up, then cosine decay or a constant rate; global-norm clipping."""
-    peak, warmup, total = (
-        train_config.learning_rate,
-        train_config.warmup_steps,
-        train_config.num_steps,
-    )
-    if train_config.schedule == "cosine":
-        schedule = optax.warmup_cosine_decay_schedule(
-            0.0, peak, max(warmup, 1), max(total, warmup + 1)
-        )
-    elif train_config.schedule == "constant":
-        schedule = optax.join_schedules(
-            [optax.linear_schedule(0.0, peak, max(warmup, 1)), optax.constant_schedule(peak)],
-            [max(warmup, 1)],
-        )
-    else:
-        raise ValueError(
-            f"train.schedule must be 'cosine' or 'constant', got {train_config.schedule!r}"
-        )
-    transforms = []
-    if train_config.grad_clip_norm:
-        transforms.append(optax.clip_by_global_norm(train_config.grad_clip_norm))
-    transforms.append(optax.adamw(schedule, weight_decay=train_config.weight_decay))
-    return optax.chain(*transforms), schedule
 
 
 def create_train_state(

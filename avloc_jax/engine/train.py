@@ -39,6 +39,7 @@ import jax
 import ml_collections
 
 from avloc_jax import model as models
+from avloc_jax import schema
 from avloc_jax.common import config_checks, config_migration, io, parallel
 from avloc_jax.common.config_checks import ConfigError
 from avloc_jax.common.progress import ProgressBar, run_log
@@ -59,7 +60,6 @@ from avloc_jax.engine.state import (
     make_train_step,
 )
 from avloc_jax.evaluation import evaluators, predict
-from configs import default as default_config
 
 __all__ = [
     "Checkpoints",
@@ -156,8 +156,10 @@ def check_resume(
     path = Workdir(workdir).config_path
     if not path.exists():
         return []
-    try:
-        saved = Workdir(workdir).read_config()  # ValueErrors name the path
+    try:  # migrated, then validated like the given config; errors name the path
+        saved = Workdir(workdir).read_config(validate=schema.validate)
+    except ConfigError:
+        raise
     except ValueError as err:
         raise ConfigError(f"{err}; expected the config saved by `avloc train`") from None
     except OSError as err:
@@ -244,7 +246,7 @@ def train_and_evaluate(
     there) and the dataset. `log_file`: a file name in the workdir that receives the log
     records of the run (`workdir.LOG_FILE` for `avloc train`)."""
     # --- Checks: nothing is written before all of them pass.
-    default_config.validate(config)
+    schema.validate(config)
     workdir = Path(workdir)
     grown = check_resume(config, workdir, resume_with_more_steps=resume_with_more_steps)
     parallel.maybe_initialize_distributed(config.distributed.initialize)

@@ -35,6 +35,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from avloc_jax import schema
 from avloc_jax.common import io
 from avloc_jax.common.workdir import CONFIG_FILE, LEGACY, Workdir, rank
 from avloc_jax.data import loading
@@ -108,8 +109,9 @@ def read_config(directory: Path | str) -> ml_collections.ConfigDict:
             f"{saved.config_path} not found: expected a workdir written by `avloc train` "
             "or a bundle from `avloc export`"
         )
-    # Saved by an older version: fill the keys added since with their old behaviour.
-    return ml_collections.ConfigDict(saved.read_config())
+    # Saved by an older version: fill the keys added since with their old behaviour; then
+    # the same validation as every config (ConfigError naming the file and the key).
+    return ml_collections.ConfigDict(saved.read_config(validate=schema.validate))
 
 
 def workdir_metadata(
