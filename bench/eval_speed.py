@@ -34,6 +34,7 @@ import numpy as np  # noqa: E402
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path.insert(0, ROOT)
 
+from avloc_jax.data import activitynet_json  # noqa: E402
 from avloc_jax.evaluation import detection_eval  # noqa: E402
 
 DEFAULT_ANNOTATIONS = "/work/shared/data/activitynet12"
@@ -44,81 +45,82 @@ def _text(value) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
-def real_ground_truth(folder: str) -> dict:
-    """ActivityNet1.2 validation GT (ActivityNet JSON layout) from the W-TALC .npy files."""
+def real_ground_truth(folder: str) -> list[activitynet_json.GroundTruthVideo]:
+    """ActivityNet1.2 validation GT videos from the W-TALC .npy files (NumPy only)."""
     load = lambda name: np.load(os.path.join(folder, name), allow_pickle=True, encoding="bytes")  # noqa: E731
     urls, subsets, durations = load("url.npy"), load("subset.npy"), load("duration.npy")
     segments, labels = load("segments.npy"), load("labels.npy")
-    database = {}
-    for url, subset, duration, segs, labs in zip(urls, subsets, durations, segments, labels):
-        if _text(subset) != "validation":
-            continue
-        database[_text(url).split("=", 1)[1]] = {
-            "subset": "validation",
-            "duration": float(duration),
-            "annotations": [
-                {"label": _text(lab), "segment": [float(s), float(e)]}
-                for (s, e), lab in zip(segs, labs)
-            ],
-        }
-    return {"version": "ActivityNet1.2 validation (W-TALC annotations)", "database": database}
+    return [
+        activitynet_json.GroundTruthVideo(
+            video_id=_text(url).split("=", 1)[1],
+            subset="validation",
+            duration=float(duration),
+            segments=np.asarray([[float(s), float(e)] for s, e in segs], np.float64),
+            labels=tuple(_text(lab) for lab in labs),
+        )
+        for url, subset, duration, segs, labs in zip(urls, subsets, durations, segments, labels)
+        if _text(subset) == "validation"
+    ]
 
 
 def synthetic_ground_truth(
     rng: np.random.Generator, num_videos: int = 2383, num_classes: int = 100
-) -> dict:
-    """A GT shaped like ActivityNet1.2 validation: one class per video, 1-8 segments."""
-    database = {}
+) -> list[activitynet_json.GroundTruthVideo]:
+    """GT videos shaped like ActivityNet1.2 validation: one class per video, 1-8 segments."""
+    videos = []
     for v in range(num_videos):
         duration = float(rng.uniform(10, 240))
         label = f"class_{rng.integers(num_classes):03d}"
-        annotations = []
+        segments = []
         for _ in range(int(rng.choice([1, 1, 1, 2, 2, 3, 4, 6, 8]))):
             s = rng.uniform(0, duration * 0.9)
             e = min(duration, s + rng.uniform(1, duration / 2))
-            annotations.append({"label": label, "segment": [float(s), float(e)]})
-        database[f"vid_{v:05d}"] = {
-            "subset": "validation",
-            "duration": duration,
-            "annotations": annotations,
-        }
-    return {"version": "synthetic ActivityNet1.2-validation scale", "database": database}
+            segments.append([float(s), float(e)])
+        videos.append(
+            activitynet_json.GroundTruthVideo(
+                video_id=f"vid_{v:05d}",
+                subset="validation",
+                duration=duration,
+                segments=np.asarray(segments, np.float64),
+                labels=(label,) * len(segments),
+            )
+        )
+    return videos
 
 
 def synthetic_predictions(
-    ground_truth: dict, rng: np.random.Generator, per_video: int = 34
+    videos: list[activitynet_json.GroundTruthVideo], rng: np.random.Generator, per_video: int = 34
 ) -> dict:
     """~per_video detections per video: jittered GT copies, wrong classes, background, ties."""
-    classes = sorted(
-        {a["label"] for v in ground_truth["database"].values() for a in v["annotations"]}
-    )
+    classes = sorted({label for video in videos for label in video.labels})
     results = {}
-    for video_id, entry in ground_truth["database"].items():
-        duration, anns = entry["duration"], entry["annotations"]
+    for video in videos:
+        duration, anns = video.duration, list(zip(video.labels, video.segments.tolist()))
         dets = []
         for _ in range(int(rng.integers(per_video // 2, per_video * 3 // 2 + 1))):
             kind = rng.random()
             if anns and kind < 0.6:  # a jittered ground truth, right label most of the time
-                ann = anns[rng.integers(len(anns))]
-                s, e = ann["segment"]
+                gt_label, (s, e) = anns[rng.integers(len(anns))]
                 length = max(e - s, 1e-3)
                 s, e = s + rng.normal(0, 0.15 * length), e + rng.normal(0, 0.15 * length)
-                label = ann["label"] if rng.random() < 0.85 else classes[rng.integers(len(classes))]
+                label = gt_label if rng.random() < 0.85 else classes[rng.integers(len(classes))]
             else:  # background
                 s = rng.uniform(0, duration)
                 e = s + rng.uniform(0.5, duration / 3)
                 label = (
-                    anns[0]["label"]
+                    anns[0][0]
                     if anns and rng.random() < 0.7
                     else classes[rng.integers(len(classes))]
                 )
             s, e = max(0.0, min(s, e)), min(duration, max(s, e))
             score = float(np.round(rng.random(), 3))  # 3 decimals -> many score ties
-            dets.append({"label": label, "score": score, "segment": [float(s), float(e)]})
+            dets.append((label, score, float(s), float(e)))
         if dets and rng.random() < 0.3:
-            dets.append(dict(dets[0]))  # exact duplicate
-        results[video_id] = dets
-    return {"version": "synthetic", "results": results, "external_data": {"used": False}}
+            dets.append(dets[0])  # exact duplicate
+        results[video.video_id] = dets
+    return activitynet_json.predictions_payload(
+        results, version="synthetic", external_data={"used": False}
+    )
 
 
 def machine() -> dict:
@@ -231,16 +233,16 @@ def main(argv: list[str] | None = None) -> int:
 
     rng = np.random.default_rng(args.seed)
     if not args.synthetic and os.path.exists(os.path.join(args.annotations, "segments.npy")):
-        ground_truth, gt_name = (
-            real_ground_truth(args.annotations),
-            "ActivityNet1.2 validation GT (real)",
-        )
+        videos, gt_name = real_ground_truth(args.annotations), "ActivityNet1.2 validation GT (real)"
+        version = "ActivityNet1.2 validation (W-TALC annotations)"
     else:
-        ground_truth, gt_name = (
+        videos, gt_name = (
             synthetic_ground_truth(rng),
             "synthetic ActivityNet1.2-validation-scale GT",
         )
-    predictions = synthetic_predictions(ground_truth, rng)
+        version = "synthetic ActivityNet1.2-validation scale"
+    ground_truth = activitynet_json.ground_truth_payload(videos, version=version)
+    predictions = synthetic_predictions(videos, rng)
     thresholds = np.linspace(0.5, 0.95, 10)
 
     def run_fast():

@@ -19,6 +19,7 @@ import warnings
 import numpy as np
 import pytest
 
+from avloc_jax.data import activitynet_json
 from avloc_jax.evaluation import detection_eval
 from avloc_jax.evaluation.detection_eval import (
     DetectionEvalWarning,
@@ -775,10 +776,10 @@ def test_json_files_are_read_as_utf8_whatever_the_locale(tmp_path, monkeypatch):
     def latin1_default_open(path, *args, encoding=None, **kwargs):
         return builtins.open(path, *args, encoding=encoding or "latin-1", **kwargs)
 
-    monkeypatch.setattr(detection_eval, "open", latin1_default_open, raising=False)
+    monkeypatch.setattr(activitynet_json, "open", latin1_default_open, raising=False)
     path = tmp_path / "gt.json"
     path.write_text(json.dumps(make_gt({"v1": [("Café", 0, 10)]}), ensure_ascii=False), "utf-8")
-    data = detection_eval.load_json(path)
+    data = activitynet_json.load_json(path)
     assert data["database"]["v1"]["annotations"][0]["label"] == "Café"
 
 
@@ -791,17 +792,17 @@ def quiet_file_evaluate(*args, **kwargs):
 def test_load_json_messages_name_the_file(tmp_path):
     missing = tmp_path / "missing.json"
     with pytest.raises(OSError) as info:
-        detection_eval.load_json(missing)
+        activitynet_json.load_json(missing)
     assert str(info.value) == f"cannot read file {str(missing)!r}: No such file or directory"
     bad = tmp_path / "bad.json"
     bad.write_text("{nope", encoding="utf-8")
     with pytest.raises(ValueError) as info:
-        detection_eval.load_json(bad, "predictions file")
+        activitynet_json.load_json(bad, "predictions file")
     assert str(info.value).startswith(f"predictions file {str(bad)!r} is not valid JSON: ")
     listed = tmp_path / "list.json"
     listed.write_text("[1, 2]", encoding="utf-8")
     with pytest.raises(ValueError) as info:
-        detection_eval.load_json(listed, "ground-truth file")
+        activitynet_json.load_json(listed, "ground-truth file")
     assert str(info.value) == f"ground-truth file {str(listed)!r} does not hold a JSON object"
 
 

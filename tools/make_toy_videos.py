@@ -17,7 +17,6 @@ complete or not at all. An existing OUT is an error.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -25,6 +24,8 @@ from pathlib import Path
 
 import av
 import numpy as np
+
+from avloc_jax.data import activitynet_json
 
 FPS = 25
 SIZE = (64, 48)  # width, height
@@ -69,7 +70,7 @@ def make(out: Path, videos: int, seconds: float, seed: int) -> dict:
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    database = {}
+    videos_gt = []
     try:
         for index in range(videos):
             video_id = f"toy_{index:02d}"
@@ -78,13 +79,17 @@ def make(out: Path, videos: int, seconds: float, seed: int) -> dict:
             start = round(float(rng.uniform(0.0, seconds - length)), 2)
             end = round(start + length, 2)
             write_video(tmp / f"{video_id}.mp4", seconds, label, start, end)
-            database[video_id] = {
-                "subset": SUBSETS[index % len(SUBSETS)],
-                "duration": seconds,
-                "annotations": [{"label": label, "segment": [start, end]}],
-            }
-        gt = {"version": "toy", "database": database}
-        (tmp / "gt.json").write_text(json.dumps(gt, indent=1))
+            videos_gt.append(
+                activitynet_json.GroundTruthVideo(
+                    video_id=video_id,
+                    subset=SUBSETS[index % len(SUBSETS)],
+                    duration=seconds,
+                    segments=np.asarray([[start, end]]),
+                    labels=(label,),
+                )
+            )
+        gt = activitynet_json.ground_truth_payload(videos_gt, version="toy")
+        activitynet_json.write_ground_truth(tmp / "gt.json", gt)
         os.replace(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

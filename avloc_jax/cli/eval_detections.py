@@ -21,6 +21,7 @@ import warnings
 from typing import Any
 
 from avloc_jax.cli import messages
+from avloc_jax.data import activitynet_json
 from avloc_jax.evaluation import detection_eval
 
 PROG = "avloc eval-detections"
@@ -83,10 +84,9 @@ def _table(result: dict[str, Any], args: argparse.Namespace) -> str:
 def _no_known_label(result: dict[str, Any], args: argparse.Namespace) -> str:
     """The error when no prediction has a ground-truth label: a few of the unknown labels
     and of the ground truth's, with their counts, and both files."""
-    predictions = detection_eval.load_json(args.predictions, "predictions file")
-    unknown = sorted(
-        {str(entry["label"]) for entries in predictions["results"].values() for entry in entries}
-    )
+    predictions = activitynet_json.read_predictions(args.predictions)
+    by_video = activitynet_json.predictions_by_video(predictions)
+    unknown = sorted({p.label for entries in by_video.values() for p in entries})
     known = list(result["per_class_ap"])
     subset = "" if args.subset is None else f" (subset {args.subset!r})"
     return (

@@ -13,10 +13,9 @@ written (checked first), 1 for unreadable annotations; --out is then left as it 
 from __future__ import annotations
 
 import argparse
-import collections
-import json
 
 from avloc_jax.cli import messages
+from avloc_jax.data import activitynet_json
 from avloc_jax.data import annotations as ann
 from avloc_jax.data.annotations import DataError
 
@@ -47,17 +46,14 @@ def main(argv: list[str]) -> int:
     try:
         layout = ann.read_layout(args.annotations, args.layout)
         gt = ann.wtalc_ground_truth(layout, args.layout, args.subset)
+        counts = activitynet_json.subset_counts(gt)
         # Via a temporary file: never a half-written GT file (as ann.write_ground_truth_json).
-        messages.write_file(args.out, json.dumps(gt))
+        messages.write_file(args.out, activitynet_json.dumps_ground_truth(gt))
     except DataError as err:
         return messages.fail(PROGRAM, str(err), 1)
     except OSError as err:
         return messages.fail(PROGRAM, f"cannot write {args.out}: {err.strerror or err}", 1)
-    videos = collections.Counter(v["subset"] for v in gt["database"].values())
-    segments: collections.Counter[str] = collections.Counter()
-    for v in gt["database"].values():
-        segments[v["subset"]] += len(v["annotations"])
-    for subset in videos:
-        print(f"{subset}: {videos[subset]} videos, {segments[subset]} segments")
+    for subset, (videos, segments) in counts.items():
+        print(f"{subset}: {videos} videos, {segments} segments")
     print(f"wrote {args.out}")
     return 0

@@ -29,6 +29,7 @@ import sys
 
 from avloc_jax.cli import messages
 from avloc_jax.cli.video_options import add_video_options, video_options_problem
+from avloc_jax.data import activitynet_json
 
 PROGRAM = "avloc localize"
 DEFAULT_OUT = "localize-out"
@@ -88,10 +89,9 @@ def main(argv: list[str]) -> int:
     except (media.MediaError, inference.InputError, flow.FlowUnavailable, ValueError) as err:
         return _fail(str(err), 2)
     print(result.table)
-    count = sum(len(v) for v in result.payload["results"].values())
+    count, videos = activitynet_json.count_predictions(result.payload)
     print(
-        f"{PROGRAM}: {count} detections for {len(result.payload['results'])} video(s) -> "
-        f"{result.predictions}",
+        f"{PROGRAM}: {count} detections for {videos} video(s) -> {result.predictions}",
         file=sys.stderr,
     )
     for path in result.figures:

@@ -24,11 +24,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
-import json
 import sys
 from pathlib import Path
 
 from avloc_jax.cli import messages
+from avloc_jax.data import activitynet_json
 
 PROGRAM = "avloc predict"
 
@@ -120,7 +120,7 @@ def main(argv: list[str]) -> int:
                     written = figures.plot_split(
                         loaded, dataset, split, args.plot_videos, stage, notice=_note
                     )
-            text = json.dumps(payload, indent=1)
+            text = activitynet_json.dumps_predictions(payload)
             if args.out is not None:
                 messages.write_file(args.out, text + "\n")
     except inference.InputError as err:
@@ -132,10 +132,10 @@ def main(argv: list[str]) -> int:
     if args.out is None:
         print(text)
     written = [plot_dir / path.name for path in written] if plot_dir else []
-    count = sum(len(v) for v in payload["results"].values())
+    count, videos = activitynet_json.count_predictions(payload)
     where = args.out or "stdout"
     print(
-        f"{PROGRAM}: {count} detections for {len(payload['results'])} video(s) -> {where} "
+        f"{PROGRAM}: {count} detections for {videos} video(s) -> {where} "
         f"(model: {loaded.source}, step {loaded.step})",
         file=sys.stderr,
     )

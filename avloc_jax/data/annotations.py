@@ -22,8 +22,6 @@ the row or video, and what was expected.
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 import urllib.parse
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -31,44 +29,34 @@ from typing import Any
 
 import numpy as np
 
-from avloc_jax.common.io import atomic_write_json
+from avloc_jax.data.activitynet_json import (
+    GroundTruthVideo as GroundTruthVideo,
+)
+from avloc_jax.data.activitynet_json import (
+    ground_truth_payload,
+    read_ground_truth_videos,
+    write_ground_truth,
+)
+from avloc_jax.data.annotation_common import (
+    DataError,
+    PathLike,
+    as_text,
+    load_npy,
+    open_h5,
+    require_file,
+)
+from avloc_jax.data.annotation_common import (
+    segments_from_snippet_labels as segments_from_snippet_labels,
+)
+from avloc_jax.data.annotation_common import (
+    snippet_labels_from_segments as snippet_labels_from_segments,
+)
 
-PathLike = str | os.PathLike
+read_ground_truth_json = read_ground_truth_videos  # the ActivityNet-format GT, checked
 
 AVE_SNIPPETS = 10  # AVE clips are 10 s, one snippet per second
 AVE_H5_KEY = "avadataset"
 AVE_ORDER_KEY = "order"
-
-
-class DataError(ValueError):
-    """A user's data file is missing or does not have the expected content."""
-
-
-# ----------------------------------------------------------------------------- helpers
-
-
-def as_text(value: Any) -> str:
-    """bytes / np.bytes_ / str -> str (the W-TALC files mix them)."""
-    if isinstance(value, (bytes, np.bytes_)):
-        return bytes(value).decode("utf-8")
-    return str(value)
-
-
-def require_file(path: PathLike, what: str) -> Path:
-    """`path` as a Path, or DataError if it is not an existing file."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{what}: file not found: {path}")
-    return path
-
-
-def load_npy(path: PathLike, what: str) -> np.ndarray:
-    """np.load with pickles allowed and Python-2 strings kept as bytes."""
-    path = require_file(path, what)
-    try:
-        return np.load(path, allow_pickle=True, encoding="bytes")
-    except Exception as err:  # corrupt or not a .npy file: say which file
-        raise DataError(f"{what}: cannot read {path} as a NumPy .npy file: {err}") from err
 
 
 # ----------------------------------------------------------------------------- AVE
@@ -160,26 +148,6 @@ def ave_snippet_labels(annotations: AveAnnotations, num_snippets: int = AVE_SNIP
 def ave_video_labels(annotations: AveAnnotations) -> np.ndarray:
     """float32 [N, C] one-hot video-level labels (equal to ``mil_labels.h5[:, :C]``)."""
     return np.eye(annotations.num_classes, dtype=np.float32)[annotations.classes]
-
-
-def open_h5(path: PathLike, key: str, what: str):
-    """(h5py.File, dataset) for lazy row reads; DataError if the file or key is missing.
-
-    The caller closes the file. Datasets are not read here: AVE's visual_feature.h5 is
-    4143x10x7x7x512 float32 (4 GB).
-    """
-    import h5py
-
-    path = require_file(path, what)
-    try:
-        handle = h5py.File(path, "r")
-    except OSError as err:
-        raise DataError(f"{what}: cannot open {path} as HDF5: {err}") from err
-    if key not in handle:
-        keys = sorted(handle.keys())
-        handle.close()
-        raise DataError(f"{what}: {path} has no dataset {key!r} (keys: {keys})")
-    return handle, handle[key]
 
 
 def read_h5_array(path: PathLike, key: str = AVE_H5_KEY, what: str = "AVE file") -> np.ndarray:
@@ -484,25 +452,22 @@ def wtalc_ground_truth(
     """
     layout = get_layout(layout) if isinstance(layout, str) else layout
     subsets = tuple(subsets) if subsets else layout.subsets
-    database: dict[str, dict] = {}
+    videos: dict[str, GroundTruthVideo] = {}
     for subset in subsets:
         rows = layout_rows(annotations, layout, subset)
         check_unique_ids(annotations, rows)
         for row in rows:
             vid = annotations.video_ids[row]
-            if vid in database:
+            if vid in videos:
                 raise DataError(f"{annotations.folder}: video id {vid!r} appears in two subsets")
-            database[vid] = {
-                "subset": subset,
-                "duration": float(annotations.durations[row]),
-                "annotations": [
-                    {"label": label, "segment": [float(s), float(e)]}
-                    for (s, e), label in zip(
-                        annotations.segments[row].tolist(), annotations.segment_labels[row]
-                    )
-                ],
-            }
-    return {"version": f"avloc-jax {layout.name}", "database": database}
+            videos[vid] = GroundTruthVideo(
+                video_id=vid,
+                subset=subset,
+                duration=float(annotations.durations[row]),
+                segments=annotations.segments[row],
+                labels=annotations.segment_labels[row],
+            )
+    return ground_truth_payload(videos.values(), version=f"avloc-jax {layout.name}")
 
 
 def write_ground_truth_json(
@@ -512,114 +477,5 @@ def write_ground_truth_json(
     gt = wtalc_ground_truth(read_layout(folder, layout), layout, subsets)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out, gt, indent=None)  # never leave a half-written GT file
+    write_ground_truth(out, gt)  # never a half-written GT file
     return gt
-
-
-# ----------------------------------------------------------------------------- GT JSON
-
-
-@dataclasses.dataclass(frozen=True)
-class GroundTruthVideo:
-    video_id: str
-    subset: str
-    duration: float
-    segments: np.ndarray  # float32 [K, 2]
-    labels: tuple[str, ...]  # [K]
-
-
-def read_ground_truth_json(path: PathLike) -> list[GroundTruthVideo]:
-    """Reads an ActivityNet-format GT JSON (``database`` layout), checking every entry."""
-    path = require_file(path, "ground-truth JSON")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise DataError(f"{path}: not valid JSON: {err}") from err
-    if not isinstance(data, dict) or not isinstance(data.get("database"), dict):
-        raise DataError(
-            f"{path}: expected the ActivityNet layout {{'database': {{video_id: {{...}}}}}}"
-        )
-    videos = []
-    for vid, entry in data["database"].items():
-        where = f"{path}: video {vid!r}"
-        if not isinstance(entry, dict) or "subset" not in entry or "duration" not in entry:
-            raise DataError(f"{where}: expected keys 'subset', 'duration' and 'annotations'")
-        try:
-            duration = float(entry["duration"])
-        except (TypeError, ValueError) as err:
-            raise DataError(
-                f"{where}: duration must be a number, got {entry['duration']!r}"
-            ) from err
-        if not np.isfinite(duration) or duration <= 0:
-            raise DataError(
-                f"{where}: duration {duration}: expected a finite length > 0 seconds (zero-length "
-                "video)"
-            )
-        segments, labels = [], []
-        for k, ann in enumerate(entry.get("annotations") or []):
-            try:
-                s, e = (float(x) for x in ann["segment"])
-                label = str(ann["label"])
-            except (KeyError, TypeError, ValueError) as err:
-                raise DataError(
-                    f"{where}, annotation {k}: expected {{'label': str, 'segment': [start, end]}}"
-                ) from err
-            if not (np.isfinite(s) and np.isfinite(e) and 0 <= s <= e):
-                raise DataError(
-                    f"{where}, annotation {k}: expected 0 <= start <= end, got [{s}, {e}]"
-                )
-            segments.append((s, e))
-            labels.append(label)
-        videos.append(
-            GroundTruthVideo(
-                video_id=str(vid),
-                subset=str(entry["subset"]),
-                duration=duration,
-                segments=np.asarray(segments, np.float32).reshape(-1, 2),
-                labels=tuple(labels),
-            )
-        )
-    if not videos:
-        raise DataError(f"{path}: the database is empty")
-    return videos
-
-
-# ----------------------------------------------------------------------------- snippets
-
-
-def snippet_labels_from_segments(
-    segments: np.ndarray, classes: np.ndarray, duration: float, num_snippets: int, background: int
-) -> np.ndarray:
-    """int32 [T]: the class of the segment covering each snippet's centre, else `background`.
-
-    Snippet t spans [t, t+1) * duration / T (the mapping ``t_sec = index * duration / T``).
-    Where segments of different classes overlap, the first listed segment wins.
-    segments: [K, 2] seconds; classes: [K] int.
-    """
-    labels = np.full(num_snippets, background, np.int32)
-    centres = (np.arange(num_snippets) + 0.5) * duration / max(num_snippets, 1)
-    # Reverse order so that the first listed segment is written last and wins.
-    for (start, end), cls in reversed(
-        list(zip(np.asarray(segments).reshape(-1, 2), np.asarray(classes)))
-    ):
-        labels[(centres >= start) & (centres < end)] = int(cls)
-    return labels
-
-
-def segments_from_snippet_labels(
-    snippet_labels: np.ndarray, background: int, snippet_seconds: float = 1.0
-):
-    """(float32 [K, 2] seconds, int32 [K]) runs of equal non-background snippet labels."""
-    segments, classes = [], []
-    labels = np.asarray(snippet_labels)
-    t = 0
-    while t < len(labels):
-        cls = int(labels[t])
-        end = t
-        while end < len(labels) and labels[end] == cls:
-            end += 1
-        if cls != background:
-            segments.append((t * snippet_seconds, end * snippet_seconds))
-            classes.append(cls)
-        t = end
-    return np.asarray(segments, np.float32).reshape(-1, 2), np.asarray(classes, np.int32)

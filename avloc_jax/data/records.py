@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from avloc_jax.data import activitynet_json
+
 Record = dict[str, Any]
 
 TASK_AVE = "ave"  # trimmed clips, per-snippet labels, segment accuracy
@@ -106,21 +108,17 @@ def resample_time(features: np.ndarray, length: int) -> np.ndarray:
 
 
 def ground_truth_json(records: Sequence[Record], class_names: Sequence[str], subset: str) -> dict:
-    """Ground truth of `records` in the official ActivityNet JSON layout."""
-    database = {}
-    for record in records:
-        annotations = [
-            {"label": class_names[int(lab)], "segment": [float(s), float(e)]}
-            for (s, e), lab in zip(
-                np.asarray(record["segments"]).reshape(-1, 2), record["segment_labels"]
-            )
-        ]
-        database[_as_str(record["video_id"])] = {
-            "subset": subset,
-            "duration": float(record["duration"]),
-            "annotations": annotations,
-        }
-    return {"version": "avloc-jax", "database": database}
+    """Ground truth of `records` in the official ActivityNet JSON layout (`activitynet_json`)."""
+    return activitynet_json.ground_truth_payload(
+        activitynet_json.GroundTruthVideo(
+            video_id=_as_str(record["video_id"]),
+            subset=subset,
+            duration=float(record["duration"]),
+            segments=np.asarray(record["segments"]).reshape(-1, 2),
+            labels=tuple(class_names[int(lab)] for lab in record["segment_labels"]),
+        )
+        for record in records
+    )
 
 
 def _as_str(value: Any) -> str:

@@ -56,7 +56,8 @@ test, so it matches at every threshold.
 Predictions with a reversed segment (start > end) are scored as the official code scores
 them (tIoU 0 with every ground truth), with a warning that counts them. Malformed entries
 raise `DetectionFormatError`, which names the video and the entry (and the file, through
-`evaluate_detection_files`).
+`evaluate_detection_files`); the layout and its checks are those of
+`avloc_jax.data.activitynet_json`, the one module that reads and writes the format.
 
 Speed: every (prediction, ground truth) pair of the same video and class gets its tIoU in
 one vectorised pass. The greedy locking is inherently sequential within one (video, class)
@@ -71,175 +72,38 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import itertools
-import json
-import numbers
 import os
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, NoReturn
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from avloc_jax.common.wording import plural
+from avloc_jax.data import activitynet_json
 
 
 class DetectionEvalWarning(UserWarning):
     """Predictions were ignored (unknown label or video, non-finite values) or look wrong."""
 
 
-class DetectionFormatError(ValueError):
-    """A malformed ground-truth or prediction entry; the message says where it is.
-
-    Attributes:
-      source: what holds the entry: "predictions", "ground truth", or a file named by
-        `evaluate_detection_files`.
-      where: e.g. "video 'v1', entry 3 (0-based)"; empty for the top level.
-      problem: what is wrong with it.
-    """
-
-    def __init__(self, source: str, where: str, problem: str) -> None:
-        self.source, self.where, self.problem = source, where, problem
-        super().__init__(f"{source}, {where}: {problem}" if where else f"{source}: {problem}")
-
-    def in_file(self, path: str | os.PathLike, what: str) -> DetectionFormatError:
-        """The same error, with the file named instead of the kind of input."""
-        return DetectionFormatError(f"{what} {os.fspath(path)!r}", self.where, self.problem)
+# A malformed ground-truth or prediction entry (the ActivityNet JSON module's error).
+DetectionFormatError = activitynet_json.FormatError
 
 
 # ---------------------------------------------------------------------------------------
 # Parsing
 
 
-def _short(value: Any, limit: int = 60) -> str:
-    """repr() of a bad value, cut so that a huge entry does not flood the message."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _is_real(value: Any) -> bool:
-    # bool is an int subclass, but a `true` score or bound is a bug in the file, not 1.0.
-    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
-
-
-def _all_real_types(types: Iterable[type]) -> bool:
-    """Whether every one of these types is a real number type other than bool."""
-    return all(issubclass(t, numbers.Real) and not issubclass(t, (bool, np.bool_)) for t in types)
-
-
-# The containers accepted for a list of entries and for a segment, by the fast bulk path
-# (per type) and the slow checks (per value) alike, so that the two always agree.
-_LIST_TYPES = (list,)
-_SEGMENT_TYPES = (list, tuple, np.ndarray)
-
-
-def _all_subtypes(types: Iterable[type], bases: tuple[type, ...]) -> bool:
-    return all(issubclass(t, bases) for t in types)
-
-
-def _bulk_columns(lists: list[Any], with_score: bool) -> tuple[list, list, list] | None:
-    """(labels, scores, flat segment bounds) of every entry of `lists`, flattened in order.
-
-    Checks types per distinct type, not per value, so it costs little on a large file.
-    Returns None when any entry is malformed; `_raise_first_bad_entry` then says which.
-    Labels are not checked here: the callers' dict lookups raise TypeError on an
-    unhashable one, and then call `_raise_first_bad_entry` too.
-    """
-    try:
-        if not _all_subtypes(set(map(type, lists)), _LIST_TYPES):
-            return None
-        flat = list(itertools.chain.from_iterable(lists))
-        labels = [d["label"] for d in flat]
-        scores = [d["score"] for d in flat] if with_score else []
-        segments = [d["segment"] for d in flat]
-        if not _all_subtypes(set(map(type, segments)), _SEGMENT_TYPES):
-            return None
-        if set(map(len, segments)) - {2}:
-            return None
-        bounds = list(itertools.chain.from_iterable(segments))
-        if not (
-            _all_real_types(set(map(type, scores))) and _all_real_types(set(map(type, bounds)))
-        ):
-            return None
-    except (KeyError, TypeError):  # a missing key, or an entry that is not an object
-        return None
-    return labels, scores, bounds
-
-
-def _entry_problem(entry: Any, keys: tuple[str, ...]) -> str | None:
-    """Why a ground-truth annotation or a prediction is malformed, or None."""
-    if not isinstance(entry, Mapping):
-        return f"expected an object with {', '.join(map(repr, keys))}; got {_short(entry)}"
-    missing = [key for key in keys if key not in entry]
-    if missing:
-        present = ", ".join(map(repr, entry)) or "none"
-        return f"no {missing[0]!r} key (keys present: {present})"
-    try:
-        hash(entry["label"])
-    except TypeError:
-        return f"'label' must be a string; got {_short(entry['label'])}"
-    if "score" in keys and not _is_real(entry["score"]):
-        return f"'score' must be a number; got {_short(entry['score'])}"
-    segment = entry["segment"]
-    if (
-        not isinstance(segment, _SEGMENT_TYPES)
-        or len(segment) != 2
-        or not all(_is_real(x) for x in segment)
-    ):
-        return f"'segment' must be [start, end], two numbers; got {_short(segment)}"
-    return None
-
-
-def _raise_first_bad_entry(
-    source: str, lists: Mapping[str, Any], keys: tuple[str, ...], noun: str
-) -> NoReturn:
-    """Finds the first malformed entry of `lists` ({video id: entries}) and raises a
-    DetectionFormatError naming the video and the entry.
-
-    Only called when `_bulk_columns` failed, so its per-entry Python checks cost nothing
-    on a well-formed file.
-    """
-    for video_id, entries in lists.items():
-        if not isinstance(entries, _LIST_TYPES):
-            problem = f"expected a list; got {_short(entries)}"
-            raise DetectionFormatError(source, f"video {video_id!r}", problem)
-        for i, entry in enumerate(entries):
-            entry_problem = _entry_problem(entry, keys)
-            if entry_problem is not None:
-                where = f"video {video_id!r}, {noun} {i} (0-based)"
-                raise DetectionFormatError(source, where, entry_problem)
-    raise AssertionError("_bulk_columns rejected entries that pass every check")
-
-
 def _parse_ground_truth(
     ground_truth: Mapping[str, Any], subset: str | None
 ) -> tuple[dict[str, int], dict[Any, int], np.ndarray, np.ndarray, np.ndarray]:
     """Returns (video index, class index, gt video [G], gt class [G], gt segments [G, 2])."""
-    source = "ground truth"
-    if not isinstance(ground_truth, Mapping) or "database" not in ground_truth:
-        raise DetectionFormatError(
-            source, "", "no 'database' key (expected the ActivityNet GT JSON layout)"
-        )
-    database = ground_truth["database"]
-    if not isinstance(database, Mapping):
-        raise DetectionFormatError(source, "", "'database' must map video ids to entries")
-    annotations: dict[str, Any] = {}  # of the videos in the subset, in file order
-    for video_id, entry in database.items():
-        if not isinstance(entry, Mapping):
-            problem = f"expected an object with 'subset' and 'annotations'; got {_short(entry)}"
-            raise DetectionFormatError(source, f"video {video_id!r}", problem)
-        if subset is None or entry.get("subset") == subset:
-            annotations[video_id] = entry.get("annotations", [])
-    if not annotations:
-        subsets = sorted({str(e.get("subset")) for e in database.values()})
-        raise ValueError(
-            f"ground truth has no video in subset {subset!r}; subsets present: {subsets}"
-        )
+    source = activitynet_json.GROUND_TRUTH
+    keys = activitynet_json.ANNOTATION_KEYS
+    annotations = activitynet_json.ground_truth_lists(ground_truth, subset, source)
     lists = list(annotations.values())
-    columns = _bulk_columns(lists, with_score=False)
-    if columns is None:
-        _raise_first_bad_entry(source, annotations, ("label", "segment"), "annotation")
-    labels, _, bounds = columns
+    labels, _, bounds = activitynet_json.entry_columns(source, annotations, keys, "annotation")
     if not labels:
         raise ValueError(f"ground truth has no annotation in subset {subset!r}; mAP is undefined")
     video_index = {video_id: v for v, video_id in enumerate(annotations)}
@@ -248,7 +112,7 @@ def _parse_ground_truth(
     try:
         gt_class = [class_index.setdefault(label, len(class_index)) for label in labels]
     except TypeError:  # an unhashable label
-        _raise_first_bad_entry(source, annotations, ("label", "segment"), "annotation")
+        activitynet_json.raise_first_bad_entry(source, annotations, keys, "annotation")
     segments = np.asarray(bounds, np.float64).reshape(-1, 2)
     if not np.all(np.isfinite(segments)):
         raise ValueError("ground truth contains non-finite segment bounds")
@@ -280,24 +144,15 @@ def _parse_predictions(
     class_index: Mapping[Any, int],
 ) -> _Predictions:
     """Converts the prediction dicts to arrays (file order), checks them and warns."""
-    if not isinstance(predictions, Mapping) or "results" not in predictions:
-        raise DetectionFormatError(
-            "predictions", "", "no 'results' key (expected the ActivityNet prediction JSON layout)"
-        )
-    results = predictions["results"]
-    if not isinstance(results, Mapping):
-        problem = f"'results' must map video ids to lists of detections; got {_short(results)}"
-        raise DetectionFormatError("predictions", "", problem)
+    source, keys = activitynet_json.PREDICTIONS, activitynet_json.PREDICTION_KEYS
+    results = activitynet_json.prediction_lists(predictions, source)
     video_ids = list(results)
     lists = list(results.values())
-    columns = _bulk_columns(lists, with_score=True)
-    if columns is None:
-        _raise_first_bad_entry("predictions", results, ("label", "score", "segment"), "entry")
-    labels, scores, bounds = columns
+    labels, scores, bounds = activitynet_json.entry_columns(source, results, keys, "entry")
     try:
         cls = np.asarray([class_index.get(label, -1) for label in labels], np.int64)
     except TypeError:  # an unhashable label
-        _raise_first_bad_entry("predictions", results, ("label", "score", "segment"), "entry")
+        activitynet_json.raise_first_bad_entry(source, results, keys, "entry")
     lengths = np.fromiter(map(len, lists), np.int64, len(lists))
     video_position = np.repeat(np.arange(len(lists)), lengths)  # index into video_ids
     entry = np.arange(len(labels)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
@@ -639,20 +494,6 @@ def evaluate_detections(
 # Files and thresholds
 
 
-def load_json(path: str | os.PathLike, what: str = "file") -> dict:
-    """Reads a JSON object; errors name the file (OSError or ValueError)."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except OSError as err:
-        raise OSError(f"cannot read {what} {os.fspath(path)!r}: {err.strerror or err}") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(f"{what} {os.fspath(path)!r} is not valid JSON: {err}") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{what} {os.fspath(path)!r} does not hold a JSON object")
-    return data
-
-
 def evaluate_detection_files(
     ground_truth_path: str | os.PathLike,
     predictions_path: str | os.PathLike,
@@ -660,14 +501,14 @@ def evaluate_detection_files(
     subset: str | None = None,
 ) -> dict[str, Any]:
     """`evaluate_detections` on two JSON files; format errors name the file."""
-    ground_truth = load_json(ground_truth_path, "ground-truth file")
-    predictions = load_json(predictions_path, "predictions file")
+    ground_truth = activitynet_json.load_json(ground_truth_path, activitynet_json.GROUND_TRUTH_FILE)
+    predictions = activitynet_json.load_json(predictions_path, activitynet_json.PREDICTIONS_FILE)
     try:
         return evaluate_detections(ground_truth, predictions, tiou_thresholds, subset)
     except DetectionFormatError as err:
-        if err.source == "ground truth":
-            raise err.in_file(ground_truth_path, "ground-truth file") from None
-        raise err.in_file(predictions_path, "predictions file") from None
+        if err.source == activitynet_json.GROUND_TRUTH:
+            raise err.in_file(ground_truth_path, activitynet_json.GROUND_TRUTH_FILE) from None
+        raise err.in_file(predictions_path, activitynet_json.PREDICTIONS_FILE) from None
 
 
 def parse_tiou_thresholds(spec: str) -> tuple[float, ...]:

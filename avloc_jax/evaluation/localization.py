@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from avloc_jax.data import activitynet_json
+
 Detection = tuple[int, float, float, float]  # (class index, score, start s, end s)
 
 NMS_KINDS = ("soft", "hard", "none")
@@ -282,19 +284,18 @@ def detections_to_json(
     per_video: Mapping[str, Sequence[Detection]],
     class_names: Sequence[str],
     *,
-    version: str = "avloc-jax",
+    version: str = activitynet_json.DEFAULT_VERSION,
     external_data: Mapping[str, Any] | None = None,
 ) -> dict:
-    """The official ActivityNet prediction layout:
+    """The official ActivityNet prediction layout (`activitynet_json.predictions_payload`)
+    of {video id: [(class index, score, start, end)]}:
     `{"version", "results": {vid: [{"label", "score", "segment": [s, e]}]}, "external_data"}`.
     """
-    results = {
-        str(video_id): [
-            {"label": class_names[int(c)], "score": float(score), "segment": [float(s), float(e)]}
-            for c, score, s, e in detections
-        ]
-        for video_id, detections in per_video.items()
-    }
-    if external_data is None:
-        external_data = {"used": False, "details": "Weakly supervised: video-level labels only."}
-    return {"version": version, "results": results, "external_data": dict(external_data)}
+    return activitynet_json.predictions_payload(
+        {
+            video_id: [(class_names[int(c)], score, s, e) for c, score, s, e in detections]
+            for video_id, detections in per_video.items()
+        },
+        version=version,
+        external_data=external_data,
+    )

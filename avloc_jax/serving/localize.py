@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from avloc_jax.common import io
+from avloc_jax.data import activitynet_json
 from avloc_jax.extraction import align, pipeline
 from avloc_jax.serving import figures, inference
 
@@ -183,7 +183,7 @@ def localize(
     per_video = {v.video_id: (out, v.grid_seconds) for v, out in zip(extraction.videos, outputs)}
     payload = inference.predictions_json(loaded, per_video)
     out_dir.mkdir(parents=True, exist_ok=True)
-    predictions = io.atomic_write_json(out_dir / PREDICTIONS_FILE, payload)
+    predictions = activitynet_json.write_predictions(out_dir / PREDICTIONS_FILE, payload)
     # The title and time axis show the real duration; the CAS is drawn on its 0.64-s grid.
     items = [
         figures.video_item(
@@ -206,21 +206,20 @@ def detection_table(
 ) -> str:
     """The `top` highest-scoring detections of each video, as a plain-text table."""
     rows = [("video", "duration", "label", "start", "end", "score")]
-    for video_id, detections in payload["results"].items():
+    for video_id, detections in activitynet_json.predictions_by_video(payload).items():
         length = f"{durations.get(video_id, float('nan')):.1f} s"
-        best = sorted(detections, key=lambda d: -float(d["score"]))[:top]
+        best = sorted(detections, key=lambda d: -d.score)[:top]
         if not best:
             rows.append((video_id, length, "(no detection)", "", "", ""))
         for i, d in enumerate(best):
-            start, end = d["segment"]
             rows.append(
                 (
                     video_id if i == 0 else "",
                     length if i == 0 else "",
-                    str(d["label"]),
-                    f"{float(start):.2f}",
-                    f"{float(end):.2f}",
-                    f"{float(d['score']):.3f}",
+                    d.label,
+                    f"{d.start:.2f}",
+                    f"{d.end:.2f}",
+                    f"{d.score:.3f}",
                 )
             )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]

@@ -1,0 +1,219 @@
+"""avloc_jax.data.activitynet_json: the one home of the ActivityNet JSON layouts.
+
+Property tests (hypothesis): ground truth and predictions survive build -> write -> read
+unchanged; a ground truth scored against itself is mAP 1 (the writer's output is what the
+evaluator reads); a corrupted entry is named (file, video, entry) and nothing is written.
+"""
+
+import dataclasses
+import json
+import math
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from avloc_jax.data import activitynet_json as aj
+from avloc_jax.data import annotations as ann
+from avloc_jax.evaluation import detection_eval
+
+# Values that float32 holds exactly, so that the strict reader's float32 segments compare
+# equal to what was written.
+_times = st.floats(0, 1e4, allow_nan=False, width=32)
+_labels = st.text(min_size=1, max_size=12)
+_ids = st.text(min_size=1, max_size=10)
+_subsets = st.sampled_from(["training", "validation", "testing"])
+
+
+@st.composite
+def _video(draw, video_id):
+    n = draw(st.integers(0, 4))
+    pairs = [sorted(draw(st.tuples(_times, _times))) for _ in range(n)]
+    # The duration may be shorter than a segment's end (THUMOS14 has such segments).
+    duration = draw(st.floats(1e-3, 1e5, allow_nan=False, allow_infinity=False))
+    return aj.GroundTruthVideo(
+        video_id=video_id,
+        subset=draw(_subsets),
+        duration=duration,
+        segments=np.asarray(pairs, np.float32).reshape(-1, 2),
+        labels=tuple(draw(_labels) for _ in range(n)),
+    )
+
+
+@st.composite
+def _ground_truth(draw, min_videos=1):
+    ids = draw(st.lists(_ids, min_size=min_videos, max_size=6, unique=True))
+    return [draw(_video(video_id)) for video_id in ids]
+
+
+_detection = st.tuples(
+    _labels,
+    st.floats(-1e6, 1e6, allow_nan=False),
+    st.floats(-1e6, 1e6, allow_nan=False),
+    st.floats(-1e6, 1e6, allow_nan=False),
+)
+_per_video = st.dictionaries(_ids, st.lists(_detection, max_size=5), max_size=6)
+
+
+def _same_videos(read, written):
+    assert [v.video_id for v in read] == [v.video_id for v in written]
+    for a, b in zip(read, written):
+        assert (a.subset, a.duration, a.labels) == (b.subset, b.duration, b.labels)
+        assert a.segments.dtype == np.float32
+        np.testing.assert_array_equal(a.segments, b.segments)
+
+
+@settings(max_examples=60, deadline=None)
+@given(_ground_truth())
+def test_ground_truth_round_trip_through_a_file(videos):
+    payload = aj.ground_truth_payload(videos, version="v")
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "gt.json"
+        aj.write_ground_truth(path, payload)
+        assert sorted(p.name for p in Path(folder).iterdir()) == ["gt.json"]  # no temp left
+        assert aj.read_ground_truth(path) == payload
+        _same_videos(aj.read_ground_truth_videos(path), videos)
+    # In memory too, and the text is the compact one.
+    _same_videos(aj.ground_truth_videos(json.loads(aj.dumps_ground_truth(payload))), videos)
+    assert "\n" not in aj.dumps_ground_truth(payload)
+
+
+@settings(max_examples=60, deadline=None)
+@given(_per_video)
+def test_predictions_round_trip_through_a_file(per_video):
+    payload = aj.predictions_payload(per_video, version="v", external_data={"used": True})
+    assert payload["version"] == "v" and payload["external_data"] == {"used": True}
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "pred.json"
+        aj.write_predictions(path, payload)
+        assert aj.read_predictions(path) == payload
+        read = aj.predictions_by_video(aj.load_json(path))
+    assert read == {vid: [aj.Prediction(*d) for d in dets] for vid, dets in per_video.items()}
+    assert aj.count_predictions(payload) == (sum(map(len, per_video.values())), len(per_video))
+
+
+def test_predictions_payload_defaults_to_the_weakly_supervised_claim():
+    payload = aj.predictions_payload({"v": [("A", 1, 0, 2)]})
+    assert payload == {
+        "version": aj.DEFAULT_VERSION,
+        "results": {"v": [{"label": "A", "score": 1.0, "segment": [0.0, 2.0]}]},
+        "external_data": aj.WEAKLY_SUPERVISED,
+    }
+    assert payload["external_data"] is not aj.WEAKLY_SUPERVISED  # a copy: callers may edit it
+
+
+@settings(max_examples=40, deadline=None)
+@given(_ground_truth())
+def test_ground_truth_scored_against_itself_is_map_one(videos):
+    # Whatever the writer writes, the evaluator reads; its own segments score AP 1 for
+    # every class (zero-length segments aside: their tIoU is 0 by definition).
+    videos = [
+        dataclasses.replace(
+            v,
+            segments=v.segments[v.segments[:, 1] > v.segments[:, 0]],
+            labels=tuple(np.asarray(v.labels, object)[v.segments[:, 1] > v.segments[:, 0]]),
+        )
+        for v in videos
+    ]
+    if not any(len(v.labels) for v in videos):
+        return
+    ground_truth = json.loads(aj.dumps_ground_truth(aj.ground_truth_payload(videos)))
+    own = {
+        v.video_id: [(lab, 1.0, s, e) for lab, (s, e) in zip(v.labels, v.segments.tolist())]
+        for v in videos
+    }
+    predictions = json.loads(aj.dumps_predictions(aj.predictions_payload(own)))
+    result = detection_eval.evaluate_detections(ground_truth, predictions, [0.5, 0.95])
+    assert result["mAP"] == [1.0, 1.0]
+
+
+@settings(max_examples=60, deadline=None)
+@given(_per_video.filter(lambda p: any(p.values())), st.data())
+def test_a_corrupted_prediction_is_named_and_nothing_is_written(per_video, data):
+    payload = aj.predictions_payload(per_video)
+    video_id = data.draw(st.sampled_from([v for v, dets in per_video.items() if dets]))
+    entry = data.draw(st.integers(0, len(per_video[video_id]) - 1))
+    key = data.draw(st.sampled_from(aj.PREDICTION_KEYS))
+    del payload["results"][video_id][entry][key]
+    # The first malformed entry in file order is the one named: here the only one.
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "pred.json"
+        with pytest.raises(aj.FormatError) as info:
+            aj.write_predictions(path, payload)
+        assert list(Path(folder).iterdir()) == []
+    assert info.value.source == f"predictions file {str(path)!r}"
+    assert info.value.where == f"video {video_id!r}, entry {entry} (0-based)"
+    assert info.value.problem.startswith(f"no {key!r} key")
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "payload, message",
+    [
+        ([1, 2], "expected the ActivityNet layout {'database': {video_id: {...}}}, got [1, 2]"),
+        ({"videos": {}}, "no 'database' key (expected the ActivityNet GT JSON layout)"),
+        ({"database": {}}, "the database is empty"),
+        ({"database": {"v": {"subset": "t"}}}, "video 'v': expected keys 'subset', 'duration'"),
+        ({"database": {"v": {"subset": "t", "duration": "5"}}}, "video 'v': duration must be a"),
+        ({"database": {"v": {"subset": "t", "duration": math.inf}}}, "video 'v': duration inf"),
+        (
+            {"database": {"v": {"subset": "t", "duration": 5, "annotations": {"a": 1}}}},
+            "video 'v': expected a list; got {'a': 1}",
+        ),
+        (
+            {"database": {"v": {"subset": "t", "duration": 5, "annotations": [{"label": "A"}]}}},
+            "video 'v', annotation 0 (0-based): no 'segment' key (keys present: 'label')",
+        ),
+        (
+            {
+                "database": {
+                    "v": {
+                        "subset": "t",
+                        "duration": 5,
+                        "annotations": [{"label": "A", "segment": [3, 2]}],
+                    }
+                }
+            },
+            "video 'v', annotation 0 (0-based): expected 0 <= start <= end, got [3.0, 2.0]",
+        ),
+    ],
+)
+def test_strict_ground_truth_reader_names_file_video_and_annotation(tmp_path, payload, message):
+    path = tmp_path / "gt.json"
+    path.write_text(json.dumps(payload))
+    with pytest.raises(ann.DataError) as info:
+        aj.read_ground_truth_videos(path)
+    assert isinstance(info.value, aj.FormatError)
+    assert str(info.value).startswith(f"ground-truth file {str(path)!r}")
+    assert message in str(info.value)
+
+
+def test_ground_truth_writer_refuses_a_bad_payload_before_writing(tmp_path):
+    path = tmp_path / "gt.json"
+    bad = {"database": {"v": {"subset": "t", "annotations": [{"label": ["A"], "segment": [0, 1]}]}}}
+    with pytest.raises(aj.FormatError) as info:
+        aj.write_ground_truth(path, bad)
+    assert str(info.value) == (
+        f"ground-truth file {str(path)!r}, video 'v', annotation 0 (0-based): "
+        "'label' must be a string; got ['A']"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_subset_counts_in_order_of_first_appearance():
+    videos = [
+        aj.GroundTruthVideo("a", "validation", 5.0, np.zeros((2, 2)), ("x", "y")),
+        aj.GroundTruthVideo("b", "training", 5.0, np.zeros((0, 2)), ()),
+        aj.GroundTruthVideo("c", "validation", 5.0, np.zeros((1, 2)), ("x",)),
+    ]
+    counts = aj.subset_counts(aj.ground_truth_payload(videos))
+    assert list(counts.items()) == [("validation", (2, 3)), ("training", (1, 0))]
+
+
+def test_ground_truth_payload_refuses_segments_and_labels_of_different_lengths():
+    video = aj.GroundTruthVideo("a", "t", 5.0, np.zeros((2, 2)), ("x",))
+    with pytest.raises(ValueError, match="video 'a': 2 segments but 1 label$"):
+        aj.ground_truth_payload([video])
