@@ -16,14 +16,14 @@ import argparse
 
 from avloc_jax.cli import messages
 from avloc_jax.data import activitynet_json
-from avloc_jax.data import annotations as ann
-from avloc_jax.data.annotations import DataError
+from avloc_jax.data import wtalc_annotations as wtalc
+from avloc_jax.data.annotation_common import DataError
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="avloc export-gt", description=__doc__.split("\n\n")[1])
     p.add_argument("--annotations", required=True, help="The W-TALC annotation folder.")
-    p.add_argument("--layout", required=True, choices=sorted(ann.LAYOUTS))
+    p.add_argument("--layout", required=True, choices=sorted(wtalc.LAYOUTS))
     p.add_argument("--out", required=True, help="Output JSON path.")
     p.add_argument(
         "--subset",
@@ -44,10 +44,10 @@ def main(argv: list[str]) -> int:
     if problem:
         return messages.fail(PROGRAM, f"--out: {problem}", 2)
     try:
-        layout = ann.read_layout(args.annotations, args.layout)
-        gt = ann.wtalc_ground_truth(layout, args.layout, args.subset)
+        layout = wtalc.read_layout(args.annotations, args.layout)
+        gt = wtalc.wtalc_ground_truth(layout, args.layout, args.subset)
         counts = activitynet_json.subset_counts(gt)
-        # Via a temporary file: never a half-written GT file (as ann.write_ground_truth_json).
+        # Via a temporary file: never a half-written GT file (as wtalc.write_ground_truth_json).
         messages.write_file(args.out, activitynet_json.dumps_ground_truth(gt))
     except DataError as err:
         return messages.fail(PROGRAM, str(err), 1)

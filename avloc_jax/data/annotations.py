@@ -1,42 +1,21 @@
-"""Readers for the annotation files users have on disk, with errors that say what is wrong.
+"""Readers for the annotation files users have on disk, under one import path.
 
-Formats (see docs/data.md and METHOD_NOTES §6):
+Each format has its module; this one gathers their public names, so that
+``from avloc_jax.data import annotations as ann`` reaches every reader:
 
-* AVE (YapengTian/AVE-ECCV18): ``Annotations.txt`` with lines
-  ``Category&VideoID&Quality&Start&End`` (an optional header line), one per video; the
-  event covers the 1-s snippets ``[Start, End)`` of a 10-s clip. The class index is the
-  order in which a category first appears. Every ``*.h5`` file stores its array under the
-  key ``'avadataset'``, the split files ``{train,val,test}_order.h5`` under ``'order'``,
-  and row i of every file is line i of Annotations.txt.
-* The W-TALC annotation folder (ActivityNet1.2, THUMOS14): NumPy files aligned by row —
-  ``classlist.npy`` (bytes), ``subset.npy``, ``videoname.npy``, ``url.npy`` (ActivityNet:
-  the YouTube id is after ``v=``), ``duration.npy`` ([N] or [N, 1]), ``segments.npy`` and
-  ``labels.npy`` (object arrays of per-video lists), ``labels_all.npy``. Some were pickled
-  by Python 2, so every file is read with ``encoding='bytes'`` and strings may be bytes or
-  str: both are normalised to str here.
-
-Everything that can be wrong with a user's file raises :class:`DataError` naming the file,
-the row or video, and what was expected.
+* `annotation_common`: `DataError` (what every reader raises, naming the file, the row or
+  video, and what was expected), file and string helpers, snippet <-> segment conversion;
+* `ave_annotations`: AVE's ``Annotations.txt`` and h5 files;
+* `wtalc_annotations`: the W-TALC folders of ActivityNet1.2 and THUMOS14, their layouts,
+  and their ActivityNet-format ground truth;
+* `activitynet_json`: ActivityNet-format ground truth (``read_ground_truth_json``: the
+  strict reader of users' ``gt.json``) and predictions.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import urllib.parse
-from collections.abc import Iterable, Sequence
-from pathlib import Path
-from typing import Any
-
-import numpy as np
-
-from avloc_jax.data.activitynet_json import (
-    GroundTruthVideo as GroundTruthVideo,
-)
-from avloc_jax.data.activitynet_json import (
-    ground_truth_payload,
-    read_ground_truth_videos,
-    write_ground_truth,
-)
+from avloc_jax.data.activitynet_json import GroundTruthVideo
+from avloc_jax.data.activitynet_json import read_ground_truth_videos as read_ground_truth_json
 from avloc_jax.data.annotation_common import (
     DataError,
     PathLike,
@@ -44,438 +23,65 @@ from avloc_jax.data.annotation_common import (
     load_npy,
     open_h5,
     require_file,
+    segments_from_snippet_labels,
+    snippet_labels_from_segments,
 )
-from avloc_jax.data.annotation_common import (
-    segments_from_snippet_labels as segments_from_snippet_labels,
+from avloc_jax.data.ave_annotations import (
+    AVE_H5_KEY,
+    AVE_ORDER_KEY,
+    AVE_SNIPPETS,
+    AveAnnotations,
+    ave_snippet_labels,
+    ave_video_labels,
+    read_ave_annotations,
+    read_ave_order,
+    read_h5_array,
 )
-from avloc_jax.data.annotation_common import (
-    snippet_labels_from_segments as snippet_labels_from_segments,
+from avloc_jax.data.wtalc_annotations import (
+    LAYOUTS,
+    WtalcAnnotations,
+    WtalcLayout,
+    check_unique_ids,
+    get_layout,
+    layout_rows,
+    read_layout,
+    read_wtalc_annotations,
+    thumos14_detection_classes,
+    write_ground_truth_json,
+    wtalc_ground_truth,
+    youtube_id,
 )
 
-read_ground_truth_json = read_ground_truth_videos  # the ActivityNet-format GT, checked
-
-AVE_SNIPPETS = 10  # AVE clips are 10 s, one snippet per second
-AVE_H5_KEY = "avadataset"
-AVE_ORDER_KEY = "order"
-
-
-# ----------------------------------------------------------------------------- AVE
-
-
-@dataclasses.dataclass(frozen=True)
-class AveAnnotations:
-    """Parsed ``Annotations.txt``: N videos.
-
-    class_names: the categories in order of first appearance (C of them).
-    video_ids:   [N] YouTube ids (AVE repeats 45 ids: one clip can hold two events).
-    classes:     int32 [N] class index of each video's event.
-    starts/ends: int32 [N] the event covers snippets [start, end) (may be empty).
-    """
-
-    class_names: tuple[str, ...]
-    video_ids: tuple[str, ...]
-    classes: np.ndarray
-    starts: np.ndarray
-    ends: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.video_ids)
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
-
-
-def read_ave_annotations(path: PathLike, num_snippets: int = AVE_SNIPPETS) -> AveAnnotations:
-    """Reads AVE ``Annotations.txt`` (with or without a header line)."""
-    path = require_file(path, "AVE annotations")
-    lines = path.read_text(encoding="utf-8").splitlines()
-    class_index: dict[str, int] = {}
-    ids: list[str] = []
-    classes: list[int] = []
-    starts: list[int] = []
-    ends: list[int] = []
-    for line_no, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        fields = [f.strip() for f in line.split("&")]
-        if len(fields) != 5:
-            raise DataError(
-                f"{path}, line {line_no}: expected 5 '&'-separated fields "
-                f"Category&VideoID&Quality&Start&End, got {len(fields)}: {line!r}"
-            )
-        category, video_id, _quality, start_text, end_text = fields
-        try:
-            start, end = int(start_text), int(end_text)
-        except ValueError as err:
-            if not ids:  # a header line (e.g. "Category&VideoID&Quality&StartTime&EndTime")
-                continue
-            raise DataError(
-                f"{path}, line {line_no}: Start/End must be integers, got {start_text!r}, "
-                f"{end_text!r}"
-            ) from err
-        # Start == End occurs once in the real file (line 27, "0&0"): an empty event, so the
-        # clip is all background in labels_closs.h5; it keeps its video-level label.
-        if not 0 <= start <= end <= num_snippets:
-            raise DataError(
-                f"{path}, line {line_no} (video {video_id}): expected 0 <= Start <= End <= "
-                f"{num_snippets}, "
-                f"got Start={start}, End={end}"
-            )
-        # Class index = order of first appearance, as in the AVE code and its label files.
-        classes.append(class_index.setdefault(category, len(class_index)))
-        ids.append(video_id)
-        starts.append(start)
-        ends.append(end)
-    if not ids:
-        raise DataError(f"{path}: no annotation lines")
-    return AveAnnotations(
-        class_names=tuple(class_index),
-        video_ids=tuple(ids),
-        classes=np.asarray(classes, np.int32),
-        starts=np.asarray(starts, np.int32),
-        ends=np.asarray(ends, np.int32),
-    )
-
-
-def ave_snippet_labels(annotations: AveAnnotations, num_snippets: int = AVE_SNIPPETS) -> np.ndarray:
-    """int32 [N, num_snippets]: the event's class on [start, end), C (background) elsewhere."""
-    t = np.arange(num_snippets)[None, :]
-    inside = (t >= annotations.starts[:, None]) & (t < annotations.ends[:, None])
-    return np.where(inside, annotations.classes[:, None], annotations.num_classes).astype(np.int32)
-
-
-def ave_video_labels(annotations: AveAnnotations) -> np.ndarray:
-    """float32 [N, C] one-hot video-level labels (equal to ``mil_labels.h5[:, :C]``)."""
-    return np.eye(annotations.num_classes, dtype=np.float32)[annotations.classes]
-
-
-def read_h5_array(path: PathLike, key: str = AVE_H5_KEY, what: str = "AVE file") -> np.ndarray:
-    """Reads a whole (small) h5 dataset: labels and split orders."""
-    handle, data = open_h5(path, key, what)
-    with handle:
-        return np.asarray(data[()])
-
-
-def read_ave_order(path: PathLike, num_videos: int) -> np.ndarray:
-    """int64 [n] row indices of one AVE split (key 'order'), checked against the row count."""
-    order = read_h5_array(path, AVE_ORDER_KEY, "AVE split order").reshape(-1)
-    integral_type = np.issubdtype(order.dtype, np.integer)
-    if order.size and not integral_type and not np.all(order == np.round(order)):
-        raise DataError(
-            f"{path}: split order must hold integer row indices, got dtype {order.dtype}"
-        )
-    order = order.astype(np.int64)
-    bad = np.flatnonzero((order < 0) | (order >= num_videos))
-    if bad.size:
-        raise DataError(
-            f"{path}: row index {int(order[bad[0]])} (position {int(bad[0])}) is out of range: "
-            f"the annotations have {num_videos} videos"
-        )
-    if len(np.unique(order)) != len(order):
-        raise DataError(f"{path}: split order lists a row more than once")
-    return order
-
-
-# ----------------------------------------------------------------------------- W-TALC
-
-
-@dataclasses.dataclass(frozen=True)
-class WtalcAnnotations:
-    """A W-TALC annotation folder: N rows (videos), aligned by row.
-
-    video_ids:      [N] the id used in GT JSON and feature folders (YouTube id from url.npy
-                    for ActivityNet; videoname.npy otherwise).
-    video_names:    [N] videoname.npy entries (ActivityNet: ``video_N``, not an id).
-    subsets:        [N] e.g. training / validation / test.
-    durations:      float64 [N] seconds.
-    segments:       [N] float32 [K_i, 2] (start, end) seconds.
-    segment_labels: [N] K_i class names (labels.npy).
-    labels_all:     [N] video-level class names (labels_all.npy; may be a wider class set).
-    """
-
-    folder: Path
-    class_names: tuple[str, ...]
-    video_ids: tuple[str, ...]
-    video_names: tuple[str, ...]
-    subsets: tuple[str, ...]
-    durations: np.ndarray
-    segments: tuple[np.ndarray, ...]
-    segment_labels: tuple[tuple[str, ...], ...]
-    labels_all: tuple[tuple[str, ...], ...]
-
-    def __len__(self) -> int:
-        return len(self.video_ids)
-
-    def rows(self, subset: str | None = None, *, annotated_only: bool = False) -> np.ndarray:
-        """int64 row indices in file order, of one subset (None: all) and optionally only
-        the rows with at least one segment."""
-        keep = [
-            i
-            for i in range(len(self))
-            if (subset is None or self.subsets[i] == subset)
-            and (not annotated_only or len(self.segments[i]))
-        ]
-        return np.asarray(keep, np.int64)
-
-    def segment_classes(self, row: int) -> np.ndarray:
-        """int32 [K] class indices of row's segments (checked at read time)."""
-        index = {name: c for c, name in enumerate(self.class_names)}
-        return np.asarray([index[name] for name in self.segment_labels[row]], np.int32)
-
-    def video_labels(self, row: int) -> np.ndarray:
-        """float32 [C] multi-hot labels: the classes of the row's segments."""
-        labels = np.zeros(len(self.class_names), np.float32)
-        labels[self.segment_classes(row)] = 1.0
-        return labels
-
-
-def youtube_id(url: str) -> str:
-    """The YouTube id of a watch URL (the ``v`` query value; else the text after the last '=')."""
-    query = urllib.parse.parse_qs(urllib.parse.urlparse(url).query)
-    if query.get("v"):
-        return query["v"][0]
-    return url.rsplit("=", 1)[-1]
-
-
-def _string_column(folder: Path, name: str, n: int | None) -> tuple[str, ...]:
-    array = load_npy(folder / name, f"W-TALC {name}").reshape(-1)
-    if n is not None and len(array) != n:
-        raise DataError(
-            f"{folder / name}: expected {n} rows (one per video, like subset.npy), got {len(array)}"
-        )
-    return tuple(as_text(x) for x in array)
-
-
-def _list_column(folder: Path, name: str, n: int) -> list[list[Any]]:
-    array = load_npy(folder / name, f"W-TALC {name}")
-    if array.ndim != 1 or len(array) != n:
-        raise DataError(
-            f"{folder / name}: expected an object array of {n} per-video lists, got shape "
-            f"{array.shape}"
-        )
-    return [list(x) if x is not None else [] for x in array]
-
-
-def read_wtalc_annotations(
-    folder: PathLike, *, classlist: str = "classlist.npy", id_source: str = "auto"
-) -> WtalcAnnotations:
-    """Reads and checks a W-TALC annotation folder.
-
-    Args:
-      folder: the folder (e.g. ``ActivityNet1.2-Annotations``).
-      classlist: the class-list file name; THUMOS14 detection uses ``classlist_20classes.npy``.
-      id_source: 'url' (YouTube id from url.npy), 'videoname', or 'auto' (url if present).
-    """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise DataError(f"W-TALC annotation folder not found: {folder}")
-    subsets = _string_column(folder, "subset.npy", None)
-    n = len(subsets)
-    class_names = _string_column(folder, classlist, None)
-    video_names = _string_column(folder, "videoname.npy", n)
-    if id_source == "auto":
-        id_source = "url" if (folder / "url.npy").is_file() else "videoname"
-    if id_source == "url":
-        video_ids = tuple(youtube_id(u) for u in _string_column(folder, "url.npy", n))
-    elif id_source == "videoname":
-        video_ids = video_names
-    else:
-        raise ValueError(f"id_source must be 'url', 'videoname' or 'auto', got {id_source!r}")
-    for i, vid in enumerate(video_ids):
-        if not vid:
-            raise DataError(f"{folder}: row {i} has an empty video id (from {id_source})")
-
-    durations = load_npy(folder / "duration.npy", "W-TALC duration.npy")
-    if durations.ndim == 2 and durations.shape[1] == 1:  # THUMOS14 stores [N, 1]
-        durations = durations[:, 0]
-    if durations.shape != (n,):
-        raise DataError(
-            f"{folder / 'duration.npy'}: expected shape [{n}] or [{n}, 1], got "
-            f"{list(durations.shape)}"
-        )
-    durations = durations.astype(np.float64)
-    bad = np.flatnonzero(~np.isfinite(durations) | (durations <= 0))
-    if bad.size:
-        i = int(bad[0])
-        raise DataError(
-            f"{folder / 'duration.npy'}: row {i} (video {video_ids[i]}) has duration "
-            f"{durations[i]}: "
-            "expected a finite length > 0 seconds (zero-length video)"
-        )
-
-    raw_segments = _list_column(folder, "segments.npy", n)
-    raw_labels = _list_column(folder, "labels.npy", n)
-    known = set(class_names)
-    segments, segment_labels = [], []
-    for i in range(n):
-        labels = tuple(as_text(x) for x in raw_labels[i])
-        if len(labels) != len(raw_segments[i]):
-            raise DataError(
-                f"{folder}: row {i} (video {video_ids[i]}) has {len(raw_segments[i])} segments in "
-                "segments.npy "
-                f"but {len(labels)} labels in labels.npy (expected one label per segment)"
-            )
-        for label in labels:
-            if label not in known:
-                count = f"{len(class_names)} class" + ("es" if len(class_names) != 1 else "")
-                raise DataError(
-                    f"{folder / 'labels.npy'}: row {i} (video {video_ids[i]}) has label {label!r}, "
-                    f"which is not in {classlist} ({count})"
-                )
-        try:
-            seg = np.asarray(raw_segments[i], np.float64).reshape(-1, 2)
-        except (ValueError, TypeError) as err:
-            raise DataError(
-                f"{folder / 'segments.npy'}: row {i} (video {video_ids[i]}): expected a list of "
-                "[start, end] "
-                f"pairs, got {raw_segments[i]!r}"
-            ) from err
-        if not np.all(np.isfinite(seg)) or np.any(seg[:, 1] < seg[:, 0]) or np.any(seg < 0):
-            raise DataError(
-                f"{folder / 'segments.npy'}: row {i} (video {video_ids[i]}): expected finite "
-                "segments with "
-                f"0 <= start <= end, got {seg.tolist()}"
-            )
-        segments.append(seg.astype(np.float32))
-        segment_labels.append(labels)
-
-    labels_all_path = folder / "labels_all.npy"
-    if labels_all_path.is_file():
-        labels_all = tuple(
-            tuple(as_text(x) for x in row) for row in _list_column(folder, "labels_all.npy", n)
-        )
-    else:  # optional: fall back to the segment labels
-        labels_all = tuple(tuple(dict.fromkeys(labels)) for labels in segment_labels)
-
-    return WtalcAnnotations(
-        folder=folder,
-        class_names=class_names,
-        video_ids=video_ids,
-        video_names=video_names,
-        subsets=subsets,
-        durations=durations,
-        segments=tuple(segments),
-        segment_labels=tuple(segment_labels),
-        labels_all=labels_all,
-    )
-
-
-# ----------------------------------------------------------------------------- layouts
-
-
-@dataclasses.dataclass(frozen=True)
-class WtalcLayout:
-    """How one benchmark uses a W-TALC folder."""
-
-    name: str
-    classlist: str  # class-list file
-    id_source: str  # 'url' or 'videoname'
-    subsets: tuple[str, ...]  # subsets in the folder, training one first
-    annotated_only: bool  # keep only rows with segments (THUMOS14's 20-class detection videos)
-    feature_prefix: str  # W-TALC feature file: f"{prefix}-I3D-JOINTFeatures.npy"
-    tiou_thresholds: tuple[float, ...]
-
-
-LAYOUTS: dict[str, WtalcLayout] = {
-    "activitynet12": WtalcLayout(
-        name="activitynet12",
-        classlist="classlist.npy",
-        id_source="url",
-        subsets=("training", "validation"),
-        annotated_only=False,
-        feature_prefix="ActivityNet1.2",
-        tiou_thresholds=tuple(float(x) for x in np.round(np.linspace(0.5, 0.95, 10), 2)),
-    ),
-    # THUMOS14: detection uses the 20 classes of classlist_20classes.npy; labels.npy/segments.npy
-    # hold only those, so the detection videos are the rows with segments (200 val / 210 test
-    # in the W-TALC folder). The other rows are 101-class recognition videos.
-    "thumos14": WtalcLayout(
-        name="thumos14",
-        classlist="classlist_20classes.npy",
-        id_source="videoname",
-        subsets=("validation", "test"),
-        annotated_only=True,
-        feature_prefix="Thumos14",
-        tiou_thresholds=tuple(float(x) for x in np.round(np.arange(0.1, 0.75, 0.1), 1)),
-    ),
-}
-
-
-def get_layout(name: str) -> WtalcLayout:
-    if name not in LAYOUTS:
-        raise ValueError(f"unknown layout {name!r}; expected one of {sorted(LAYOUTS)}")
-    return LAYOUTS[name]
-
-
-def read_layout(folder: PathLike, layout: str | WtalcLayout) -> WtalcAnnotations:
-    """Reads a W-TALC folder the way `layout` uses it."""
-    layout = get_layout(layout) if isinstance(layout, str) else layout
-    return read_wtalc_annotations(folder, classlist=layout.classlist, id_source=layout.id_source)
-
-
-def thumos14_detection_classes(folder: PathLike) -> tuple[str, ...]:
-    """The 20 THUMOS14 detection classes (``classlist_20classes.npy``)."""
-    return _string_column(Path(folder), "classlist_20classes.npy", None)
-
-
-def layout_rows(annotations: WtalcAnnotations, layout: WtalcLayout, subset: str) -> np.ndarray:
-    """Row indices a layout uses for one subset, in file order."""
-    if subset not in set(annotations.subsets):
-        raise DataError(
-            f"{annotations.folder / 'subset.npy'}: no video in subset {subset!r}; "
-            f"present: {sorted(set(annotations.subsets))}"
-        )
-    return annotations.rows(subset, annotated_only=layout.annotated_only)
-
-
-def check_unique_ids(annotations: WtalcAnnotations, rows: Iterable[int]) -> None:
-    """Video ids must be unique: they key GT JSON and feature folders."""
-    seen: dict[str, int] = {}
-    for row in rows:
-        vid = annotations.video_ids[row]
-        if vid in seen:
-            raise DataError(
-                f"{annotations.folder}: rows {seen[vid]} and {row} have the same video id {vid!r}"
-            )
-        seen[vid] = int(row)
-
-
-def wtalc_ground_truth(
-    annotations: WtalcAnnotations, layout: str | WtalcLayout, subsets: Sequence[str] | None = None
-) -> dict:
-    """ActivityNet-format GT: ``{"version", "database": {id: {subset, duration, annotations}}}``.
-
-    Segments are written exactly as in the folder (ActivityNet1.2 has 10 zero-length
-    [0, 0] segments; THUMOS14 a few that end after the stated duration): the official
-    protocol is applied to the official annotations, unedited.
-    """
-    layout = get_layout(layout) if isinstance(layout, str) else layout
-    subsets = tuple(subsets) if subsets else layout.subsets
-    videos: dict[str, GroundTruthVideo] = {}
-    for subset in subsets:
-        rows = layout_rows(annotations, layout, subset)
-        check_unique_ids(annotations, rows)
-        for row in rows:
-            vid = annotations.video_ids[row]
-            if vid in videos:
-                raise DataError(f"{annotations.folder}: video id {vid!r} appears in two subsets")
-            videos[vid] = GroundTruthVideo(
-                video_id=vid,
-                subset=subset,
-                duration=float(annotations.durations[row]),
-                segments=annotations.segments[row],
-                labels=annotations.segment_labels[row],
-            )
-    return ground_truth_payload(videos.values(), version=f"avloc-jax {layout.name}")
-
-
-def write_ground_truth_json(
-    folder: PathLike, layout: str, out: PathLike, subsets: Sequence[str] | None = None
-) -> dict:
-    """Reads a W-TALC folder and writes its ActivityNet-format GT JSON to `out`; returns it."""
-    gt = wtalc_ground_truth(read_layout(folder, layout), layout, subsets)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_ground_truth(out, gt)  # never a half-written GT file
-    return gt
+__all__ = [
+    "AVE_H5_KEY",
+    "AVE_ORDER_KEY",
+    "AVE_SNIPPETS",
+    "LAYOUTS",
+    "AveAnnotations",
+    "DataError",
+    "GroundTruthVideo",
+    "PathLike",
+    "WtalcAnnotations",
+    "WtalcLayout",
+    "as_text",
+    "ave_snippet_labels",
+    "ave_video_labels",
+    "check_unique_ids",
+    "get_layout",
+    "layout_rows",
+    "load_npy",
+    "open_h5",
+    "read_ave_annotations",
+    "read_ave_order",
+    "read_ground_truth_json",
+    "read_h5_array",
+    "read_layout",
+    "read_wtalc_annotations",
+    "require_file",
+    "segments_from_snippet_labels",
+    "snippet_labels_from_segments",
+    "thumos14_detection_classes",
+    "write_ground_truth_json",
+    "wtalc_ground_truth",
+    "youtube_id",
+]
