@@ -20,14 +20,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ablations import (  # noqa: E402  (the reports' own statistics)
-    add_delta_flag,
-    paired_row_cells,
-    stats,
-    summarise,
-)
+from ablation_stats import add_delta_flag, paired_row_cells, summarise  # noqa: E402
 
-SCALE = 100.0
+from avloc_jax.benchmark import stats  # noqa: E402
 
 
 def _budget(payload: dict) -> str:

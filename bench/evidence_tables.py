@@ -30,27 +30,26 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
-from ablations import (  # noqa: E402
+from ablation_grids import GRIDS  # noqa: E402
+from ablation_report import machine_text, proxy_markdown, shipped_markdown  # noqa: E402
+from ablation_resolve import report_tag  # noqa: E402
+from ablation_stats import (  # noqa: E402
+    SCALE,
     add_delta_flag,
     compare,
     comparison_cells,
-    machine_text,
-    markdown_table,
     mean_sd_cell,
     paired_row_cells,
-    shipped_markdown,
-    stats,
     summarise,
 )
 from conditions_table import table as conditions_table  # noqa: E402
 
+from avloc_jax.benchmark import stats  # noqa: E402
 from avloc_jax.common import io  # noqa: E402
 
-SCALE = 100.0
-ANET = "ablation_activitynet12_bench_activitynet12_s0_{condition}_steps{steps}_b16.json"
-AVE = "ablation_ave_bench_ave_s0_default_steps500_b64.json"
 MARKER = "<!-- evidence:{name} {edge} -->"
-# The conditions of docs/benchmark.md run at 1000 steps with full and gate0 (issue 14).
+# The conditions of docs/benchmark.md run at 1000 steps with full and gate0 (issue 14):
+# grids anet_<condition>_1000.
 CONDITIONS_1000 = (
     "default",
     "segment_offsets",
@@ -59,6 +58,11 @@ CONDITIONS_1000 = (
     "occluded_stretches",
     "music",
 )
+
+
+def report_name(grid: str) -> str:
+    """The report file of a named grid (bench/ablation_grids.py GRIDS)."""
+    return f"ablation_{report_tag(GRIDS[grid])}.json"
 
 
 class Reports:
@@ -76,8 +80,8 @@ class Reports:
     def ablation(self, name: str) -> dict:
         return self.load(self.docs / "ablations" / name)
 
-    def anet(self, condition: str, steps: int) -> dict:
-        return self.ablation(ANET.format(condition=condition, steps=steps))
+    def grid(self, name: str) -> dict:
+        return self.ablation(report_name(name))
 
     def ablation_paths(self) -> list[Path]:
         return sorted((self.docs / "ablations").glob("ablation_*.json"))
@@ -136,8 +140,8 @@ def _versus_full(payload: dict, label: str) -> list[tuple[str, dict, str, str]]:
 
 
 def block_conditions(reports: Reports, delta: float) -> str:
-    payloads = [reports.anet(c, 1000) for c in CONDITIONS_1000]
-    names = [_rel(ANET.format(condition=c, steps=1000)) for c in CONDITIONS_1000]
+    payloads = [reports.grid(f"anet_{c}_1000") for c in CONDITIONS_1000]
+    names = [_rel(report_name(f"anet_{c}_1000")) for c in CONDITIONS_1000]
     return "\n".join(
         [
             caption("Test average mAP (0.5:0.05:0.95)", names[:1] + ["the five condition "
@@ -157,7 +161,7 @@ def block_conditions_per_seed(reports: Reports, delta: float) -> str:
         "|---|---|---|---|",
     ]
     for condition in CONDITIONS_1000:
-        payload = reports.anet(condition, 1000)
+        payload = reports.grid(f"anet_{condition}_1000")
         c = compare(payload["runs"], "full", "gate0", payload["keys"][0], delta=delta)
         ds = " / ".join(f"{SCALE * d:+.1f}" for d in c.diffs)
         positive = sum(d > 0 for d in c.diffs)
@@ -178,7 +182,7 @@ def _anet_pair_block(name: str, payload: dict, items: list, delta: float) -> str
 
 
 def block_default_1000(reports: Reports, delta: float) -> str:
-    name = ANET.format(condition="default", steps=1000)
+    name = report_name("anet_default_1000")
     payload = reports.ablation(name)
     items = _versus_full(payload, "default, 1000 × 16")
     items += [
@@ -190,7 +194,7 @@ def block_default_1000(reports: Reports, delta: float) -> str:
 
 
 def block_shipped_300(reports: Reports, delta: float) -> str:
-    name = ANET.format(condition="default", steps=300)
+    name = report_name("anet_default_300")
     payload = reports.ablation(name)
     return _anet_pair_block(name, payload, _versus_full(payload, "300 × 16"), delta)
 
@@ -198,7 +202,7 @@ def block_shipped_300(reports: Reports, delta: float) -> str:
 def block_harder(reports: Reports, delta: float) -> str:
     """The harder condition (docs/benchmark.md, "A harder condition"): every row against
     full, paired by seed, at the budget fixed before it was run."""
-    name = ANET.format(condition="sparse_occluded", steps=500)
+    name = report_name("anet_sparse_occluded_500")
     payload = reports.ablation(name)
     return _anet_pair_block(
         name, payload, _versus_full(payload, "sparse_occluded, 500 × 16"), delta
@@ -208,7 +212,7 @@ def block_harder(reports: Reports, delta: float) -> str:
 def block_replication(reports: Reports, delta: float) -> str:
     """sparse_audio full − gate0: the replication on the seeds added after the first five
     (docs/benchmark.md, "A replication of sparse_audio"), the first five, and all."""
-    name = ANET.format(condition="sparse_audio", steps=1000)
+    name = report_name("anet_sparse_audio_1000")
     payload = reports.ablation(name)
     first = sorted({r["seed"] for r in payload["runs"]})[:5]
 
@@ -225,12 +229,13 @@ def block_replication(reports: Reports, delta: float) -> str:
 
 
 def block_ave(reports: Reports, delta: float) -> str:
-    payload = reports.ablation(AVE)
+    name = report_name("ave_default_500")
+    payload = reports.ablation(name)
     return "\n".join(
         [
             caption(
                 "AVE gated segment accuracy over every test snippet",
-                [_rel(AVE)],
+                [_rel(name)],
                 machines(payload),
                 delta,
             ),
@@ -329,9 +334,7 @@ def block_stability(reports: Reports, delta: float) -> str:
 
 def block_proxy(flavour: str) -> Callable[[Reports, float], str]:
     def render(reports: Reports, delta: float) -> str:
-        payload = reports.proxy(flavour)
-        keys = tuple(payload["keys"])
-        return markdown_table(flavour, {}, keys, payload, delta=delta)
+        return proxy_markdown(reports.proxy(flavour), delta, strict=True)
 
     return render
 

@@ -8,7 +8,7 @@ same config, data or condition, benchmark seed, scaled budget, score keys and Δ
 with every run, the union of seeds, the summary, paired differences and validation pick
 recomputed from the runs, and an `extensions` entry saying what was added, by which
 command, on which machine. Rows compare with full on the seeds both have
-(`ablations.paired_differences`), so a row that was not extended keeps its n.
+(`ablation_stats.paired_differences`), so a row that was not extended keeps its n.
 `--variants` takes only those rows' runs from MORE (a report whose full row merely reused
 runs that another report already adds).
 """
@@ -22,12 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ablations import (  # noqa: E402  (the reports' own statistics)
-    paired_differences,
-    shipped_markdown,
-    summarise,
-    validation_pick,
-)
+from ablation_report import shipped_markdown  # noqa: E402
+from ablation_stats import paired_differences, summarise, validation_pick  # noqa: E402
 
 from avloc_jax.benchmark import stats  # noqa: E402
 from avloc_jax.common import io  # noqa: E402

@@ -17,6 +17,8 @@ from tfds_builders import build as build_data
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 ablations = importlib.import_module("ablations")
+ablation_grids = importlib.import_module("ablation_grids")
+ablation_resolve = importlib.import_module("ablation_resolve")
 
 
 def _videos():
@@ -119,26 +121,29 @@ def test_shipped_variants_resolve_on_every_shipped_config(tmp_path):
     row is configs/paper.py, and only steps and batch size are scaled."""
     from configs import paper
 
+    shipped = ablation_grids.SHIPPED
     for name in ("activitynet12", "ave", "thumos14"):
-        for variant in ablations.SHIPPED_VARIANTS:
-            config, scaled, fixed = ablations.resolve_shipped_config(
-                REPO / "configs" / f"{name}.py", variant, 3, tmp_path, steps=500, batch_size=8,
-                data_name="ave" if name == "ave" else "activitynet12",
-            )  # fmt: skip
+        grid = ablation_grids.Grid(
+            shipped, f"configs/{name}.py", tuple(shipped.variants), (3,), steps=500, batch_size=8
+        )
+        ablation_resolve.check_grid(grid)  # every row resolves and validates
+        for variant in shipped.variants:
+            config, scaled, fixed = ablation_resolve.resolve_config(grid, variant, 3, tmp_path)
             assert config.seed == 3 and config.train.num_steps == 500
             assert config.train.batch_size == 8
             assert set(scaled) == {"train.num_steps", "eval.every_steps",
                                    "train.checkpoint_every_steps", "train.batch_size"}  # fmt: skip
             assert ("data.name" in fixed) == (name == "thumos14")
-    for group, members in ablations.SHIPPED_GROUPS.items():
-        assert set(members) <= set(ablations.SHIPPED_VARIANTS), group
-    assert ablations.shipped_variant_overrides("paper") == paper.OVERRIDES
-    assert set(ablations.CONDITIONS) == {
+            assert fixed["data.val_fraction"] == 0.15  # the benchmark's protocol
+    for group, members in shipped.groups.items():
+        assert set(members) <= set(shipped.variants), group
+    assert shipped.variants["paper"].overrides == paper.OVERRIDES
+    assert set(ablation_grids.CONDITIONS) == {
         "default", "segment_offsets", "sparse_audio", "silent_stretches",
         "occluded_stretches", "music", "sparse_occluded",
     }  # fmt: skip
     # The harder condition as calibrated by the rule fixed before its runs (docs/benchmark.md).
-    assert ablations.CONDITIONS["sparse_occluded"] == {
+    assert ablation_grids.CONDITIONS["sparse_occluded"] == {
         "audio_cue_fraction": 0.25, "occluded_stretch_prob": 0.25, "stretch_fraction": 0.3,
     }  # fmt: skip
 

@@ -10,27 +10,28 @@ import pytest
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 sys.path.insert(0, str(BENCH))
-ablations = importlib.import_module("ablations")
+ablation_grids = importlib.import_module("ablation_grids")
+ablation_report = importlib.import_module("ablation_report")
+ablation_resolve = importlib.import_module("ablation_resolve")
+ablation_stats = importlib.import_module("ablation_stats")
 reliability_regions = importlib.import_module("reliability_regions")
 
 
 @pytest.mark.parametrize("flavour", ["activitynet12", "ave"])
-def test_every_variant_override_names_an_existing_config_key(flavour):
-    config = importlib.import_module(f"configs.benchmark_{flavour}").get_config()
-    for variant, (_, overrides) in ablations.VARIANTS.items():
-        for dotted, value in overrides.items():
-            node = config
-            *parents, leaf = dotted.split(".")
-            for key in parents:
-                node = node[key]
-            assert leaf in node, f"{variant}: {dotted} is not a config key"
-            assert type(node[leaf]) is type(value) or isinstance(value, (int, float)), (
-                variant,
-                dotted,
-            )
-    for group, members in ablations.GROUPS.items():
-        assert set(members) <= set(ablations.VARIANTS), group
-    assert set(ablations.BASELINES) <= set(ablations.GROUPS["core"])
+def test_every_proxy_variant_resolves_on_its_benchmark_config(flavour):
+    """Every row's overrides name keys of configs/benchmark_<flavour>.py with values its
+    schema accepts (`check_grid` resolves and validates each), and every group is made of
+    known rows paired with a known reference."""
+    proxy = ablation_grids.PROXY
+    grid = ablation_grids.Grid(
+        proxy, f"configs/benchmark_{flavour}.py", proxy.groups["all"], proxy.default_seeds
+    )
+    ablation_resolve.check_grid(grid)  # raises GridError on any bad row
+    for group, members in proxy.groups.items():
+        assert set(members) <= set(proxy.variants), group
+    for name, variant in proxy.variants.items():
+        assert variant.reference in proxy.variants, name
+    assert proxy.variants["concat_1k"].reference == "full_1k"
 
 
 def test_summary_and_table_report_sample_std_and_paired_verdicts():
@@ -44,11 +45,13 @@ def test_summary_and_table_report_sample_std_and_paired_verdicts():
         }.items()
         for s, x in enumerate(xs)
     ]
-    summary = ablations.summarise(runs, keys)
+    summary = ablation_stats.summarise(runs, keys)
     assert summary["full"]["average_mAP"][0] == pytest.approx(0.81)
     # Every ± is the sample std (ddof = 1): 0.01 here, not the population 0.0082.
     assert summary["full"]["average_mAP"][1] == pytest.approx(0.01)
     payload = {
+        "flavour": "activitynet12",
+        "keys": list(keys),
         "command": "x",
         "num_steps": [600],
         "bench_seed": 0,
@@ -56,7 +59,7 @@ def test_summary_and_table_report_sample_std_and_paired_verdicts():
         "run_minutes": 1.0,
         "machine": {"cpus": 2, "note": "typed by hand"},
     }
-    table = ablations.markdown_table("activitynet12", summary, keys, payload)
+    table = ablation_report.proxy_markdown(payload)
     assert "| Full model" in table and "81.0 ± 1.0" in table
     # Paired by seed: full − concat = 0.10, 0.11, 0.09; full − visual = 0.01 every seed.
     concat = next(line for line in table.splitlines() if line.startswith("| Early concat"))
@@ -69,13 +72,13 @@ def test_summary_and_table_report_sample_std_and_paired_verdicts():
 
 
 def test_machine_is_measured():
-    load = ablations.load_average()
-    machine = ablations._machine(load)
+    load = ablation_report.load_average()
+    machine = ablation_report.machine(load)
     assert machine["measured"] is True and "note" not in machine
     assert machine["cpus"] == os.cpu_count() and machine["usable_cpus"] >= 1
     assert machine["load_average_start"] == load and len(machine["load_average_end"]) == 3
     assert machine["cpu_model"]
-    text = ablations.machine_text(machine)
+    text = ablation_report.machine_text(machine)
     assert text.startswith("Machine (measured): ") and "by hand" not in text
 
 
