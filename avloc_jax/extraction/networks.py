@@ -59,10 +59,13 @@ class ShardedApply:
         preprocess: Callable[[Any], Any] | None = None,
     ):
         import jax
+        from jax.sharding import Mesh
 
         from avloc_jax.common import parallel
 
-        mesh = parallel.make_mesh()
+        # This process's devices only: under jax.distributed each process extracts its
+        # own videos, so no forward pass may wait for another process.
+        mesh = Mesh(np.asarray(jax.local_devices()), (parallel.DATA_AXIS,))
         devices = mesh.devices.size
         self.batch_size = max(devices, -(-int(batch_size) // devices) * devices)
         self._rows = parallel.batch_sharded(mesh)

@@ -9,7 +9,8 @@ writes, per video (id = the file name without its extension):
                                (the W-TALC "JOINT" layout) with flow=True
     features/audio/<id>.npy    float32 [T, 128] VGGish, on the visual snippet grid
     features/manifest.json     per video: source, size, mtime, content key, duration,
-                               fps, frames, snippets, audio samples, extractor identity
+                               fps, frames, snippets, audio samples, extractor identity,
+                               the content keys of the two arrays
 
 which is what `avloc build-data generic --visual features/visual --audio features/audio`
 and `avloc predict --visual ... --audio ...` read. The snippet grid and the audio
@@ -23,22 +24,28 @@ alignment are in `align`; probing in `probing`, decoding in `media`; optical flo
                 devices (batch split on its leading axis, parameters replicated); the
                 last batch is padded and its padding rows dropped
     records     the arrays, the manifest (the cache) and failures.json
+    shards      a run split over processes or hosts: the assignment by duration, the
+                manifest parts, their merge
 
-Their public names are re-exported here. Every video's arrays are written
-to a temporary file and renamed into place, and the manifest is rewritten (atomically)
-after each video, so an interrupted run leaves complete videos and no partial file.
+Their public names are re-exported here.
+
+Resuming: every array is written to a temporary file and renamed into place, and the
+manifest (or, in a sharded run, the shard's manifest part) is rewritten atomically
+after each video, so a run killed at any moment leaves complete videos and no partial
+file; the same command run again extracts only the videos without a finished entry.
 
 Failures: with `fail_fast=False`, a video that cannot be probed or decoded, has no audio
 (without `allow_missing_audio`) or is shorter than one snippet is recorded in
 `out_dir/failures.json` ({"format", "failures": [{"id", "path", "reason"}]}, written
-atomically) and the others go on; a later run that extracts (or finds cached) a failed
-video removes its entry, and the manifest never lists a failed video. The default,
-`fail_fast=True`, raises the first `MediaError` instead (a bad file found while probing:
-before any work).
+atomically; in a sharded run, in the shard's part until the merge) and the others go
+on; a later run that extracts (or finds cached) a failed video removes its entry, and
+the manifest never lists a failed video. The default, `fail_fast=True`, raises the
+first `MediaError` instead (a bad file found while probing: before any work).
 
-Cache: a video whose content key (sha256 of its size, first and last MiB; cheap, and it
-survives copies, unlike mtime) and extractor identity (weights and settings) match its
-manifest entry, and whose two arrays exist, is not decoded again.
+Cache: a video is not decoded again when an entry for it (in the manifest or any
+manifest part) has its content key (sha256 of its size, first and last MiB; cheap, and
+it survives copies, unlike mtime) and the extractor identity (weights and settings), and
+both its arrays are there with the content keys the entry recorded.
 """
 
 from __future__ import annotations
@@ -52,7 +59,7 @@ from typing import Any
 import numpy as np
 
 from avloc_jax.common import io
-from avloc_jax.extraction import align, media
+from avloc_jax.extraction import align, media, shards
 from avloc_jax.extraction.decode import (
     QUEUE_DEPTH,
     ExtractionStats,
@@ -90,6 +97,7 @@ from avloc_jax.extraction.records import (
     read_failures,
     read_features_folder,
     read_manifest,
+    remove_temporaries,
     save_array,
     update_failures,
 )
@@ -135,6 +143,8 @@ class ExtractionResult:
     manifest: Path
     failures: list[Failure] = dataclasses.field(default_factory=list)
     failures_file: Path | None = None  # written when anything failed (now or before)
+    shard: shards.Shard | None = None  # the shard extracted, when sharded
+    other_shards: int = 0  # videos left to the other shards
 
 
 def video_ids(videos: Sequence[Path | str], given: Sequence[str | None] | None = None) -> list[str]:
@@ -159,6 +169,43 @@ def video_ids(videos: Sequence[Path | str], given: Sequence[str | None] | None =
     return ids
 
 
+class _ManifestLedger:
+    """Where one process records its videos: OUT/manifest.json itself (a sharded run
+    records them in its part, `shards.Part`, which has the same methods)."""
+
+    def __init__(self, out_dir: Path):
+        self.out_dir = out_dir
+        self.path = out_dir / MANIFEST_FILE
+        self.manifest = read_manifest(out_dir)
+        self._changed = False
+
+    def add(self, video_id: str, entry: dict[str, Any]) -> None:
+        if self.manifest["videos"].get(video_id) != entry:
+            self.manifest["videos"][video_id] = entry
+            self._changed = True
+
+    def fail(self, failure: Failure) -> None:  # the manifest never lists a failed video
+        if self.manifest["videos"].pop(failure.video_id, None) is not None:
+            self._changed = True
+
+    def write(self) -> None:
+        if self._changed:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            io.atomic_write_json(self.path, self.manifest)
+            self._changed = False
+
+
+def _known_entries(out_dir: Path) -> dict[str, list[dict[str, Any]]]:
+    """Every entry that `out_dir` holds for each video id, from manifest parts (a
+    sharded run's, finished or not) and the manifest: the cache's candidates."""
+    known: dict[str, list[dict[str, Any]]] = {}
+    for video_id, entry in shards.part_entries(out_dir):
+        known.setdefault(video_id, []).append(entry)
+    for video_id, entry in read_manifest(out_dir)["videos"].items():
+        known.setdefault(video_id, []).append(entry)
+    return known
+
+
 def extract_features(
     videos: Iterable[Path | str],
     out_dir: Path | str,
@@ -172,12 +219,13 @@ def extract_features(
     notice: media.Notice = media.warn,
     ids: Sequence[str | None] | None = None,
     fail_fast: bool = True,
+    shard: shards.Shard | None = None,
 ) -> ExtractionResult:
     """Features of `videos` under `out_dir` (layout in the module doc), in input order.
 
     Every video to extract is probed first, so that a bad file (see `media.probe`)
-    fails before any work, with a `MediaError` naming it. A video whose manifest entry
-    matches (see the module doc) is reused unless `cache` is False.
+    fails before any work, with a `MediaError` naming it. A video with a finished entry
+    (see the module doc) is reused unless `cache` is False.
 
     Args:
       ids: each video's id (None: its file name without the extension); see `video_ids`.
@@ -188,6 +236,8 @@ def extract_features(
       batch_size: snippets per decoded chunk (default: the extractor's).
       allow_missing_audio: a video without an audio track gets the features of silence
         (with a warning) instead of a `MediaError`.
+      shard: extract only this shard's videos (`shards.plan`) and record them in its
+        manifest part instead of manifest.json (`shards.merge` merges the parts).
     """
     paths = [Path(v) for v in videos]
     out_dir = Path(out_dir)
@@ -200,24 +250,34 @@ def extract_features(
     if batch_size is not None:
         extractor = dataclasses.replace(extractor, batch_size=int(batch_size))
     ids = video_ids(paths, ids)
+    path_of = dict(zip(reversed(ids), reversed(paths)))  # the first path of each id
+    unique = list(dict.fromkeys(ids))
     identity = extractor.identity(flow)
-    manifest = read_manifest(out_dir)
+    ledger: _ManifestLedger | shards.Part
+    if shard is None:
+        mine, ledger = unique, _ManifestLedger(out_dir)
+    else:
+        shards.check_no_other_run(out_dir, shard)
+        plan = shards.plan(unique, [path_of[v] for v in unique], shard)
+        mine, ledger = [unique[p] for p in plan.positions], shards.Part(out_dir, plan, identity)
+    known = _known_entries(out_dir) if cache else {}
     stats = ExtractionStats()
     started = time.perf_counter()
 
     results: dict[str, ExtractedVideo] = {}
     failures: dict[str, Failure] = {}
     jobs: list[Job] = []
-    for video_id, path in zip(ids, paths):
-        if video_id in results or video_id in failures or any(j.video_id == video_id for j in jobs):
-            continue  # the same file given twice
+    for video_id in mine:
+        path = path_of[video_id]
         try:
             media.check_file(path)
             key = file_key(path)
-            entry = manifest["videos"].get(video_id)
-            if cache and cached(entry, key, identity, out_dir):
-                assert entry is not None
+            entry = next(
+                (e for e in known.get(video_id, []) if cached(e, key, identity, out_dir)), None
+            )
+            if entry is not None:
                 results[video_id] = extracted(video_id, out_dir, entry, cached=True)
+                ledger.add(video_id, entry)
                 stats.cached += 1
                 continue
             info = media.probe(path)
@@ -226,37 +286,46 @@ def extract_features(
             if fail_fast:
                 raise
             failures[video_id] = Failure(video_id, path, one_line(err))
+            ledger.fail(failures[video_id])
             notice(f"warning: {video_id} failed, the others go on: {one_line(err)}")
             continue
         jobs.append(Job(video_id, path, info, has_audio, key))
 
+    if shard is not None or jobs:
+        ledger.write()  # cached entries (from other files) and early failures
     if jobs:
         (out_dir / VISUAL_DIR).mkdir(parents=True, exist_ok=True)
         (out_dir / AUDIO_DIR).mkdir(parents=True, exist_ok=True)
+        for job in jobs:
+            remove_temporaries(out_dir, job.video_id)
         _run(
             jobs,
             out_dir,
             extractor,
             flow,
             identity,
-            manifest,
+            ledger,
             results,
             stats,
             progress,
             notice,
             failures=None if fail_fast else failures,
         )
-    if any(manifest["videos"].pop(video_id, None) is not None for video_id in list(failures)):
-        io.atomic_write_json(out_dir / MANIFEST_FILE, manifest)  # never lists a failed video
+    ledger.write()
     stats.failed = len(failures)
-    failures_file = update_failures(out_dir, list(failures.values()), results)
+    if shard is None:
+        failures_file = update_failures(out_dir, list(failures.values()), results)
+    else:
+        failures_file = ledger.path if failures else None
     stats.wall_seconds = time.perf_counter() - started
     return ExtractionResult(
-        [results[v] for v in dict.fromkeys(ids) if v in results],
+        [results[v] for v in unique if v in results],
         stats,
-        out_dir / MANIFEST_FILE,
+        ledger.path,
         list(failures.values()),
         failures_file,
+        shard,
+        len(unique) - len(mine),
     )
 
 
@@ -266,7 +335,7 @@ def _run(
     extractor: FeatureExtractor,
     flow: bool,
     identity: dict[str, Any],
-    manifest: dict[str, Any],
+    ledger: _ManifestLedger | shards.Part,
     results: dict[str, ExtractedVideo],
     stats: ExtractionStats,
     progress: bool,
@@ -316,6 +385,8 @@ def _run(
                 _, job, reason = event
                 assert failures is not None
                 failures[job.video_id] = Failure(job.video_id, job.path, reason)
+                ledger.fail(failures[job.video_id])
+                ledger.write()
                 notice(f"warning: {job.video_id} failed, the others go on: {reason}")
                 rgb, flows = [], []
                 continue
@@ -334,8 +405,8 @@ def _run(
                 visual = np.concatenate([visual, np.concatenate(flows)], axis=1)
             rgb, flows = [], []
             entry = _write_video(out_dir, job, reader, visual, audio, num_samples, identity)
-            manifest["videos"][job.video_id] = entry
-            io.atomic_write_json(out_dir / MANIFEST_FILE, manifest)
+            ledger.add(job.video_id, entry)
+            ledger.write()
             results[job.video_id] = extracted(job.video_id, out_dir, entry, cached=False)
             stats.extracted += 1
             stats.audio_duration += num_samples / align.SAMPLE_RATE
@@ -356,8 +427,8 @@ def _write_video(
     """Writes one video's arrays (atomically) and returns its manifest entry."""
     visual_rel = f"{VISUAL_DIR}/{job.video_id}.npy"
     audio_rel = f"{AUDIO_DIR}/{job.video_id}.npy"
-    save_array(out_dir / visual_rel, visual)
-    save_array(out_dir / audio_rel, audio)
+    visual_key = save_array(out_dir / visual_rel, visual)
+    audio_key = save_array(out_dir / audio_rel, audio)
     stat = job.path.stat()
     return {
         "source": str(job.path.resolve()),
@@ -378,6 +449,8 @@ def _write_video(
         "audio": audio_rel,
         "visual_shape": list(visual.shape),
         "audio_shape": list(audio.shape),
+        "visual_key": visual_key,
+        "audio_key": audio_key,
         "extractor": identity,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }

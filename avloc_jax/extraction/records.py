@@ -6,12 +6,16 @@ and the list of failures.
     OUT/failures.json                         {"format", "version", "failures": [...]}
 
 A video's content key (`file_key`) and the extractor identity in its entry decide
-whether it is extracted again.
+whether it is extracted again; the entry also holds the content keys of its two arrays,
+so an entry is only trusted while its arrays are the ones it describes (a rerun that
+was killed after rewriting an array, before its entry, never passes off the new array
+as the old one).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import glob
 import hashlib
 import json
 import os
@@ -104,14 +108,26 @@ def read_features_folder(out_dir: Path | str) -> list[ExtractedVideo]:
     return found
 
 
-def save_array(path: Path, array: np.ndarray) -> None:
-    """np.save to a temporary sibling, then an atomic rename: never half-written."""
+def save_array(path: Path, array: np.ndarray) -> str:
+    """np.save to a temporary sibling, then an atomic rename: never half-written. Returns
+    the array file's content key (`file_key`)."""
     tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.npy")
     try:
         np.save(tmp, array)
+        key = file_key(tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+    return key
+
+
+def remove_temporaries(out_dir: Path, video_id: str) -> None:
+    """The temporary array files of `video_id` that a killed run left behind (never
+    under a final name, but clutter); call it only for videos this process writes."""
+    for folder in (VISUAL_DIR, AUDIO_DIR):
+        pattern = str(out_dir / folder / f".{glob.escape(video_id)}.tmp-*.npy")
+        for leftover in glob.glob(pattern):
+            Path(leftover).unlink(missing_ok=True)
 
 
 @dataclasses.dataclass
@@ -170,24 +186,43 @@ def update_failures(
     """Rewrites `out_dir/failures.json` (atomically): the earlier entries less the ids
     that succeeded or failed again now, plus `failures`. Not written when it would be
     empty and there is none yet; returns its path when it exists afterwards."""
-    path = out_dir / FAILURES_FILE
-    earlier = read_failures(out_dir)
     done = set(succeeded) | {f.video_id for f in failures}
-    kept = [f for f in earlier if f["id"] not in done] + [f.as_json() for f in failures]
-    if not kept and not path.exists():
+    kept = [f for f in read_failures(out_dir) if f["id"] not in done]
+    return write_failures(out_dir, kept + [f.as_json() for f in failures])
+
+
+def write_failures(out_dir: Path, failures: list[dict[str, str]]) -> Path | None:
+    """`out_dir/failures.json` with `failures` (atomically); not written when empty and
+    there is none yet. Its path when it exists afterwards."""
+    path = out_dir / FAILURES_FILE
+    if not failures and not path.exists():
         return None
     out_dir.mkdir(parents=True, exist_ok=True)
-    io.atomic_write_json(path, {"format": FAILURES_FORMAT, "version": 1, "failures": kept})
+    io.atomic_write_json(path, {"format": FAILURES_FORMAT, "version": 1, "failures": failures})
     return path
 
 
+def arrays_intact(entry: Mapping[str, Any], out_dir: Path) -> bool:
+    """Whether both arrays of a manifest entry exist and (when the entry records their
+    content keys, as every entry since they were added does) are the ones it describes."""
+    for what in ("visual", "audio"):
+        relative = entry.get(what)
+        if not isinstance(relative, str) or not (out_dir / relative).is_file():
+            return False
+        key = entry.get(f"{what}_key")
+        if key is not None and file_key(out_dir / relative) != key:
+            return False
+    return True
+
+
 def cached(entry: Mapping[str, Any] | None, key: str, identity: Mapping, out_dir: Path) -> bool:
+    """Whether `entry` is a finished extraction of the video whose content key is `key`
+    by the extractor of `identity`, with its arrays intact."""
     return (
         entry is not None
         and entry.get("key") == key
         and entry.get("extractor") == identity
-        and (out_dir / entry.get("visual", "")).is_file()
-        and (out_dir / entry.get("audio", "")).is_file()
+        and arrays_intact(entry, out_dir)
     )
 
 
