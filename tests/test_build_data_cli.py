@@ -218,3 +218,54 @@ def test_cli_build_runs_without_tensorflow(tmp_path):
     assert "RESULT 0 2 (10, 6) False" in proc.stdout
     assert "\r" not in proc.stderr  # no progress bar off a terminal
     json.loads((tmp_path / "tfds" / "ave" / "default" / "1.0.0" / "dataset_info.json").read_text())
+
+
+def test_generic_from_extraction_leaves_out_the_failed_videos_and_names_them(tmp_path, capsys):
+    """A folder that `avloc extract-features` wrote: the ground-truth videos that
+    failures.json lists (and that have no features) are left out, in one note line;
+    unmerged manifest parts and other missing videos are refused."""
+    from avloc_jax.extraction import records, shards
+
+    features = tmp_path / "features"
+    write_generic(features)  # clip0..clip5, training / validation alternating
+    (features / "manifest.json").write_text(json.dumps({"format": "avloc-features", "videos": {}}))
+    for name in ("visual", "audio"):
+        (features / name / "clip2.npy").unlink()
+    records.write_failures(
+        features, [{"id": "clip2", "path": "videos/clip2.mp4", "reason": "corrupt (test)"}]
+    )
+    argv = ["generic", "--data-dir", str(tmp_path / "tfds"), "--manual-dir", str(features)]
+    argv.append("--quiet")
+    assert build_data.main(argv) == 0
+    captured = capsys.readouterr()
+    assert captured.err == (
+        f"avloc build-data: note: 1 video of {features / 'gt.json'} left out, its extraction "
+        f"failed ({features / 'failures.json'}): clip2\n"
+    )
+    assert "training: 2 videos" in captured.out and "validation: 3 videos" in captured.out
+
+    # A video without features that did not fail is still refused (unless --skip-missing).
+    for name in ("visual", "audio"):
+        (features / name / "clip4.npy").unlink()
+    argv[2] = str(tmp_path / "tfds2")
+    assert build_data.main(argv) == 1
+    assert _one_error_line(capsys.readouterr().err).endswith(
+        f"{features}: 1 video of {features / 'gt.json'} has no features and did not fail "
+        "either (clip4): extract it first, or pass --skip-missing"
+    )
+    assert not (tmp_path / "tfds2").exists()
+    assert build_data.main([*argv, "--skip-missing"]) == 0
+    assert "training: 1 video" in capsys.readouterr().out
+
+    # A shard that ran after the merge: its part is newer than manifest.json.
+    part = features / shards.Shard(1, 2).part_name
+    part.write_text("{}")
+    stamp = (features / "manifest.json").stat().st_mtime_ns + 10**9
+    os.utime(part, ns=(stamp, stamp))
+    argv[2] = str(tmp_path / "tfds3")
+    assert build_data.main(argv) == 1
+    assert _one_error_line(capsys.readouterr().err).endswith(
+        f"{features} holds manifest parts newer than its manifest.json "
+        f"(manifest.part-00001-of-00002.json): merge them first with avloc extract-features "
+        f"--merge {features}"
+    )

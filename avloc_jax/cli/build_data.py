@@ -8,6 +8,12 @@ The inputs (--manual-dir, the paths, every required file) are checked before any
 written; a failed build leaves nothing new in D (a D that did not exist still does not).
 Errors: one line ``avloc build-data: error: ...`` on stderr, exit 2 for bad options, 1
 for bad or missing input files.
+
+`generic` from a folder that `avloc extract-features` wrote (--visual F/visual --audio
+F/audio, or --manual-dir F): F's manifest parts must be merged (`avloc extract-features
+--merge F`), and the ground-truth videos that F/failures.json lists and that have no
+features are left out, named in one note line (any other video without features is
+still an error, unless --skip-missing).
 """
 
 from __future__ import annotations
@@ -15,9 +21,11 @@ from __future__ import annotations
 import argparse
 import functools
 import logging
+from pathlib import Path
 from typing import Any
 
 from avloc_jax.cli import messages
+from avloc_jax.common.wording import plural
 from avloc_jax.data.annotations import DataError
 from tfds_builders.build import DATASETS, BuildRefused, build, summary
 
@@ -95,6 +103,7 @@ def _parser() -> argparse.ArgumentParser:
 
 PROGRAM = "avloc build-data"
 _fail = functools.partial(messages.fail, PROGRAM)
+_note = functools.partial(messages.note, PROGRAM)
 
 
 def _paths(args: argparse.Namespace) -> dict[str, str]:
@@ -163,6 +172,14 @@ def main(argv: list[str]) -> int:
     except ValueError as err:
         return _fail(str(err), 2)
     config = "weak" if args.weak else (args.name or "default")
+    note = None
+    if args.dataset == "generic":
+        try:
+            note = _failed_videos_note(args, paths)
+        except (DataError, ValueError, OSError) as err:
+            return _fail(str(err), 1)
+        if note is not None:
+            builder_kwargs["skip_missing"] = True
     try:
         path = build(
             args.dataset,
@@ -181,4 +198,83 @@ def main(argv: list[str]) -> int:
     except OSError as err:  # e.g. a data dir that cannot be created or written
         return _fail(f"{err.filename or args.data_dir}: {err.strerror or err}", 1)
     print(summary(path))
+    if note is not None:
+        _note(note)
     return 0
+
+
+def _extraction_folder(args: argparse.Namespace, paths: dict[str, str]) -> Path | None:
+    """The folder that `avloc extract-features` wrote, when --visual and --audio (given,
+    or under --manual-dir) are its visual/ and audio/; else None."""
+    from avloc_jax.extraction import records, shards
+
+    manual = Path(args.manual_dir).expanduser() if args.manual_dir else None
+    folders = []
+    for name, default in (("visual", records.VISUAL_DIR), ("audio", records.AUDIO_DIR)):
+        if name in paths:
+            folders.append(Path(paths[name]).expanduser())
+        elif manual is not None:
+            folders.append(manual / default)
+        else:
+            return None
+    parents = {folder.absolute().parent for folder in folders}
+    if len(parents) != 1 or [f.name for f in folders] != [records.VISUAL_DIR, records.AUDIO_DIR]:
+        return None
+    folder = parents.pop()
+    if (folder / records.MANIFEST_FILE).is_file() or shards.find_parts(folder):
+        return folder
+    return None
+
+
+def _failed_videos_note(args: argparse.Namespace, paths: dict[str, str]) -> str | None:
+    """When a `generic` build leaves out ground-truth videos whose extraction failed (they
+    have no features), the note naming them; else None. A DataError for unmerged manifest
+    parts, or for other videos without features (unless --skip-missing)."""
+    from avloc_jax.data import annotations as ann
+    from avloc_jax.extraction import records, shards
+    from tfds_builders import common, get_builder_class
+
+    folder = _extraction_folder(args, paths)
+    if folder is None:
+        return None
+    unmerged = shards.unmerged_parts(folder)
+    if unmerged:
+        raise DataError(
+            f"{folder} holds manifest parts newer than its {records.MANIFEST_FILE} "
+            f"({messages.some([p.name for p in unmerged], 3)}): merge them first with "
+            f"avloc extract-features --merge {folder}"
+        )
+    failures = {f["id"]: f for f in records.read_failures(folder)}
+    if not failures:
+        return None
+    gt = paths.get("gt")
+    if gt is None and args.manual_dir:
+        names = get_builder_class("generic").INPUTS["gt"]
+        found = [Path(args.manual_dir).expanduser() / n for n in names]
+        gt = next((str(p) for p in found if p.is_file()), None)
+    if gt is None:
+        return None  # the build names the missing ground truth
+    stores = [common.FolderStore(folder / records.VISUAL_DIR)]
+    stores.append(common.FolderStore(folder / records.AUDIO_DIR))
+
+    def has_features(video_id: str) -> bool:
+        return all(any(Path(c).is_file() for c in s.candidates(video_id)) for s in stores)
+
+    videos = [v.video_id for v in ann.read_ground_truth_json(Path(gt).expanduser())]
+    missing = [v for v in videos if not has_features(v)]
+    left_out = [v for v in missing if v in failures]
+    others = [v for v in missing if v not in failures]
+    if others and left_out and not args.skip_missing:
+        one = len(others) == 1
+        raise DataError(
+            f"{folder}: {plural(len(others), 'video')} of {gt} {'has' if one else 'have'} no "
+            f"features and did not fail either ({messages.some(others)}): extract "
+            f"{'it' if one else 'them'} first, or pass --skip-missing"
+        )
+    if not left_out:
+        return None
+    return (
+        f"note: {plural(len(left_out), 'video')} of {gt} left out, "
+        f"{'its' if len(left_out) == 1 else 'their'} extraction failed "
+        f"({folder / records.FAILURES_FILE}): {messages.some(left_out)}"
+    )
