@@ -2,7 +2,6 @@
 schema (avloc_jax/schema.py), one override path, validation before anything runs, and the
 migration of configs saved by older versions."""
 
-import dataclasses
 import importlib
 import json
 import os
@@ -340,17 +339,37 @@ def test_train_and_evaluate_validates_before_writing(tmp_path):
 # build_model: the config as it is
 
 
-def test_model_fields_are_the_model_config_keys():
-    fields = {f.name for f in dataclasses.fields(models.AVLocModel)} - {"parent", "name"}
-    assert fields - {"num_classes"} == set(default.get_config().model.keys())
+def test_build_model_reads_every_model_config_key():
+    """No key of config.model is dead: built with each fusion, head and head norm in
+    turn, the model's parts (each built by its registry's builder) read every key."""
+
+    class Recording:
+        def __init__(self, config):
+            self.config, self.read = config, set()
+
+        def __getattr__(self, key):
+            self.read.add(key)
+            return getattr(self.config, key)
+
+    read: set[str] = set()
+    registries = {"fusion": models.FUSIONS, "head": models.HEADS, "head_norm": models.HEAD_NORMS}
+    for key, registry in registries.items():
+        for name in registry:
+            model_config = default.get_config().model
+            model_config[key] = name
+            recording = Recording(model_config)
+            models.build_model(recording, num_classes=3)
+            read |= recording.read
+    assert read == set(default.get_config().model.keys())
     model = models.build_model(default.get_config().model, num_classes=3)
-    assert model.attention_gate is True and model.merge == "none" and model.embed_dim == 128
+    assert model.fusion.attention_gate is True and model.fusion.merge == "none"
+    assert model.head.hidden == 128
 
 
 def test_build_model_has_no_fallback_for_a_missing_key():
     model_config = default.get_config().model
     del model_config["attention_gate"]
-    with pytest.raises(TypeError, match="attention_gate"):
+    with pytest.raises(AttributeError, match="attention_gate"):
         models.build_model(model_config, num_classes=3)
 
 
@@ -423,7 +442,7 @@ def test_read_config_migrates_a_saved_config(tmp_path):
     config = inference.read_config(tmp_path)
     assert config.config_version == 2 and config.model.attention_gate is False
     assert config.loss.pseudo_label_rule == "class_argmax"
-    assert models.build_model(config.model, num_classes=3).attention_gate is False
+    assert models.build_model(config.model, num_classes=3).fusion.attention_gate is False
 
 
 @pytest.mark.parametrize(

@@ -1,86 +1,58 @@
-"""The whole model (embeddings -> fusion -> head) and `build_model`.
+"""The whole model, composed (embeddings -> fusion -> head norm -> head), and
+`build_model`, the one factory that composes it from `config.model`.
 
-Shapes: B = batch, T = snippets, d = the embedding size, H = attention heads, C = action
-classes. ``mask`` [B, T] is True at real snippets; padded snippets never influence the
-outputs at valid positions, and the outputs at padded positions are zero.
-Dv / Da = visual / audio feature sizes.
+`AVLocModel` holds its parts as submodules (flax composition: a module passed as a field
+is adopted under the field's name), so it has no string switches: `build_model` looks each
+part up in its registry (`FUSIONS`, `HEAD_NORMS`, `HEADS`) and passes the built modules
+in. The field names are the parameter paths (``visual_embedding``, ``audio_embedding``,
+``fusion``, ``head_norm``, ``head``): the same as before the composition, so checkpoints
+of that layout load and flax derives the same initial values from them
+(tests/test_model_layout.py).
+
+Shapes: B = batch, T = snippets, d = the embedding size, F = the fused feature size,
+C = action classes, Dv / Da = visual / audio feature sizes. ``mask`` [B, T] is True at
+real snippets; padded snippets never influence the outputs at valid positions, and the
+outputs at padded positions are zero.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from avloc_jax.model.cross_attention import MultiStageCrossAttention
 from avloc_jax.model.embedding import ModalityEmbedding
-from avloc_jax.model.heads import HEADS, OpenMaxHead, SoftmaxBackgroundHead, open_set_posterior
-from avloc_jax.model.masking import Array, Dtype, zero_padded
-
-FUSIONS = ("cross_attention", "concat", "visual", "audio")
-HEAD_NORMS = ("none", "layernorm", "video_rms")
-
-
-class VideoRMSNorm(nn.Module):
-    """Divides each video's features by their root mean square over its valid snippets and
-    all channels, then applies a learned per-channel scale (initialised to 1).
-
-    Unlike a per-snippet LayerNorm it keeps the relative amplitude of the snippets of a
-    video (an action-vs-context cue can be an amplitude), and removes only the overall
-    scale of the stream, e.g. the 2^(S-1) of the dense skip sum."""
-
-    dtype: Dtype
-    epsilon: float = 1e-6
-
-    @nn.compact
-    def __call__(self, x: Array, mask: Array) -> Array:
-        """x: [B, T, F], mask: [B, T] -> [B, T, F]."""
-        x32 = zero_padded(x.astype(jnp.float32), mask)
-        count = jnp.maximum(mask.sum(axis=1), 1)[:, None, None] * x.shape[-1]
-        mean_square = jnp.sum(x32 * x32, axis=(1, 2), keepdims=True) / count
-        scale = self.param("scale", nn.initializers.ones, (x.shape[-1],))
-        return (x32 * jax.lax.rsqrt(mean_square + self.epsilon) * scale).astype(self.dtype)
+from avloc_jax.model.fusions import FUSIONS, modalities_of
+from avloc_jax.model.heads import HEADS, open_set_posterior
+from avloc_jax.model.masking import Array, compute_dtype, zero_padded
+from avloc_jax.model.norms import HEAD_NORMS
 
 
 class AVLocModel(nn.Module):
-    """The whole model: embeddings -> fusion -> classifier head.
+    """The whole model: embeddings -> fusion -> [head norm] -> classifier head.
 
-    ``fusion`` selects the paper's method or one of its baselines in the same code path:
-      cross_attention: S cross-attention stages, then [Xa^S ; Xv^S];
-      concat: early concatenation [Xa^0 ; Xv^0];
-      visual / audio: a single modality's embedding.
-    ``head`` is ``openmax`` (the method) or ``softmax_bg`` (closed-set baseline).
-    ``head_norm`` normalises the fused features in front of the head, the same way for
-    every fusion: ``none`` (the identity), ``layernorm`` (per snippet, over the fused
-    channels) or ``video_rms`` (`VideoRMSNorm`). It removes the scale difference between
-    fusions (the dense skip sum doubles the embeddings), so that cross_attention, its
-    gate-held-at-0 control and concat differ only by the attention.
-    Parameters are always float32; ``dtype`` is the compute dtype.
+    Attributes:
+      fusion: a fusion module (avloc_jax/model/fusions.py): reads the embedded streams its
+        ``modalities`` name, {m: [B, T, d]}, and returns the fused features [B, T, F].
+      head: a head module (avloc_jax/model/heads.py): [B, T, F] -> (class logits
+        [B, T, C], reliability logits [B, T]).
+      visual_embedding, audio_embedding: [B, T, Dv] / [B, T, Da] -> [B, T, d]
+        (`ModalityEmbedding`); None for a modality the fusion does not read.
+      head_norm: normalises the fused features, ([B, T, F], mask) -> [B, T, F]
+        (avloc_jax/model/norms.py); None for none.
+
+    Parameters are float32; each part computes in its own dtype (`config.model.dtype`).
     """
 
-    # No defaults: the fields are the keys of `config.model`, whose defaults live only in
-    # configs/default.py (`build_model` passes them through).
-    num_classes: int
-    embed_dim: int
-    fusion: str
-    head: str
-    head_norm: str
-    num_stages: int
-    num_heads: int
-    skip: str
-    merge: str
-    attention_window: int
-    distance_bias: bool
-    attention_gate: bool
-    attention_gate_frozen: bool
-    conv_kernel: int
-    dropout_rate: float
-    dtype: Dtype
+    fusion: nn.Module
+    head: nn.Module
+    visual_embedding: nn.Module | None = None
+    audio_embedding: nn.Module | None = None
+    head_norm: nn.Module | None = None
 
-    @nn.compact
     def __call__(
         self, visual: Array, audio: Array, mask: Array, *, train: bool = False
     ) -> dict[str, Array]:
@@ -90,59 +62,30 @@ class AVLocModel(nn.Module):
           class_logits [B, T, C]  the class activation sequence z,
           reliability_logits [B, T], reliability μ [B, T],
           posterior [B, T, C+1]   open-set posterior (background last),
-        all zero at padded snippets.
+        all zero at padded snippets. With ``mutable=["intermediates"]`` the features the
+        head sees are sown as ``head_input`` [B, T, F].
         """
-        if self.fusion not in FUSIONS:
-            raise ValueError(f"model.fusion must be one of {FUSIONS}, got {self.fusion!r}")
-        if self.head not in HEADS:
-            raise ValueError(f"model.head must be one of {HEADS}, got {self.head!r}")
-        if self.head_norm not in HEAD_NORMS:
-            raise ValueError(f"model.head_norm must be one of {HEAD_NORMS}, got {self.head_norm!r}")
         mask = mask.astype(bool)
-
-        def embed(name: str) -> ModalityEmbedding:
-            return ModalityEmbedding(
-                self.embed_dim, self.conv_kernel, self.dropout_rate, self.dtype, name=name
+        streams: dict[str, Array] = {}
+        for modality, features, embedding in (
+            ("visual", visual, self.visual_embedding),
+            ("audio", audio, self.audio_embedding),
+        ):
+            if embedding is not None:
+                streams[modality] = embedding(features, mask, train=train)
+        missing = [m for m in modalities_of(self.fusion) if m not in streams]
+        if missing:
+            raise ValueError(
+                f"fusion {type(self.fusion).__name__} reads {', '.join(missing)}, "
+                "which the model does not embed"
             )
-
-        streams = []
-        if self.fusion != "audio":
-            visual_embedded = embed("visual_embedding")(
-                visual.astype(self.dtype), mask, train=train
-            )
-        if self.fusion != "visual":
-            audio_embedded = embed("audio_embedding")(audio.astype(self.dtype), mask, train=train)
-        if self.fusion == "cross_attention":
-            audio_embedded, visual_embedded = MultiStageCrossAttention(
-                num_stages=self.num_stages,
-                num_heads=self.num_heads,
-                skip=self.skip,
-                merge=self.merge,
-                window=self.attention_window,
-                distance_bias=self.distance_bias,
-                attention_gate=self.attention_gate,
-                attention_gate_frozen=self.attention_gate_frozen,
-                dtype=self.dtype,
-                name="fusion",
-            )(audio_embedded, visual_embedded, mask)
-        if self.fusion != "visual":
-            streams.append(audio_embedded)
-        if self.fusion != "audio":
-            streams.append(visual_embedded)
-        fused = jnp.concatenate(streams, axis=-1)
-        if self.head_norm == "layernorm":
-            fused = zero_padded(nn.LayerNorm(dtype=self.dtype, name="head_norm")(fused), mask)
-        elif self.head_norm == "video_rms":
-            fused = zero_padded(VideoRMSNorm(self.dtype, name="head_norm")(fused, mask), mask)
+        fused = self.fusion(streams, mask)
+        if self.head_norm is not None:
+            fused = zero_padded(self.head_norm(fused, mask), mask)
         # What the head sees (tests check the scales); costs nothing unless mutable.
         self.sow("intermediates", "head_input", fused)
 
-        head_cls: Callable[..., nn.Module] = (
-            OpenMaxHead if self.head == "openmax" else SoftmaxBackgroundHead
-        )
-        class_logits, reliability_logits = head_cls(
-            self.num_classes, self.embed_dim, self.dropout_rate, self.dtype, name="head"
-        )(fused, train=train)
+        class_logits, reliability_logits = self.head(fused, train=train)
         class_logits = zero_padded(class_logits.astype(jnp.float32), mask)
         reliability_logits = reliability_logits.astype(jnp.float32) * mask
         posterior = zero_padded(open_set_posterior(class_logits, reliability_logits), mask)
@@ -154,13 +97,38 @@ class AVLocModel(nn.Module):
         }
 
 
-DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+Builder = TypeVar("Builder")
+
+
+def _builder(registry: Mapping[str, Builder], key: str, name: Any) -> Builder:
+    """registry[name], or one error naming the config key and the registered choices."""
+    if name not in registry:
+        raise ValueError(f"model.{key} must be one of {', '.join(registry)}; got {name!r}")
+    return registry[name]
 
 
 def build_model(model_config: Any, num_classes: int) -> AVLocModel:
-    """The model a `config.model` ConfigDict describes: its keys are AVLocModel's fields,
-    passed as they are; only the dtype name becomes a dtype."""
-    fields = dict(model_config.items())
-    if fields["dtype"] not in DTYPES:
-        raise ValueError(f"model.dtype must be one of {sorted(DTYPES)}, got {fields['dtype']!r}")
-    return AVLocModel(num_classes=num_classes, **{**fields, "dtype": DTYPES[fields["dtype"]]})
+    """The model a `config.model` ConfigDict describes, for `num_classes` classes.
+
+    model.fusion, model.head and model.head_norm pick a builder from `FUSIONS`, `HEADS`
+    and `HEAD_NORMS`; each builder reads the keys of `config.model` it needs. The model
+    embeds exactly the modalities its fusion reads. An unknown name or dtype raises one
+    ValueError naming the key and the choices.
+    """
+    dtype = compute_dtype(model_config)
+    fusion = _builder(FUSIONS, "fusion", model_config.fusion)(model_config)
+    head_norm = _builder(HEAD_NORMS, "head_norm", model_config.head_norm)(model_config)
+    head = _builder(HEADS, "head", model_config.head)(model_config, num_classes)
+    embeddings = {
+        modality: ModalityEmbedding(
+            model_config.embed_dim, model_config.conv_kernel, model_config.dropout_rate, dtype
+        )
+        for modality in modalities_of(fusion)
+    }
+    return AVLocModel(
+        fusion=fusion,
+        head=head,
+        visual_embedding=embeddings.get("visual"),
+        audio_embedding=embeddings.get("audio"),
+        head_norm=head_norm,
+    )

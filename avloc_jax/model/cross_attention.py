@@ -8,6 +8,9 @@ outputs at valid positions, and the outputs at padded positions are zero.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import ClassVar
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -102,7 +105,20 @@ class MultiStageCrossAttention(nn.Module):
     start from (a closed gate would zero the streams), so the gate applies only with a skip.
     ``attention_gate_frozen`` keeps the gate at 0 (no gradient): the control model with the
     same streams, scale and head but no attention at all.
+
+    As a fusion (``model.fusion = "cross_attention"``, avloc_jax/model/fusions.py),
+    ``__call__`` takes the embedded streams and returns [Xa^S ; Xv^S]; ``attend`` returns
+    the two streams apart. Per-stage Λ is sown as ``intermediates/attention_logits_{s}``.
+
+    Attributes:
+      num_stages: S.
+      num_heads, window, distance_bias: of every `CrossAttentionStage`.
+      skip: one of SKIPS; merge: one of MERGES.
+      attention_gate / attention_gate_frozen: the zero-initialised gate / held at 0.
+      dtype: the compute dtype (parameters stay float32).
     """
+
+    modalities: ClassVar[tuple[str, ...]] = ("audio", "visual")  # the streams it reads
 
     num_stages: int = 2
     num_heads: int = 1
@@ -114,9 +130,14 @@ class MultiStageCrossAttention(nn.Module):
     attention_gate_frozen: bool = False
     dtype: Dtype = jnp.float32
 
+    def __call__(self, streams: Mapping[str, Array], mask: Array) -> Array:
+        """streams {"audio", "visual"}: [B, T, d] each -> [Xa^S ; Xv^S] [B, T, 2d]."""
+        audio, visual = self.attend(streams["audio"], streams["visual"], mask)
+        return jnp.concatenate([audio, visual], axis=-1)
+
     @nn.compact
-    def __call__(self, audio: Array, visual: Array, mask: Array) -> tuple[Array, Array]:
-        """audio, visual: [B, T, d] -> (audio [B, T, d], visual [B, T, d])."""
+    def attend(self, audio: Array, visual: Array, mask: Array) -> tuple[Array, Array]:
+        """audio, visual: [B, T, d] -> (Xa^S [B, T, d], Xv^S [B, T, d])."""
         if self.skip not in SKIPS:
             raise ValueError(f"model.skip must be one of {SKIPS}, got {self.skip!r}")
         if self.merge not in MERGES:

@@ -25,6 +25,7 @@ class ModalityEmbedding(nn.Module):
       features: d, the embedding size.
       conv_kernel: temporal kernel size; 0 or 1 disables the convolution.
       dropout_rate: dropout after the embedding (training only).
+      dtype: the compute dtype (parameters stay float32).
     """
 
     features: int
@@ -34,7 +35,8 @@ class ModalityEmbedding(nn.Module):
 
     @nn.compact
     def __call__(self, x: Array, mask: Array, *, train: bool) -> Array:
-        """x: [B, T, D_in] -> [B, T, d]."""
+        """x: [B, T, D_in] (any float dtype; computed in ``dtype``), mask: [B, T] -> [B, T, d]."""
+        x = x.astype(self.dtype)
         x = nn.relu(nn.Dense(self.features, dtype=self.dtype, name="dense")(x))
         x = zero_padded(x, mask)
         if self.conv_kernel > 1:
