@@ -4,6 +4,11 @@ All functions take the model's outputs for a batch (``class_logits`` z [B, T, C]
 ``reliability_logits`` [B, T], ``posterior`` [B, T, C+1]), the padding mask [B, T] and the
 video-level labels [B, C] (multi-hot; an all-zero row is a background-only video). Only
 valid snippets count. ``example_weight`` [B] lets padded examples (weight 0) drop out.
+
+Top-k pooling of the CAS (`topk_mean`, `video_logits`) is avloc_jax/model/scores.py's,
+shared with evaluation. Every weight, ratio and rule comes from the caller (`total_loss`
+reads them from `config.loss`): no function here has a default that could differ from
+the config's.
 """
 
 from __future__ import annotations
@@ -14,45 +19,15 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from avloc_jax.model.scores import topk_count, topk_mean, video_logits
+
 Array = jax.Array
 _EPS = 1e-6
-
-
-def topk_count(mask: Array, ratio: float) -> Array:
-    """k = max(1, ⌊|V| / r⌋) per video. mask: [B, T] -> [B] int32."""
-    return jnp.maximum(1, jnp.floor(mask.sum(axis=1) / ratio)).astype(jnp.int32)
-
-
-def topk_mean(values: Array, mask: Array, k: Array, *, largest: bool = True) -> Array:
-    """Mean of the k largest (or smallest) valid values along time, per video.
-
-    values: [B, T] or [B, T, C]; mask: [B, T]; k: [B] -> [B] or [B, C].
-    k varies per video, so this sorts rather than using lax.top_k.
-    """
-    expand = (lambda x: x[..., None]) if values.ndim == 3 else (lambda x: x)
-    fill = -jnp.inf if largest else jnp.inf
-    masked = jnp.where(expand(mask), values, fill)
-    ordered = jnp.sort(masked, axis=1)
-    if largest:
-        ordered = jnp.flip(ordered, axis=1)
-    take = jnp.arange(values.shape[1])[None, :] < k[:, None]  # [B, T]
-    ordered = jnp.where(expand(take), ordered, 0.0)
-    return ordered.sum(axis=1) / expand(k).astype(values.dtype)
 
 
 def normalized_labels(labels: Array) -> Array:
     """ȳ = y / |y| (zero rows stay zero). [B, C] -> [B, C]."""
     return labels / jnp.maximum(labels.sum(axis=-1, keepdims=True), 1.0)
-
-
-def video_logits(class_logits: Array, mask: Array, topk_ratio: float) -> Array:
-    """ẑ: top-k mean pooling of the CAS over time. [B, T, C] -> [B, C]."""
-    return topk_mean(class_logits, mask, topk_count(mask, topk_ratio))
-
-
-def video_scores(class_logits: Array, mask: Array, topk_ratio: float) -> Array:
-    """Video-level class scores softmax(ẑ). [B, T, C] -> [B, C]."""
-    return jax.nn.softmax(video_logits(class_logits, mask, topk_ratio), axis=-1)
 
 
 def _weighted_mean(per_video: Array, weight: Array) -> Array:
@@ -97,7 +72,7 @@ def reliability_loss(
     labels: Array,
     example_weight: Array,
     topk_ratio: float,
-    background_weight: float = 1.0,
+    background_weight: float,
 ) -> Array:
     """L_rel, reliability MIL with background as an open set.
 
@@ -189,7 +164,7 @@ def consistency_losses(
     example_weight: Array,
     window: int,
     threshold: float,
-    rule: str = "class_argmax",
+    rule: str,
 ) -> tuple[Array, Array]:
     """(L_cc, L_fc): class continuity CE(p_t, ŷ_t) and reliability consistency
     BCE(μ_t, 1[ŷ_t ≠ bg]), both averaged over the confident valid snippets."""
@@ -241,9 +216,13 @@ def total_loss(
         )
         loss += loss_config.fg_weight * terms["fg"]
     if loss_config.rel_weight:
-        rel_args = (reliability_logits, mask, labels, example_weight, loss_config.topk_ratio)
         terms["rel"] = reliability_loss(
-            *rel_args, background_weight=loss_config.rel_background_weight
+            reliability_logits,
+            mask,
+            labels,
+            example_weight,
+            loss_config.topk_ratio,
+            loss_config.rel_background_weight,
         )
         loss += loss_config.rel_weight * terms["rel"]
     if loss_config.class_consistency_weight or loss_config.reliability_consistency_weight:

@@ -124,6 +124,8 @@ def test_library_defaults_that_restate_a_config_key_equal_the_default():
     that have no config use it) carries the config's default, not another value."""
     import inspect
 
+    from avloc_jax import losses
+    from avloc_jax.data import input_pipeline
     from avloc_jax.evaluation import ave_metrics
     from avloc_jax.viz import plotting
 
@@ -131,9 +133,18 @@ def test_library_defaults_that_restate_a_config_key_equal_the_default():
     restated = [
         (ave_metrics.gated_snippet_labels, "theta", "eval.reliability_threshold"),
         (plotting.video_figure, "reliability_threshold", "eval.reliability_threshold"),
+        (input_pipeline.train_dataset, "sampling", "data.sampling"),
+        (input_pipeline.train_batches, "sampling", "data.sampling"),
     ]
     for function, parameter, key in restated:
         assert inspect.signature(function).parameters[parameter].default == config[key], key
+    # The loss functions take every config value from the caller: no default to drift.
+    for function, parameter in (
+        (losses.consistency_losses, "rule"),
+        (losses.reliability_loss, "background_weight"),
+    ):
+        default_value = inspect.signature(function).parameters[parameter].default
+        assert default_value is inspect.Parameter.empty, function.__name__
 
 
 @pytest.mark.parametrize("dataset", ["activitynet12", "ave"])

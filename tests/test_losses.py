@@ -9,6 +9,7 @@ import pytest
 
 from avloc_jax import losses
 from avloc_jax import model as models
+from avloc_jax.model import scores
 from configs import default
 
 B, T, C = 3, 16, 4
@@ -77,10 +78,10 @@ def test_topk_mean_matches_numpy():
     rng = np.random.default_rng(0)
     values = rng.normal(size=(B, T, C)).astype(np.float32)
     mask, _ = _batch()
-    k = losses.topk_count(jnp.asarray(mask), 8.0)
+    k = scores.topk_count(jnp.asarray(mask), 8.0)
     np.testing.assert_array_equal(np.asarray(k), [2, 2, 1])
-    got = np.asarray(losses.topk_mean(jnp.asarray(values), jnp.asarray(mask), k))
-    got_low = np.asarray(losses.topk_mean(jnp.asarray(values), jnp.asarray(mask), k, largest=False))
+    got = np.asarray(scores.topk_mean(jnp.asarray(values), jnp.asarray(mask), k))
+    got_low = np.asarray(scores.topk_mean(jnp.asarray(values), jnp.asarray(mask), k, largest=False))
     for b in range(B):
         valid = values[b][mask[b]]
         kb = int(k[b])
@@ -130,10 +131,10 @@ def test_background_only_video_pushes_reliability_down():
     high[2] = 6.0
     weight = jnp.ones((B,))
     loss_low = losses.reliability_loss(
-        jnp.asarray(low), jnp.asarray(mask), jnp.asarray(labels), weight, k_config.topk_ratio
+        jnp.asarray(low), jnp.asarray(mask), jnp.asarray(labels), weight, k_config.topk_ratio, 1.0
     )
     loss_high = losses.reliability_loss(
-        jnp.asarray(high), jnp.asarray(mask), jnp.asarray(labels), weight, k_config.topk_ratio
+        jnp.asarray(high), jnp.asarray(mask), jnp.asarray(labels), weight, k_config.topk_ratio, 1.0
     )
     assert float(loss_low) < float(loss_high)
 
@@ -291,7 +292,7 @@ def test_config_selects_the_pseudo_label_rule_and_rel_background_weight():
     # Without the background term, a labelled video whose μ is high everywhere is not penalised.
     high = np.full((B, T), 6.0, np.float32)
     with_bg = losses.reliability_loss(
-        jnp.asarray(high), jnp.asarray(mask), jnp.asarray(labels), weight, 8.0
+        jnp.asarray(high), jnp.asarray(mask), jnp.asarray(labels), weight, 8.0, 1.0
     )
     half_bg = losses.reliability_loss(
         jnp.asarray(high),
@@ -376,8 +377,8 @@ def test_topk_count_is_max_one_floor_valid_over_r():
     # r = 8: ⌊|V|/8⌋ = 0, 0, 0, 0, 1, 2 -> 1, 1, 1, 1, 1, 2
     valid = [0, 1, 3, 4, 8, 17]
     mask = np.arange(17)[None, :] < np.asarray(valid)[:, None]
-    k2 = losses.topk_count(jnp.asarray(mask), 2.0)
-    k8 = losses.topk_count(jnp.asarray(mask), 8.0)
+    k2 = scores.topk_count(jnp.asarray(mask), 2.0)
+    k8 = scores.topk_count(jnp.asarray(mask), 8.0)
     np.testing.assert_array_equal(np.asarray(k2), [1, 1, 1, 2, 4, 8])
     np.testing.assert_array_equal(np.asarray(k8), [1, 1, 1, 1, 1, 2])
     assert k2.dtype == jnp.int32
@@ -391,11 +392,11 @@ def test_topk_mean_largest_and_smallest_over_valid_snippets():
     values = np.array([[3.0, -1.0, 2.0, 100.0], [4.0, 1.0, -2.0, 6.0]], np.float32)
     mask = jnp.asarray([[1, 1, 1, 0], [1, 1, 1, 1]], bool)
     k = jnp.asarray([1, 2], jnp.int32)
-    close(losses.topk_mean(f32(values), mask, k), [3.0, 5.0])
-    close(losses.topk_mean(f32(values), mask, k, largest=False), [-1.0, -0.5])
+    close(scores.topk_mean(f32(values), mask, k), [3.0, 5.0])
+    close(scores.topk_mean(f32(values), mask, k, largest=False), [-1.0, -0.5])
     both = np.stack([values, -values], axis=-1)  # [B, T, 2]
-    close(losses.topk_mean(f32(both), mask, k), [[3.0, 1.0], [5.0, 0.5]])
-    close(losses.topk_mean(f32(both), mask, k, largest=False), [[-1.0, -3.0], [-0.5, -5.0]])
+    close(scores.topk_mean(f32(both), mask, k), [[3.0, 1.0], [5.0, 0.5]])
+    close(scores.topk_mean(f32(both), mask, k, largest=False), [[-1.0, -3.0], [-0.5, -5.0]])
 
 
 def test_normalized_labels():
@@ -448,10 +449,10 @@ def _mil_logits():
 
 def test_video_logits_and_scores_top_k_mean_pooling():
     z, mask = f32(_mil_logits()), jnp.asarray(MIL_MASK)
-    close(losses.video_logits(z, mask, 2.0), [[LOG3, 0], [LOG3, 0], [0, 0], [0, LOG3]])
+    close(scores.video_logits(z, mask, 2.0), [[LOG3, 0], [LOG3, 0], [0, 0], [0, LOG3]])
     # softmax([log 3, 0]) = [3/4, 1/4]; softmax([0, 0]) = [1/2, 1/2].
     expected = [[0.75, 0.25], [0.75, 0.25], [0.5, 0.5], [0.25, 0.75]]
-    close(losses.video_scores(z, mask, 2.0), expected)
+    close(scores.video_scores(z, mask, 2.0), expected)
 
 
 def test_mil_loss_hand_computed():
@@ -545,13 +546,6 @@ def test_reliability_loss_hand_computed(w_bg):
     close(got, (a + b + d) / 3)
 
 
-def test_reliability_loss_default_background_weight_is_one():
-    got = losses.reliability_loss(
-        f32(REL_LOGITS), jnp.asarray(REL_MASK), f32(REL_LABELS), f32(REL_WEIGHT), 2.0
-    )
-    close(got, (-2 * np.log(0.75) - np.log(7 / 20) - np.log(31 / 40) - np.log(5 / 8)) / 3)
-
-
 def test_reliability_loss_clips_saturated_mu_to_eps():
     # μ = sigmoid(40) rounds to 1 in float32 and sigmoid(-40) = 4e-18; both top-k means are
     # clipped into [ε, 1 - ε] (as float32: 1e-6 and 1 - 1.0133e-6), so the loss stays finite:
@@ -560,22 +554,22 @@ def test_reliability_loss_clips_saturated_mu_to_eps():
     hi, lo = np.float32(1 - EPS), np.float32(EPS)
     mask = jnp.ones((1, 4), bool)
     bg_only = losses.reliability_loss(
-        f32(np.full((1, 4), 40.0)), mask, f32([[0, 0]]), f32([1]), 2.0
+        f32(np.full((1, 4), 40.0)), mask, f32([[0, 0]]), f32([1]), 2.0, 1.0
     )
     close(bg_only, -np.log1p(-np.float64(hi)))
     labelled = losses.reliability_loss(
-        f32(np.full((1, 4), -40.0)), mask, f32([[1, 0]]), f32([1]), 2.0
+        f32(np.full((1, 4), -40.0)), mask, f32([[1, 0]]), f32([1]), 2.0, 1.0
     )
     close(labelled, -np.log(np.float64(lo)) - np.log1p(-np.float64(lo)))
     # Labelled, μ ≡ 1: the bottom-k mean is clipped too: -log(1 - ε) - log(ε) ≈ 13.80.
     saturated = losses.reliability_loss(
-        f32(np.full((1, 4), 40.0)), mask, f32([[1, 0]]), f32([1]), 2.0
+        f32(np.full((1, 4), 40.0)), mask, f32([[1, 0]]), f32([1]), 2.0, 1.0
     )
     close(saturated, -np.log(np.float64(hi)) - np.log1p(-np.float64(hi)))
     # Labelled, perfectly separated (μ = 1, 1, 0, 0; k = 2): top-k clipped to 1 - ε and
     # bottom-k to ε, so the loss is -log(1 - ε) - log(1 - ε) ≈ 2.0e-6, not 1e-6 or 0.
     separated = losses.reliability_loss(
-        f32([[40.0, 40.0, -40.0, -40.0]]), mask, f32([[1, 0]]), f32([1]), 2.0
+        f32([[40.0, 40.0, -40.0, -40.0]]), mask, f32([[1, 0]]), f32([1]), 2.0, 1.0
     )
     close(separated, -np.log(np.float64(hi)) - np.log1p(-np.float64(lo)))
 
@@ -686,19 +680,6 @@ def test_the_two_rules_give_different_values_on_the_same_input():
     close(values["foreground_mass"], RULE_CASES["foreground_mass"][0.3][2:])
     assert abs(values["class_argmax"][0] - values["foreground_mass"][0]) > 0.1
     assert abs(values["class_argmax"][1] - values["foreground_mass"][1]) > 0.3
-
-
-def test_consistency_losses_default_rule_is_class_argmax():
-    cc, fc = losses.consistency_losses(
-        f32(RULE_POSTERIOR),
-        f32(RULE_MU),
-        jnp.asarray(RULE_MASK),
-        f32(RULE_LABELS),
-        f32([1]),
-        0,
-        0.3,
-    )
-    close((cc, fc), RULE_CASES["class_argmax"][0.3][2:])
 
 
 def test_unknown_rule_is_rejected_with_the_choices():
@@ -837,7 +818,7 @@ def test_consistency_losses_skip_zero_weight_examples():
     mask = np.concatenate([RULE_MASK, RULE_MASK], axis=0)
     labels = np.concatenate([RULE_LABELS, RULE_LABELS], axis=0)
     cc, fc = losses.consistency_losses(
-        f32(posterior), f32(mu), jnp.asarray(mask), f32(labels), f32([1, 0]), 0, 0.3
+        f32(posterior), f32(mu), jnp.asarray(mask), f32(labels), f32([1, 0]), 0, 0.3, "class_argmax"
     )
     close((cc, fc), RULE_CASES["class_argmax"][0.3][2:])
 

@@ -191,6 +191,53 @@ def test_ties_and_cell_edges_give_the_same_indices_in_both_namespaces():
         np.testing.assert_array_equal(np.asarray(device), expected)
 
 
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("length", [5, 16, 40])
+def test_both_pipelines_build_their_examples_with_the_one_function(mode, length):
+    """The host example (`input_pipeline.train_example`) and the device batch
+    (`device_data.sample_batch`) are `sampling.sample_snippets` of the video: fed the
+    numbers each pipeline drew, it gives their features and mask exactly, padding zeros
+    included."""
+    from avloc_jax.data import input_pipeline
+
+    num_snippets, max_len = 16, 48
+    rng = np.random.default_rng(length)
+    visual = rng.normal(size=(length, 3)).astype(np.float32)
+    audio = rng.normal(size=(length, 2)).astype(np.float32)
+    record = {"visual": visual, "audio": audio, "labels": np.ones(4), "video_id": "v"}
+
+    host = input_pipeline.train_example(
+        record, np.random.default_rng(7), num_snippets=num_snippets, sampling=mode
+    )
+    uniforms = sampling.host_uniforms(length, num_snippets, mode, np.random.default_rng(7))
+    features = {"visual": visual, "audio": audio}
+    expected = sampling.sample_snippets(np, features, length, num_snippets, mode, uniforms)
+    assert set(host) == {"visual", "audio", "mask", "labels"}
+    for name in ("visual", "audio", "mask"):
+        np.testing.assert_array_equal(host[name], expected[name])
+    assert host["visual"].dtype == np.float32 and host["mask"].sum() == min(length, 16)
+
+    # The device batch of one video: the same function with jax.numpy on the padded row.
+    padded = {k: np.pad(v, ((0, max_len - length), (0, 0))) for k, v in features.items()}
+    data = {
+        **{k: jnp.asarray(v[None]) for k, v in padded.items()},
+        "mask": jnp.asarray(np.arange(max_len) < length)[None],
+        "labels": jnp.ones((1, 4), jnp.float32),
+    }
+    batch = device_data.sample_batch(
+        data, jnp.int32(3), batch_size=1, num_snippets=num_snippets, sampling=mode, seed=0
+    )
+    key = jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(0), 7919), 104729)
+    keys = dict(zip(("scores", "offset"), jax.random.split(jax.random.fold_in(key, 3))))
+    numbers = {
+        name: np.asarray(jax.random.uniform(keys[name], shape))
+        for name, shape in sampling.uniform_shapes(mode, max_len).items()
+    }
+    expected = sampling.sample_snippets(np, padded, length, num_snippets, mode, numbers)
+    for name in ("visual", "audio", "mask"):
+        np.testing.assert_array_equal(np.asarray(batch[name])[0], expected[name])
+
+
 # ----------------------------------------------------------------------------- device
 
 

@@ -56,10 +56,11 @@ def sample_batch(
     """The global training batch of `step` (traceable; no host work).
 
     Videos: permutation of epoch ⌊step / steps_per_epoch⌋, consecutive slices of it.
-    Snippets: the host pipeline's rule (`avloc_jax.data.sampling.snippet_indices`, here
-    with jax.numpy and jax.random): a video longer than `num_snippets` keeps
-    `num_snippets` of its valid snippets in temporal order ("random", "uniform" or
-    "crop"); shorter videos keep all and are padded.
+    Snippets: the host pipeline's rule and code (`avloc_jax.data.sampling.sample_snippets`,
+    here with jax.numpy, vmapped over the batch, and numbers from jax.random): a video
+    longer than L = `sampling.train_length(num_snippets, longest)` keeps L of its valid
+    snippets in temporal order ("random", "uniform" or "crop"); shorter videos keep all
+    and are padded.
     """
     num_videos, max_len = data["mask"].shape
     steps_per_epoch = max(num_videos // batch_size, 1)
@@ -69,21 +70,19 @@ def sample_batch(
     indices = jax.lax.dynamic_slice_in_dim(order, position * batch_size, batch_size)
     batch = jax.tree.map(lambda x: x[indices], data)
 
-    length = min(num_snippets, max_len)
     sample_key = jax.random.fold_in(jax.random.fold_in(key, 104729), step)
-    scores_key, offset_key = jax.random.split(sample_key)
-    valid_counts = batch["mask"].sum(axis=1)
-    # Only the random numbers the mode uses, as the host sampler draws them.
-    scores = jax.random.uniform(scores_key, batch["mask"].shape) if sampling == "random" else None
-    offsets = jax.random.uniform(offset_key, (batch_size,)) if sampling != "random" else None
-    keep = jax.vmap(
-        lambda n, s, u: sampling_rule.snippet_indices(jnp, n, length, sampling, scores=s, offset=u)
-    )(valid_counts, scores, offsets)
-    take = lambda x: jnp.take_along_axis(x, keep.reshape(keep.shape + (1,) * (x.ndim - 2)), axis=1)  # noqa: E731
-    sampled_mask = jnp.arange(length)[None, :] < jnp.minimum(valid_counts, length)[:, None]
-    return {
-        "visual": take(batch["visual"]) * sampled_mask[..., None],
-        "audio": take(batch["audio"]) * sampled_mask[..., None],
-        "mask": sampled_mask,
-        "labels": batch["labels"],
+    keys = dict(zip(("scores", "offset"), jax.random.split(sample_key)))
+    # Only the numbers the mode takes, one row per video, as the host draws them per video.
+    uniforms = {
+        name: jax.random.uniform(keys[name], (batch_size,) + shape)
+        for name, shape in sampling_rule.uniform_shapes(sampling, max_len).items()
     }
+    length = sampling_rule.train_length(num_snippets, max_len)
+    sampled = jax.vmap(
+        lambda video, n, u: sampling_rule.sample_snippets(jnp, video, n, length, sampling, u)
+    )(
+        {"visual": batch["visual"], "audio": batch["audio"]},
+        batch["mask"].sum(axis=1),
+        uniforms,
+    )
+    return {**sampled, "labels": batch["labels"]}

@@ -34,7 +34,7 @@ import numpy.typing as npt
 
 from avloc_jax.common import parallel
 from avloc_jax.data.records import Record
-from avloc_jax.data.sampling import check_mode, sample_indices
+from avloc_jax.data.sampling import check_mode, host_uniforms, sample_snippets, train_length
 
 MIN_BUCKET = 16
 TRAIN_KEYS = ("visual", "audio", "mask", "labels")
@@ -53,13 +53,6 @@ def source_lengths(source: Sequence[Record]) -> np.ndarray:
     return np.asarray([len(source[i]["visual"]) for i in range(len(source))], np.int64)
 
 
-def _padded(x: np.ndarray, length: int) -> np.ndarray:
-    """[T, D] -> float32 [length, D], zero-padded at the end (T <= length)."""
-    out = np.zeros((length,) + x.shape[1:], np.float32)
-    out[: len(x)] = x
-    return out
-
-
 def _check_record(record: Record, where: str) -> None:
     if len(record["visual"]) != len(record["audio"]):
         raise ValueError(
@@ -75,17 +68,19 @@ def _check_record(record: Record, where: str) -> None:
 def train_example(
     record: Record, rng: np.random.Generator, *, num_snippets: int, sampling: str
 ) -> dict[str, np.ndarray]:
-    """Record -> visual [L, Dv], audio [L, Da], mask [L] bool, labels [C] (L = num_snippets)."""
+    """Record -> visual [L, Dv], audio [L, Da], mask [L] bool, labels [C] (L = num_snippets),
+    by the one sampling rule (`sampling.sample_snippets`) with numbers drawn from `rng`."""
     _check_record(record, f"video {record.get('video_id')}")
-    keep = sample_indices(len(record["visual"]), num_snippets, sampling, rng)
-    mask = np.zeros(num_snippets, bool)
-    mask[: len(keep)] = True
-    return {
-        "visual": _padded(np.asarray(record["visual"])[keep], num_snippets),
-        "audio": _padded(np.asarray(record["audio"])[keep], num_snippets),
-        "mask": mask,
-        "labels": np.asarray(record["labels"], np.float32),
-    }
+    length = len(record["visual"])
+    example = sample_snippets(
+        np,
+        {"visual": record["visual"], "audio": record["audio"]},
+        length,
+        num_snippets,
+        sampling,
+        host_uniforms(length, num_snippets, sampling, rng),
+    )
+    return {**example, "labels": np.asarray(record["labels"], np.float32)}
 
 
 def train_dataset(
@@ -107,9 +102,8 @@ def train_dataset(
     local = parallel.local_batch_size(batch_size, process_count=process_count)
     if len(source) == 0:
         raise ValueError("the training split is empty")
-    # One L for every process (the global batch must have one shape): num_snippets, or the
-    # longest video when all are shorter (AVE: 10).
-    length = int(min(num_snippets, source_lengths(source).max()))
+    # One L for every process (the global batch must have one shape).
+    length = train_length(num_snippets, int(source_lengths(source).max()))
 
     def sample(record: Record, rng: np.random.Generator) -> dict[str, np.ndarray]:
         return train_example(record, rng, num_snippets=length, sampling=sampling)

@@ -31,11 +31,11 @@ from typing import Any
 import jax
 import numpy as np
 
-from avloc_jax import losses
 from avloc_jax.common import parallel, progress
 from avloc_jax.data import input_pipeline
 from avloc_jax.data.records import Record
 from avloc_jax.evaluation import localization
+from avloc_jax.model.scores import video_scores
 
 VideoOutputs = dict[str, Any]  # the arrays above, NumPy; attention_logits is a dict
 
@@ -78,7 +78,7 @@ def make_eval_step(
         else:
             outputs, state = model.apply(*args, train=False), {}
         result = {
-            "video_scores": losses.video_scores(outputs["class_logits"], mask, topk_ratio),
+            "video_scores": video_scores(outputs["class_logits"], mask, topk_ratio),
             "posterior": outputs["posterior"],
             "reliability": outputs["reliability"],
             "index": batch["index"],
