@@ -5,6 +5,7 @@ unchanged; a ground truth scored against itself is mAP 1 (the writer's output is
 evaluator reads); a corrupted entry is named (file, video, entry) and nothing is written.
 """
 
+import ast
 import dataclasses
 import json
 import math
@@ -217,3 +218,34 @@ def test_ground_truth_payload_refuses_segments_and_labels_of_different_lengths()
     video = aj.GroundTruthVideo("a", "t", 5.0, np.zeros((2, 2)), ("x",))
     with pytest.raises(ValueError, match="video 'a': 2 segments but 1 label$"):
         aj.ground_truth_payload([video])
+
+
+_LAYOUT_KEYS = {"database", "results", "segment", "external_data"}
+
+
+def _layout_keys_used(source: str) -> list[tuple[int, str]]:
+    """(line, key) of each layout key used as a subscript or a dict key (not in prose)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        keys = [node.slice] if isinstance(node, ast.Subscript) else []
+        keys += [k for k in node.keys if k is not None] if isinstance(node, ast.Dict) else []
+        found += [
+            (k.lineno, k.value)
+            for k in keys
+            if isinstance(k, ast.Constant) and k.value in _LAYOUT_KEYS
+        ]
+    return found
+
+
+def test_no_other_module_spells_the_layout():
+    # The check itself: it sees a subscript and a dict key, and not a docstring.
+    sample = '"""{"results": ...}"""\nx = payload["results"]\ny = {"segment": [0, 1]}\n'
+    assert _layout_keys_used(sample) == [(2, "results"), (3, "segment")]
+    package = Path(aj.__file__).resolve().parents[1]
+    found = [
+        f"{path.relative_to(package)}:{line}: {key}"
+        for path in sorted(package.rglob("*.py"))
+        if path != Path(aj.__file__).resolve()
+        for line, key in _layout_keys_used(path.read_text(encoding="utf-8"))
+    ]
+    assert found == []
