@@ -89,6 +89,14 @@ NOT_RUN: dict[tuple[str, str], str] = {
     ("docs/extraction.md", "avloc build-data activitynet12 --data-dir ~/tensorflow_datasets"): (
         _REAL_FEATURES
     ),
+    ("docs/extraction.md", "cat > extract.sbatch"): (
+        "needs a SLURM cluster; tests/test_extract_shards.py runs --shard 0/2, 1/2 and "
+        "--merge on eight videos"
+    ),
+    ("docs/extraction.md", "srun --nodes=4"): (
+        "needs a SLURM cluster; tests/test_extract_processes.py runs two processes under "
+        "jax.distributed on localhost"
+    ),
     ("docs/results.md", "avloc build-data activitynet12 --data-dir DIR"): _REAL_FEATURES,
     ("docs/results.md", "python bench/ablations.py --flavour activitynet12 --variants grid"): (
         "the ablation study: hours of CPU"
