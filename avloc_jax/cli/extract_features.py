@@ -182,7 +182,12 @@ def main(argv: list[str]) -> int:
     try:
         parallel.maybe_initialize_distributed(args.distributed)
     except (RuntimeError, ValueError) as err:
-        return _fail(f"jax.distributed did not start: {' '.join(str(err).split())}", 2)
+        return _fail(
+            f"jax.distributed did not start ({' '.join(str(err).split()).rstrip('.')}); "
+            "expected to run under a launcher that JAX detects (srun, mpirun); elsewhere "
+            "run --shard I/N in each process, then --merge the folder",
+            2,
+        )
     import jax
 
     group = jax.process_count()
