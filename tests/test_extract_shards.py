@@ -232,10 +232,17 @@ def test_a_changed_array_or_weight_is_extracted_again(videos, tmp_path, capsys, 
     entry = json.loads((out / "manifest.json").read_text())["videos"]["v0"]
     original = (out / "visual" / "v0.npy").read_bytes()
     # A rerun killed after rewriting the array, before the manifest: not the old entry's.
+    # (Killed while writing the audio array, it also left a temporary file behind.)
     np.save(out / "visual" / "v0.npy", np.ones((1, 7), np.float32))
+    (out / "audio" / ".v0.tmp-123.npy").write_bytes(b"\x93NUMPY")
     code, stdout, _ = run(capsys, clip, "--out", out, "--weights", ".")
     assert states(stdout) == {"v0": "extracted"}
     assert (out / "visual" / "v0.npy").read_bytes() == original
+    assert sorted(p.name for p in out.rglob("*") if p.is_file()) == [
+        "manifest.json",
+        "v0.npy",
+        "v0.npy",
+    ]
     assert states(run(capsys, clip, "--out", out, "--weights", ".")[1]) == {"v0": "cached"}
     # Other weights: extracted again, and the manifest says with which.
     monkeypatch.setattr(
