@@ -3,6 +3,8 @@
   python bench/extract_speed.py [--weights WEIGHTS_DIR] [--seconds 10.3] [--flow-seconds 5.2]
                                 [--width 320] [--height 240] [--fps 30] [--batch-size 8]
                                 [--no-flow] [--out bench/results_cpu_extract_speed.json]
+                                [--peer torch [--peer-rounds 5] [--peer-flow]
+                                 [--peer-checkpoints DIR] [--peer-only]]
 
 Synthesises a test video with PyAV (moving coloured rectangles at --fps, --width x
 --height, H.264; a stereo 44.1 kHz AAC track with a tone), then runs the real pipeline
@@ -25,6 +27,28 @@ Networks: the converted weights with --weights; otherwise the real architectures
 cost the same to run; if those modules are not installed, small stand-ins (then the
 network figures mean nothing, and the JSON says so). Prints one JSON object (machine,
 command, figures) and writes it to --out.
+
+``--peer torch`` adds ``torch_peer``: the same networks in PyTorch (`bench/torch_peer.py`,
+the I3D and VGGish architectures written from the papers in the state-dict layouts that
+`avloc convert-weights` reads), in this process, on the same decoded batch: --batch-size
+snippets of the clip's 25-fps 224 centre crops (uint8, scaled to [-1, 1] by each side)
+and one audio batch (16 log-mel examples of the clip's audio, repeated to fill it). Both
+sides get the same weights: the files in --peer-checkpoints (rgb_imagenet.pt,
+flow_imagenet.pt, vggish-10086976.pth; each side loads them, JAX through
+`convert.convert_state_dict`), else one seeded random state dict per network given to
+torch and converted for JAX by the same converter. After one untimed call each, the
+sides alternate --peer-rounds times (JAX, then torch, per round) and each round gives a
+ratio, so load from other processes hits both alike:
+
+  torch_peer: {"rgb_fps": torch 25-fps frames/s, "audio_rt": torch audio s per s,
+               "jax_rgb_fps", "jax_audio_rt", "rgb_speed_ratio": JAX/torch throughput
+               (median of the rounds), "audio_speed_ratio", "*_ratio_range": [min, max],
+               "max_abs_diff": over all features, "rounds": every time, ...}
+
+``max_abs_diff`` above 1e-4 is an error (exit 1, nothing written). --peer-flow adds I3D
+flow on seeded uniform [-1, 1] fields of the same shape (the network's cost does not
+depend on the values); --peer-only skips the pipeline runs. PyTorch is a bench-only
+dependency: pip install -e '.[bench]'.
 """
 
 from __future__ import annotations
@@ -33,8 +57,10 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import sys
 import tempfile
+import time
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -48,6 +74,9 @@ from avloc_jax.common import io  # noqa: E402
 from avloc_jax.extraction import align, pipeline  # noqa: E402
 
 DEFAULT_OUT = ROOT / "bench" / "results_cpu_extract_speed.json"
+PEER_TOLERANCE = 1e-4  # max |JAX - torch| over the features: the same weights, the same numbers
+PEERS = ("torch",)
+INSTALL_PEER = "pip install -e '.[bench]'"
 
 
 def synthesise(path: Path, seconds: float, fps: int, width: int, height: int) -> Path:
@@ -231,6 +260,222 @@ def machine() -> dict[str, Any]:
     }
 
 
+# ----------------------------------------------------------------------------- torch peer
+
+
+class PeerError(RuntimeError):
+    """A --peer run that cannot go on (one line, printed as `error: ...`; exit 2)."""
+
+
+class PeerMismatch(PeerError):
+    """The two sides' features differ by more than PEER_TOLERANCE (exit 1)."""
+
+
+def import_torch_peer() -> Any:
+    """`bench/torch_peer.py`, or PeerError saying how to install PyTorch."""
+    try:
+        import torch  # noqa: F401
+    except ImportError as err:
+        raise PeerError(
+            f"--peer torch needs PyTorch, a bench-only extra: {INSTALL_PEER} ({err})"
+        ) from err
+    import importlib
+
+    return importlib.import_module("torch_peer")
+
+
+def peer_checkpoint_files(directory: str | None, flow: bool) -> dict[str, Path]:
+    """network name -> the public checkpoint in `directory` that both sides load (none
+    when no directory is given: seeded random weights). Missing files are one error."""
+    if directory is None:
+        return {}
+    from avloc_jax.extraction import convert
+
+    names = ["i3d_rgb", "vggish"] + (["i3d_flow"] if flow else [])
+    files = {name: Path(directory) / convert.spec_for(name).reference_file for name in names}
+    missing = [str(path) for path in files.values() if not path.is_file()]
+    if missing:
+        raise PeerError(
+            f"--peer-checkpoints {directory}: missing {', '.join(missing)}; expected the "
+            "public checkpoints " + ", ".join(p.name for p in files.values())
+        )
+    return files
+
+
+def peer_networks(peer: Any, files: dict[str, Path], flow: bool, seed: int) -> dict[str, Any]:
+    """name -> (torch module, JAX variables) holding the same weights: the checkpoint
+    file read once, or a seeded random state dict given to torch; JAX's variables come
+    from that state dict through the project's converter (`convert.convert_state_dict`)."""
+    from avloc_jax.extraction import convert
+
+    names = ["i3d_rgb", "vggish"] + (["i3d_flow"] if flow else [])
+    networks = {}
+    for offset, name in enumerate(names):
+        state = convert.read_state_dict(files[name]) if name in files else None
+        source = str(files[name]) if name in files else f"random (seed {seed + offset})"
+        if name == "vggish":
+            model, state = peer.vggish_peer(state, seed=seed + offset)
+        else:
+            model, state = peer.i3d_peer(name.split("_")[1], state, seed=seed + offset)
+        variables = convert.convert_state_dict(name, state, source=source)
+        networks[name] = (model, variables, source)
+    return networks
+
+
+def peer_inputs(clip: Path, batch_size: int, audio_rows: int, flow: bool) -> dict[str, Any]:
+    """The decoded batch both sides run: uint8 snippets [batch_size, 16, 224, 224, 3] of
+    the clip's 25-fps centre crops (the clip repeated if it is shorter), log-mel
+    examples [audio_rows, 96, 64] of its audio (repeated to fill the batch), and with
+    `flow` seeded uniform [-1, 1] fields [batch_size, 16, 224, 224, 2]."""
+    from avloc_jax.extraction import media, vggish
+
+    frames = media.decode_video(clip)
+    need = batch_size * align.SNIPPET_FRAMES
+    frames = np.resize(frames, (need, *frames.shape[1:])) if len(frames) < need else frames
+    snippets = frames[:need].reshape(batch_size, align.SNIPPET_FRAMES, *frames.shape[1:])
+    examples = vggish.log_mel_examples(
+        media.decode_audio(clip, align.SAMPLE_RATE), align.SAMPLE_RATE
+    )
+    if len(examples) == 0:
+        raise PeerError(f"{clip}: shorter than one 0.96-s VGGish example")
+    examples = np.resize(examples, (audio_rows, *examples.shape[1:])).astype(np.float32)
+    inputs = {"i3d_rgb": snippets, "vggish": examples}
+    if flow:
+        rng = np.random.default_rng(0)
+        shape = (*snippets.shape[:-1], 2)
+        inputs["i3d_flow"] = rng.uniform(-1.0, 1.0, shape).astype(np.float32)
+    return inputs
+
+
+def summarise_rounds(
+    jax_seconds: list[float], torch_seconds: list[float], units: float
+) -> dict[str, Any]:
+    """Rates (units per second, medians over the rounds) and the JAX / torch throughput
+    ratio of each round (torch time / JAX time): its median and range."""
+    ratios = [t / j for j, t in zip(jax_seconds, torch_seconds)]
+    return {
+        "jax_rate": round(units / statistics.median(jax_seconds), 3),
+        "torch_rate": round(units / statistics.median(torch_seconds), 3),
+        "ratio": round(statistics.median(ratios), 3),
+        "ratio_range": [round(min(ratios), 3), round(max(ratios), 3)],
+        "jax_seconds": [round(x, 3) for x in jax_seconds],
+        "torch_seconds": [round(x, 3) for x in torch_seconds],
+    }
+
+
+def peer_line(peer: dict[str, Any]) -> str:
+    """The one-line verdict: the ratios with their ranges over the rounds, the difference."""
+
+    def ratio(key: str) -> str:
+        low, high = peer[f"{key}_range"]
+        return f"{peer[key]:.2f}x (rounds {low:.2f}-{high:.2f})"
+
+    return (
+        f"JAX / torch throughput: I3D RGB {ratio('rgb_speed_ratio')}, "
+        f"VGGish {ratio('audio_speed_ratio')}; "
+        f"max |JAX - torch| over the features {peer['max_abs_diff']:.2g}"
+    )
+
+
+def run_peer(
+    clip: Path,
+    batch_size: int,
+    rounds: int,
+    flow: bool,
+    checkpoints: str | None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The `torch_peer` figures (see the module doc). Raises PeerError when the features
+    differ by more than PEER_TOLERANCE."""
+    import torch
+
+    from avloc_jax.extraction import i3d, vggish
+
+    peer = import_torch_peer()
+    files = peer_checkpoint_files(checkpoints, flow)
+    networks = peer_networks(peer, files, flow, seed)
+    audio_rows = pipeline.DEFAULT_AUDIO_BATCH_SIZE
+    inputs = peer_inputs(clip, batch_size, audio_rows, flow)
+    flow_network = (
+        pipeline.ShardedApply(i3d.InceptionI3D(2).apply, networks["i3d_flow"][1], batch_size)
+        if flow
+        else None
+    )
+    jax_fns = {
+        "i3d_rgb": pipeline.image_network(
+            i3d.InceptionI3D(3).apply, networks["i3d_rgb"][1], batch_size
+        ),
+        "vggish": pipeline.ShardedApply(vggish.VGGish().apply, networks["vggish"][1], audio_rows),
+        **({"i3d_flow": flow_network} if flow_network is not None else {}),
+    }
+
+    def torch_fn(name: str) -> Any:
+        model, x = networks[name][0], inputs[name]
+        if name == "vggish":
+            return lambda: model(torch.from_numpy(x)).numpy()
+        return lambda: model(peer.frames_to_torch(x)).numpy()
+
+    times: dict[str, tuple[list[float], list[float]]] = {}
+    diffs: dict[str, float] = {}
+    with torch.inference_mode():
+        for name, fn in jax_fns.items():  # untimed: compiles, builds oneDNN primitives
+            ours, theirs = np.asarray(fn(inputs[name])), torch_fn(name)()
+            diffs[name] = float(np.abs(ours - theirs).max())
+            times[name] = ([], [])
+        for _ in range(rounds):
+            for name, fn in jax_fns.items():
+                started = time.perf_counter()
+                np.asarray(fn(inputs[name]))
+                times[name][0].append(time.perf_counter() - started)
+                run = torch_fn(name)
+                started = time.perf_counter()
+                run()
+                times[name][1].append(time.perf_counter() - started)
+    frames = batch_size * align.SNIPPET_FRAMES
+    audio_seconds = audio_rows * 0.96
+    per = {
+        name: summarise_rounds(*times[name], frames if name != "vggish" else audio_seconds)
+        for name in jax_fns
+    }
+    rgb, audio = per["i3d_rgb"], per["vggish"]
+    result: dict[str, Any] = {
+        "rgb_fps": rgb["torch_rate"],
+        "audio_rt": audio["torch_rate"],
+        "jax_rgb_fps": rgb["jax_rate"],
+        "jax_audio_rt": audio["jax_rate"],
+        "rgb_speed_ratio": rgb["ratio"],
+        "rgb_speed_ratio_range": rgb["ratio_range"],
+        "audio_speed_ratio": audio["ratio"],
+        "audio_speed_ratio_range": audio["ratio_range"],
+        "max_abs_diff": max(diffs.values()),
+        "max_abs_diff_per_network": diffs,
+        "tolerance": PEER_TOLERANCE,
+        "rounds": rounds,
+        "batch": {
+            "i3d_snippets": batch_size,
+            "vggish_examples": audio_rows,
+            "rgb_frames": frames,
+            "audio_seconds": round(audio_seconds, 2),
+        },
+        "weights": {name: source for name, (_, _, source) in networks.items()},
+        "per_network": per,
+        "torch": {"version": torch.__version__, "threads": torch.get_num_threads()},
+        "units": "rgb_fps: 25-fps frames per second; audio_rt: seconds of audio per second; "
+        "ratios: JAX throughput / torch throughput, the median of the rounds",
+    }
+    if flow:
+        result["flow_fps"] = per["i3d_flow"]["torch_rate"]
+        result["jax_flow_fps"] = per["i3d_flow"]["jax_rate"]
+        result["flow_speed_ratio"] = per["i3d_flow"]["ratio"]
+    if result["max_abs_diff"] > PEER_TOLERANCE:
+        worst = max(diffs, key=lambda k: diffs[k])
+        raise PeerMismatch(
+            f"the JAX and torch {worst} features differ by {diffs[worst]:.3g} > "
+            f"{PEER_TOLERANCE:g} on the same weights (per network: {diffs})"
+        )
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--weights", help="converted weights (default: random weights)")
@@ -243,31 +488,73 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-flow", action="store_true")
     parser.add_argument("--out", default=str(DEFAULT_OUT))
     parser.add_argument("--note", help="a remark stored in the JSON (e.g. where the code was)")
+    parser.add_argument("--peer", choices=PEERS, help="also time the PyTorch networks")
+    parser.add_argument("--peer-rounds", type=int, default=5)
+    parser.add_argument("--peer-flow", action="store_true", help="also I3D flow, both sides")
+    parser.add_argument(
+        "--peer-checkpoints",
+        help="folder of the public PyTorch checkpoints both sides load (default: equal "
+        "seeded random weights)",
+    )
+    parser.add_argument("--peer-only", action="store_true", help="skip the pipeline runs")
     args = parser.parse_args(argv)
-    flow = not args.no_flow and have_flow()
+    if not args.peer and (args.peer_only or args.peer_flow or args.peer_checkpoints):
+        parser.error("--peer-only, --peer-flow and --peer-checkpoints need --peer torch")
+    if args.peer_rounds < 1:
+        parser.error("--peer-rounds must be at least 1")
+    try:
+        if args.peer:  # checked before any work
+            import_torch_peer()
+            peer_checkpoint_files(args.peer_checkpoints, args.peer_flow)
+        report = measure(args)
+    except PeerError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1 if isinstance(err, PeerMismatch) else 2
+    text = json.dumps(report, indent=1)
+    print(text)
+    if "torch_peer" in report:  # stdout stays one JSON object
+        print(peer_line(report["torch_peer"]), file=sys.stderr)
+    if args.out:
+        io.atomic_write_text(args.out, text + "\n")
+    return 0
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    flow = not args.no_flow and have_flow() and not args.peer_only
     info = machine()  # before the timings, for the load average
+    rgb: dict[str, Any] | str = "skipped: --peer-only"
+    flow_figures: dict[str, Any] | str = "skipped: --peer-only"
+    networks = "skipped: --peer-only"
+    peer: dict[str, Any] | None = None
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         size = (args.width, args.height)
         clip = synthesise(root / "clip.mp4", args.seconds, args.fps, *size)
-        warmup = synthesise(root / "warmup.mp4", 1.28, args.fps, *size)
-        if args.weights:
-            extractor = pipeline.load_extractor(args.weights, flow=flow, batch_size=args.batch_size)
-            networks = f"converted weights from {args.weights}"
-        else:
-            extractor, networks = random_extractor(args.batch_size, flow)
-        run(warmup, root / "warm", extractor, False)  # compiles the RGB and audio networks
-        rgb = figures(run(clip, root / "rgb", extractor, False), False, args.batch_size)
-        flow_figures: dict[str, Any] | str = "skipped: OpenCV contrib (cv2.optflow) missing"
-        if args.no_flow:
-            flow_figures = "skipped: --no-flow"
-        if flow:
-            short = synthesise(root / "short.mp4", args.flow_seconds, args.fps, *size)
-            run(warmup, root / "warm_flow", extractor, True)  # compiles the flow network
-            flow_figures = figures(
-                run(short, root / "flow", extractor, True), True, args.batch_size
+        if args.peer:
+            peer = run_peer(
+                clip, args.batch_size, args.peer_rounds, args.peer_flow, args.peer_checkpoints
             )
-    report = {
+        if not args.peer_only:
+            warmup = synthesise(root / "warmup.mp4", 1.28, args.fps, *size)
+            if args.weights:
+                extractor = pipeline.load_extractor(
+                    args.weights, flow=flow, batch_size=args.batch_size
+                )
+                networks = f"converted weights from {args.weights}"
+            else:
+                extractor, networks = random_extractor(args.batch_size, flow)
+            run(warmup, root / "warm", extractor, False)  # compiles the RGB and audio networks
+            rgb = figures(run(clip, root / "rgb", extractor, False), False, args.batch_size)
+            flow_figures = "skipped: OpenCV contrib (cv2.optflow) missing"
+            if args.no_flow:
+                flow_figures = "skipped: --no-flow"
+            if flow:
+                short = synthesise(root / "short.mp4", args.flow_seconds, args.fps, *size)
+                run(warmup, root / "warm_flow", extractor, True)  # compiles the flow network
+                flow_figures = figures(
+                    run(short, root / "flow", extractor, True), True, args.batch_size
+                )
+    return {
         "command": "python " + " ".join([str(Path(__file__).relative_to(ROOT))] + sys.argv[1:]),
         "machine": info,
         "networks": networks,
@@ -281,12 +568,8 @@ def main(argv: list[str] | None = None) -> int:
         },
         "rgb_audio": rgb,
         "rgb_flow_audio": flow_figures,
+        **({"torch_peer": peer} if peer is not None else {}),
     }
-    text = json.dumps(report, indent=1)
-    print(text)
-    if args.out:
-        io.atomic_write_text(args.out, text + "\n")
-    return 0
 
 
 if __name__ == "__main__":

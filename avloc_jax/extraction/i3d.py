@@ -20,6 +20,13 @@ no further pooling over time happens. ``InceptionI3D.__call__`` returns that ten
 flattened to [B, 1024] -- the tensor the reference ``extract_features`` returns,
 squeezed -- which is the per-snippet W-TALC feature.
 
+Computation (not the parameters): each 3D convolution runs as a 2D convolution over
+(H, W) with the window's time taps stacked on the channels (`Conv3D`), and each max pool
+as separable maxima of strided views (`max_pool_same`). The sums are the same, in another
+order (features within 1e-6 of a direct 3D convolution); on the CPU this puts every
+convolution on XLA's tuned 2D/matmul kernels (docs/performance.md, "I3D and VGGish
+against PyTorch").
+
 Parameter names mirror the reference module names (``Mixed_4b/b1b/conv3d/kernel`` is
 ``Mixed_4b.b1b.conv3d.weight``), which is what `i3d_torch_to_flax` relies on. The
 variables are ``{"params": ..., "batch_stats": ...}`` (BatchNorm mean / var live in
@@ -28,6 +35,7 @@ variables are ``{"params": ..., "batch_stats": ...}`` (BatchNorm mean / var live
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -97,9 +105,79 @@ def _pad_same(x: Array, kernel: Sequence[int], stride: Sequence[int]) -> Array:
     return jnp.pad(x, [(0, 0), *pads, (0, 0)])
 
 
+def _taps(x: Array, axis: int, kernel: int, stride: int) -> list[Array]:
+    """The `kernel` strided views of ``x`` along `axis` that a VALID window of that size
+    and stride reads: view i holds the element i of every window."""
+    count = (x.shape[axis] - kernel) // stride + 1
+    return [
+        jax.lax.slice_in_dim(x, i, i + stride * (count - 1) + 1, stride, axis)
+        for i in range(kernel)
+    ]
+
+
 def max_pool_same(x: Array, kernel: Triple, stride: Triple) -> Array:
-    """MaxPool3dSamePadding: [B, T, H, W, C] -> [B, ceil(T/st), ceil(H/sh), ceil(W/sw), C]."""
-    return nn.max_pool(_pad_same(x, kernel, stride), kernel, strides=stride, padding="VALID")
+    """MaxPool3dSamePadding: [B, T, H, W, C] -> [B, ceil(T/st), ceil(H/sh), ceil(W/sw), C].
+
+    Separable: the maximum over W, then H, then T, each an elementwise maximum of strided
+    views (exact, as any order of maxima; XLA fuses them into a few loops, where a 3D
+    ``reduce_window`` runs several times slower on the CPU)."""
+    x = _pad_same(x, kernel, stride)
+    for axis, k, s in sorted(zip((1, 2, 3), kernel, stride), reverse=True):
+        if k > 1 or s > 1:
+            x = functools.reduce(jnp.maximum, _taps(x, axis, k, s))
+    return x
+
+
+class Conv3D(nn.Module):
+    """A VALID 3D convolution [B, T, H, W, Cin] -> [B, T', H', W', features] after a zero
+    padding of H and W (T is padded by the caller), with ``nn.Conv``'s variables
+    (``kernel`` [kT, kH, kW, Cin, features], ``bias``) and initialisers.
+
+    Computed as one 2D convolution over (H, W) of the frames B * T', whose channels are
+    the kT time taps of the window side by side (tap-major: channel i * Cin + c), against
+    the kernel reshaped to [kH, kW, kT * Cin, features]; a 1x1x1 kernel is a matrix
+    product. Same sums as a 3D convolution, in another order: XLA's CPU backend runs 3D
+    convolutions through a generic loop (the 7x7x7 stem about 6x slower than as 2D) and
+    2D convolutions and matrix products through its tuned kernels.
+    """
+
+    features: int
+    kernel_size: Triple
+    strides: Triple = (1, 1, 1)
+    spatial_padding: tuple[tuple[int, int], tuple[int, int]] = ((0, 0), (0, 0))
+    use_bias: bool = False
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        kt, kh, kw = self.kernel_size
+        st, sh, sw = self.strides
+        channels = x.shape[-1]
+        kernel = self.param(
+            "kernel",
+            nn.initializers.lecun_normal(),
+            (kt, kh, kw, channels, self.features),
+            jnp.float32,
+        )
+        taps = _taps(x, 1, kt, st)
+        stacked = taps[0] if kt == 1 else jnp.concatenate(taps, axis=-1)  # [B, T', H, W, kT Cin]
+        # [kT, kH, kW, Cin, O] -> [kH, kW, kT * Cin, O], tap-major like `stacked`
+        weights = jnp.transpose(kernel, (1, 2, 0, 3, 4)).reshape(
+            kh, kw, kt * channels, self.features
+        )
+        if (kh, kw, sh, sw) == (1, 1, 1, 1) and self.spatial_padding == ((0, 0), (0, 0)):
+            y = jnp.dot(stacked, weights[0, 0])
+        else:
+            y = jax.lax.conv_general_dilated(
+                stacked.reshape(-1, *stacked.shape[2:]),
+                weights,
+                (sh, sw),
+                self.spatial_padding,
+                dimension_numbers=("NHWC", "HWIO", "NHWC"),
+            )
+            y = y.reshape(*stacked.shape[:2], *y.shape[1:])
+        if self.use_bias:
+            y = y + self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
+        return y
 
 
 class Unit3D(nn.Module):
@@ -118,12 +196,13 @@ class Unit3D(nn.Module):
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
-        x = _pad_same(x, self.kernel, self.stride)
-        x = nn.Conv(
+        pads = [same_padding(n, k, s) for n, k, s in zip(x.shape[1:4], self.kernel, self.stride)]
+        x = jnp.pad(x, [(0, 0), pads[0], (0, 0), (0, 0), (0, 0)]) if any(pads[0]) else x
+        x = Conv3D(
             self.features,
             self.kernel,
-            strides=self.stride,
-            padding="VALID",
+            self.stride,
+            (pads[1], pads[2]),
             use_bias=self.use_bias,
             name="conv3d",
         )(x)
