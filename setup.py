@@ -50,6 +50,8 @@ setup(
         "dev": ["pre-commit>=3.5"],
         # Only for `avloc convert-weights` (reads the public PyTorch checkpoints).
         "convert": ["torch>=2.1"],
+        # Only for `bench/extract_speed.py --peer torch` (the PyTorch peers, bench/torch_peer.py).
+        "bench": ["torch>=2.1"],
         # Only for optical flow (TV-L1, as the reference I3D flow features were made).
         "flow": ["opencv-contrib-python-headless>=4.8"],
     },

@@ -281,6 +281,9 @@ def import_torch_peer() -> Any:
         ) from err
     import importlib
 
+    bench = str(Path(__file__).resolve().parent)
+    if bench not in sys.path:
+        sys.path.insert(0, bench)
     return importlib.import_module("torch_peer")
 
 
@@ -467,13 +470,22 @@ def run_peer(
         result["flow_fps"] = per["i3d_flow"]["torch_rate"]
         result["jax_flow_fps"] = per["i3d_flow"]["jax_rate"]
         result["flow_speed_ratio"] = per["i3d_flow"]["ratio"]
-    if result["max_abs_diff"] > PEER_TOLERANCE:
-        worst = max(diffs, key=lambda k: diffs[k])
+    check_agreement(diffs)
+    return result
+
+
+def check_agreement(diffs: dict[str, float], tolerance: float = PEER_TOLERANCE) -> None:
+    """PeerMismatch naming the network whose features differ most, if beyond `tolerance`
+    (a NaN difference is a mismatch too)."""
+    beyond = [k for k, v in diffs.items() if not v <= tolerance]  # NaN included
+    if beyond:
+        worst = max(beyond, key=lambda k: (np.isnan(diffs[k]), diffs[k]))
         raise PeerMismatch(
             f"the JAX and torch {worst} features differ by {diffs[worst]:.3g} > "
-            f"{PEER_TOLERANCE:g} on the same weights (per network: {diffs})"
+            f"{tolerance:g} on the same weights (per network: "
+            + ", ".join(f"{k} {v:.3g}" for k, v in diffs.items())
+            + ")"
         )
-    return result
 
 
 def main(argv: list[str] | None = None) -> int:
