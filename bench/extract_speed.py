@@ -42,8 +42,12 @@ ratio, so load from other processes hits both alike:
 
   torch_peer: {"rgb_fps": torch 25-fps frames/s, "audio_rt": torch audio s per s,
                "jax_rgb_fps", "jax_audio_rt", "rgb_speed_ratio": JAX/torch throughput
-               (median of the rounds), "audio_speed_ratio", "*_ratio_range": [min, max],
-               "max_abs_diff": over all features, "rounds": every time, ...}
+               (median of the rounds), "audio_speed_ratio", "rgb_audio_speed_ratio"
+               (the network time of one second of video: 25 frames and 1 s of audio),
+               "*_ratio_range": [min, max], "max_abs_diff": over all features,
+               "per_network": every round's times, ...}
+
+The JSON goes to stdout (and --out); the one-line verdict (ratios, difference) to stderr.
 
 ``max_abs_diff`` above 1e-4 is an error (exit 1, nothing written). --peer-flow adds I3D
 flow on seeded uniform [-1, 1] fields of the same shape (the network's cost does not
@@ -374,8 +378,8 @@ def peer_line(peer: dict[str, Any]) -> str:
         return f"{peer[key]:.2f}x (rounds {low:.2f}-{high:.2f})"
 
     return (
-        f"JAX / torch throughput: I3D RGB {ratio('rgb_speed_ratio')}, "
-        f"VGGish {ratio('audio_speed_ratio')}; "
+        f"JAX / torch throughput: RGB + audio {ratio('rgb_audio_speed_ratio')}; "
+        f"I3D RGB {ratio('rgb_speed_ratio')}, VGGish {ratio('audio_speed_ratio')}; "
         f"max |JAX - torch| over the features {peer['max_abs_diff']:.2g}"
     )
 
@@ -441,6 +445,18 @@ def run_peer(
         for name in jax_fns
     }
     rgb, audio = per["i3d_rgb"], per["vggish"]
+
+    def per_video_second(rgb_seconds: list[float], audio_batch_seconds: list[float]) -> list:
+        """Each round's network time for one second of video: 25 RGB frames, 1 s of audio."""
+        return [
+            r * align.FPS / frames + a / audio_seconds
+            for r, a in zip(rgb_seconds, audio_batch_seconds)
+        ]
+
+    (jax_rgb, torch_rgb), (jax_audio, torch_audio) = times["i3d_rgb"], times["vggish"]
+    both = summarise_rounds(
+        per_video_second(jax_rgb, jax_audio), per_video_second(torch_rgb, torch_audio), 1.0
+    )
     result: dict[str, Any] = {
         "rgb_fps": rgb["torch_rate"],
         "audio_rt": audio["torch_rate"],
@@ -450,6 +466,8 @@ def run_peer(
         "rgb_speed_ratio_range": rgb["ratio_range"],
         "audio_speed_ratio": audio["ratio"],
         "audio_speed_ratio_range": audio["ratio_range"],
+        "rgb_audio_speed_ratio": both["ratio"],
+        "rgb_audio_speed_ratio_range": both["ratio_range"],
         "max_abs_diff": max(diffs.values()),
         "max_abs_diff_per_network": diffs,
         "tolerance": PEER_TOLERANCE,
@@ -464,7 +482,9 @@ def run_peer(
         "per_network": per,
         "torch": {"version": torch.__version__, "threads": torch.get_num_threads()},
         "units": "rgb_fps: 25-fps frames per second; audio_rt: seconds of audio per second; "
-        "ratios: JAX throughput / torch throughput, the median of the rounds",
+        "ratios: JAX throughput / torch throughput, the median of the rounds; "
+        "rgb_audio_speed_ratio: of the network time per second of video (25 RGB frames "
+        "and 1 s of audio)",
     }
     if flow:
         result["flow_fps"] = per["i3d_flow"]["torch_rate"]
