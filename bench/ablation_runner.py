@@ -143,11 +143,11 @@ def run_variant(
         **base,
         "num_steps": int(config.train.num_steps),
         "batch_size": int(config.train.batch_size),
-        "best_step": outcome.get("best_step"),
+        "best_step": outcome.best_step,
         "seconds": round(time.perf_counter() - start, 1),
         "run_environment": report.run_environment(),
-        "val": outcome["val"],
-        "test": outcome["test"],
+        "val": outcome.val,
+        "test": outcome.test,
     }
     io.atomic_write_json(done, result)
     done_by_hash[digest] = result

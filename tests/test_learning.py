@@ -60,9 +60,10 @@ def validation_map_untrained(config) -> float:
     tx, _ = train.make_optimizer(config.train)
     state = train.create_train_state(model, tx, dataset, config.seed, parallel.replicated(mesh))
     eval_step = predict.make_eval_step(model, config.loss.topk_ratio, mesh)
-    evals = evaluators.build_evaluators(
-        train.make_predict_fn(config, eval_step, mesh), config, meta
+    predict_fn = train.make_predict_fn(
+        eval_step, mesh, batch_size=config.eval.batch_size, buckets=config.data.eval_buckets
     )
+    evals = evaluators.build_evaluators(predict_fn, config, meta)
     metrics, _ = train.evaluate_split(evals, dataset, meta.val_split, state.params)
     return metrics["average_mAP"]
 

@@ -16,6 +16,8 @@ import numpy as np
 import pytest
 from demo_helpers import tiny_config
 
+from avloc_jax import model as models
+from avloc_jax.common import parallel
 from avloc_jax.engine import train
 from avloc_jax.evaluation import evaluators
 
@@ -47,7 +49,7 @@ def test_workdir_contract_and_model_selection_on_val(tmp_path):
     finals = [e for e in events if e["event"] == "final"]
     assert [e["split"] for e in finals] == ["validation", "test"]
     best = max(eval_events, key=lambda e: (e["average_mAP"], -e["step"]))
-    assert outcome["best_step"] == best["step"]
+    assert outcome.best_step == best["step"]
     for split in ("validation", "test"):
         result = json.loads((tmp_path / "results" / f"{split}_metrics.json").read_text())
         assert 0.0 <= result["metrics"]["average_mAP"] <= 1.0
@@ -56,9 +58,9 @@ def test_workdir_contract_and_model_selection_on_val(tmp_path):
         assert len(detections["results"]) == 16
     # One orbax manager: the last 2 saves (12 and 8) and the best evaluated one are kept.
     kept = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
-    assert kept[-2:] == [8, 12] and outcome["best_step"] in kept and len(kept) <= 3
+    assert kept[-2:] == [8, 12] and outcome.best_step in kept and len(kept) <= 3
     best_state = _restore_params(config, tmp_path, "best")
-    assert int(best_state.step) == outcome["best_step"]
+    assert int(best_state.step) == outcome.best_step
     assert [e["is_best"] for e in eval_events] == _improvements(
         [e["average_mAP"] for e in eval_events]
     )
@@ -98,10 +100,10 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path, monkeypatch, device_resi
     _StopAt.stop_step = 2 if device_resident else 6
     monkeypatch.setattr(train, "PreemptionFlag", _StopAt)
     outcome = train.train_and_evaluate(config, tmp_path / "resumed")
-    assert outcome["preempted"] and outcome["step"] == 6
+    assert outcome.preempted and outcome.step == 6
     monkeypatch.undo()
     outcome = train.train_and_evaluate(config, tmp_path / "resumed")
-    assert outcome["start_step"] == 6
+    assert outcome.start_step == 6
 
     straight = _restore_params(config, tmp_path / "straight", "last")
     resumed = _restore_params(config, tmp_path / "resumed", "last")
@@ -156,7 +158,8 @@ def test_sigterm_mid_run_leaves_a_restorable_checkpoint(tmp_path):
         config = tiny_config(num_steps=100000)
         config.eval.every_steps = 100000
         config.train.checkpoint_every_steps = 100000
-        print(train.train_and_evaluate(config, {str(workdir)!r}), flush=True)
+        outcome = train.train_and_evaluate(config, {str(workdir)!r})
+        print("preempted=%s step=%d" % (outcome.preempted, outcome.step), flush=True)
         """
     )
     proc = subprocess.Popen(
@@ -170,8 +173,8 @@ def test_sigterm_mid_run_leaves_a_restorable_checkpoint(tmp_path):
     proc.send_signal(signal.SIGTERM)
     output, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0, output
-    assert "'preempted': True" in output
-    step = int(output.split("'step': ")[1].split("}")[0])
+    assert "preempted=True" in output
+    step = int(output.split("step=")[1].split()[0])
     state = _restore_params(tiny_config(num_steps=100000), workdir, "last")
     assert state is not None and int(state.step) == step > 0
 
@@ -255,9 +258,9 @@ def test_a_registered_evaluator_runs_and_its_metric_selects_the_checkpoint(tmp_p
     assert [e["custom_score"] for e in evals] == [1.0, 0.5]
     assert [e["is_best"] for e in evals] == [True, False]
     assert all("average_mAP" in e for e in evals)  # the detection evaluator ran as well
-    assert outcome["best_step"] == 6  # chosen by the custom metric, not by mAP
+    assert outcome.best_step == 6  # chosen by the custom metric, not by mAP
     assert int(_restore_params(config, tmp_path, "best").step) == 6
-    assert outcome["test"]["custom_score"] == 0.25  # final val, then test
+    assert outcome.test["custom_score"] == 0.25  # final val, then test
     custom = json.loads((tmp_path / "results" / "test_custom.json").read_text())
     assert custom == {"videos": 16}
     assert (tmp_path / "results" / "test_detections.json").exists()
@@ -315,6 +318,20 @@ def test_checks_fail_before_the_workdir_is_created(tmp_path):
     assert not (tmp_path / "w").exists()
 
 
+def test_training_and_serving_initialise_one_parameter_tree():
+    """The parameters serving restores a checkpoint into are the ones training creates:
+    both come from `model.inputs.init_params`."""
+    from avloc_jax.serving import model_loading
+
+    config = tiny_config()
+    meta = train.load_dataset(config).metadata
+    model = models.build_model(config.model, meta.num_classes)
+    served = model_loading.init_params(model, meta)
+    trained = train.abstract_train_state(config, meta, parallel.make_mesh()).params
+    assert jax.tree.structure(served) == jax.tree.structure(trained)
+    assert jax.tree.map(np.shape, served) == jax.tree.map(lambda s: s.shape, trained)
+
+
 # ----------------------------------------------------------------------------- old workdirs
 
 
@@ -330,7 +347,7 @@ def test_workdirs_with_the_two_manager_layout_still_load(tmp_path):
     (old / "last").mkdir(parents=True)
     (old / "best").mkdir()
     shutil.copytree(new / "8", old / "last" / "8")
-    best_step = outcome["best_step"]
+    best_step = outcome.best_step
     shutil.copytree(new / str(best_step), old / "best" / str(best_step))
     shutil.rmtree(new)
     old.rename(new)

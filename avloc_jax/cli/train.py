@@ -68,11 +68,10 @@ def main(argv: list[str]) -> int:
             )
         except ConfigError as err:  # bad config, workdir or dataset: nothing was written
             return messages.fail(PROGRAM, str(err), 2)
-    if outcome.get("preempted"):
-        step = outcome["step"]
-        print(f"preempted at step {step}: checkpoint saved in {workdir}; rerun to resume")
+    if outcome.preempted:
+        print(f"preempted at step {outcome.step}: checkpoint saved in {workdir}; rerun to resume")
         return 0
-    result = {"best_step": outcome["best_step"], "val": outcome["val"], "test": outcome["test"]}
+    result = {"best_step": outcome.best_step, "val": outcome.val, "test": outcome.test}
     # One line per top-level key: the same JSON as before, in 3 lines instead of 25.
     print("{" + ",\n ".join(f"{json.dumps(k)}: {json.dumps(v)}" for k, v in result.items()) + "}")
     sys.stdout.flush()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import ml_collections
 
+from avloc_jax.common.config_checks import ConfigError
 from avloc_jax.data import demo_data
+from avloc_jax.data.annotations import DataError
 from avloc_jax.data.records import Dataset
 
 DEMO = "demo"  # generated from the config (data.demo), nothing to build
@@ -26,3 +28,12 @@ def load_dataset(config: ml_collections.ConfigDict) -> Dataset:
     return datasets.load_dataset(
         data.name, data.data_dir, builder_config=builder_config, heldout_fraction=data.val_fraction
     )
+
+
+def open_dataset(config: ml_collections.ConfigDict) -> Dataset:
+    """`load_dataset`, with a missing or unreadable dataset as a one-line ConfigError
+    naming data.data_dir (`avloc train` and `avloc evaluate` check it before writing)."""
+    try:
+        return load_dataset(config)
+    except (OSError, DataError) as err:
+        raise ConfigError(f"data.data_dir: {err}") from None

@@ -1,37 +1,34 @@
 """Training and evaluation: one readable loop (big_vision style).
 
-`train_and_evaluate(config, workdir)` turns a config into a trained, evaluated model:
-
-  W/config.json            the resolved config
-  W/metrics.jsonl          one JSON object per train/eval event (engine/metric_logging.py)
-  W/tensorboard/           the same events as TensorBoard scalars (engine/writers.py)
-  W/checkpoints/<step>/    orbax checkpoints: the last `train.keep_checkpoints` saves and
-                           the best by the validation metric (engine/checkpoints.py)
-  W/results/<split>_metrics.json, plus each evaluator's artifacts (<split>_detections.json)
+`train_and_evaluate(config, workdir)` turns a config into a trained, evaluated model
+(`TrainOutcome`), in a workdir laid out by common/workdir.py: the resolved config, the
+dataset metadata, metrics.jsonl and TensorBoard events (engine/writers.py), orbax
+checkpoints (the last `train.keep_checkpoints` saves and the best by the validation
+metric, engine/checkpoints.py), and results/<split>_*.json.
 
 Model selection reads the validation split only: `config.eval.select` names the metric
 among those of the evaluators in `config.evals` (evaluation/evaluators.py). The test split
 is scored once, at the end, with the best-by-validation parameters. A run that finds a
 checkpoint in its workdir resumes from it; SIGTERM saves a checkpoint and exits cleanly.
 
-Nothing is written before every input is checked: the config (`validate`), the workdir's
-saved config against it (`check_resume`: a workdir holds one run) and the dataset; a
-problem with any of them is a one-line `ConfigError` naming the key or file, and the
-workdir is left as it was (not even created). The few lines a user sees by default go to
-`common.progress.run_log` (the run in one line, one line per validation, the result);
-the rest of the log is INFO detail (`log_file`: the workdir's log, common/workdir.py).
+Nothing is written before every input is checked (the "checks" below): the config
+(`schema.validate`), the workdir's saved config against it (`check_resume`: a workdir
+holds one run) and the dataset; a problem with any of them is a one-line `ConfigError`
+naming the key or file, and the workdir is left as it was (not even created). The few
+lines a user sees by default go to `common.progress.run_log` (the run in one line, one
+line per validation, the result); the rest of the log is INFO detail (`log_file`).
 
-The pieces live beside this loop: engine/state.py (train state, optimizer, train step),
-engine/checkpoints.py, engine/writers.py; they are re-exported here.
+The pieces live beside this loop: engine/steps.py (the jitted train and eval steps and
+where batches come from), engine/state.py, engine/checkpoints.py, engine/writers.py,
+engine/evaluate.py (the evaluators' predict function, results files, `avloc evaluate`).
 """
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 import json
 import logging
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,82 +41,100 @@ from avloc_jax.common import config_checks, config_migration, io, parallel
 from avloc_jax.common.config_checks import ConfigError
 from avloc_jax.common.progress import ProgressBar, run_log
 from avloc_jax.common.workdir import Workdir
-from avloc_jax.data import device_data, input_pipeline
-from avloc_jax.data.annotations import DataError
+from avloc_jax.data import loading
 from avloc_jax.data.loading import load_dataset
 from avloc_jax.data.metadata_file import write_dataset_metadata
-from avloc_jax.data.records import Dataset, Record
-from avloc_jax.engine import writers
+from avloc_jax.data.records import Dataset
+from avloc_jax.engine import periodic, writers
+from avloc_jax.engine import steps as steps_lib
 from avloc_jax.engine.checkpoints import Checkpoints, PreemptionFlag
-from avloc_jax.engine.state import (
-    TrainState,
-    abstract_train_state,
-    create_train_state,
-    make_device_resident_chunk,
-    make_optimizer,
-    make_train_step,
+from avloc_jax.engine.evaluate import (
+    evaluate_split,
+    evaluate_workdir,
+    make_predict_fn,
+    write_results,
 )
-from avloc_jax.evaluation import evaluators, predict
+from avloc_jax.engine.state import TrainState, abstract_train_state, create_train_state
+from avloc_jax.engine.steps import make_device_resident_chunk, make_train_step
+from avloc_jax.evaluation import evaluators
+from avloc_jax.optimizer import make_optimizer
 
 __all__ = [
     "Checkpoints",
     "PreemptionFlag",
+    "TrainOutcome",
     "TrainState",
     "abstract_train_state",
     "check_resume",
     "create_train_state",
+    "evaluate_split",
     "evaluate_workdir",
     "load_dataset",
     "make_device_resident_chunk",
     "make_optimizer",
+    "make_predict_fn",
     "make_train_step",
     "train_and_evaluate",
 ]
 
 
-# ----------------------------------------------------------------------------- evaluation
+@dataclasses.dataclass(frozen=True)
+class TrainOutcome:
+    """What a call of `train_and_evaluate` did.
+
+    start_step: the step it started from (0, or the step it resumed at).
+    step: the last step it trained.
+    preempted: it stopped on SIGTERM at `step`, after saving a checkpoint; rerun to resume.
+    best_step: the step of the best-by-validation checkpoint, whose scores `val` and
+      `test` are (None and empty when preempted).
+    """
+
+    start_step: int
+    step: int
+    preempted: bool = False
+    best_step: int | None = None
+    val: dict[str, float] = dataclasses.field(default_factory=dict)
+    test: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
-def make_predict_fn(
-    config: ml_collections.ConfigDict, eval_step: Callable, mesh: Any
-) -> evaluators.PredictFn:
-    """The evaluators' predict function: `predict_fn(params, source) -> {index: outputs}`."""
+def train_and_evaluate(
+    config: ml_collections.ConfigDict,
+    workdir: str | Path,
+    *,
+    resume_with_more_steps: bool = False,
+    log_file: str | None = None,
+) -> TrainOutcome:
+    """Trains per `config` in `workdir` (resuming if possible) and evaluates val and test.
 
-    def predict_fn(params: Any, source: Sequence[Record]) -> dict[int, predict.VideoOutputs]:
-        return predict.collect_outputs(
-            eval_step,
-            params,
-            source,
-            batch_size=config.eval.batch_size,
-            buckets=tuple(config.data.eval_buckets),
-            mesh=mesh,
+    Every input is checked before anything is written (ConfigError, one line): the
+    config, the workdir's saved config (`check_resume`; `resume_with_more_steps` as
+    there) and the dataset. `log_file`: a file name in the workdir that receives the log
+    records of the run (`workdir.LOG_FILE` for `avloc train`)."""
+    # --- Checks: nothing is written before all of them pass.
+    schema.validate(config)
+    workdir = Path(workdir)
+    grown = check_resume(config, workdir, resume_with_more_steps=resume_with_more_steps)
+    parallel.maybe_initialize_distributed(config.distributed.initialize)
+    parallel.local_batch_size(config.train.batch_size, "train.batch_size")  # checks divisibility
+    dataset = _checked_dataset(config)
+    try:  # config.evals and eval.select, against the dataset's task
+        evaluators.selection_metric(
+            config, evaluators.build_evaluators(lambda *_: {}, config, dataset.metadata)
         )
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
 
-    return predict_fn
-
-
-def evaluate_split(
-    evals: dict[str, evaluators.Evaluator], dataset: Dataset, split: str, params: Any
-) -> tuple[dict[str, float], dict[str, Any]]:
-    """(metrics, artifacts) of `params` on `split`, from every configured evaluator."""
-    return evaluators.run_evaluators(
-        evals, params, dataset.split(split), dataset.metadata, subset=split
-    )
-
-
-def write_results(
-    workdir: Path, split: str, metrics: dict, artifacts: dict[str, Any], extra: dict
-) -> None:
-    """Writes results/<split>_metrics.json and <split>_<artifact>.json, process 0 only."""
-    if not parallel.is_main_process():
-        return
-    layout = Workdir(workdir)
-    layout.results_dir.mkdir(parents=True, exist_ok=True)
-    io.atomic_write_json(
-        layout.results_path(split, "metrics"), {"split": split, **extra, "metrics": metrics}
-    )
-    for name, payload in artifacts.items():
-        io.atomic_write_json(layout.results_path(split, name), payload)
+    # --- The workdir: config, dataset metadata, log file.
+    main_process = parallel.is_main_process()
+    if main_process:
+        workdir.mkdir(parents=True, exist_ok=True)
+        io.atomic_write_json(Workdir(workdir).config_path, json.loads(config.to_json_best_effort()))
+        # class names and feature sizes, for `avloc predict` / `avloc export`
+        write_dataset_metadata(workdir, dataset, config)
+    with periodic.log_to_file(workdir / log_file if log_file and main_process else None):
+        for key, old, new in grown:
+            run_log.info("resuming with %s %s -> %s (--resume_with_more_steps)", key, old, new)
+        return _train(config, workdir, dataset, main_process)
 
 
 # ----------------------------------------------------------------------------- checks
@@ -135,11 +150,12 @@ def check_resume(
 
     A workdir holds one run: its config.json is the config of its checkpoints and
     metrics. A workdir without config.json (new or empty) takes any config; one with it
-    takes the same config, which is how a preempted run resumes. Both sides are compared
-    as their JSON after `config_migration` (an older saved config gets the keys added
-    since, with the values that reproduce it; tuples equal lists), without data.demo
-    unless the data is the demo (validate's rule). Any other config is refused with one
-    line naming every differing key, with its saved and its given value.
+    takes the same config, which is how a preempted run resumes. The saved config is
+    migrated (`config_migration`: an older one gets the keys added since, with the values
+    that reproduce it) and validated like any config; both sides are compared as JSON
+    (tuples equal lists), without data.demo unless the data is the demo (validate's
+    rule). Any other config is refused with one line naming every differing key, with
+    its saved and its given value.
 
     `resume_with_more_steps` (`avloc train --resume_with_more_steps`) lets one key differ:
     `train.num_steps`, and only upwards, to train a finished or preempted run further.
@@ -165,7 +181,7 @@ def check_resume(
     except OSError as err:
         raise ConfigError(f"{path}: cannot be read ({err.strerror})") from None
     given = config_migration.migrate(json.loads(config.to_json_best_effort()))
-    if saved.get("data", {}).get("name") != "demo" and given["data"]["name"] != "demo":
+    if saved.get("data", {}).get("name") != loading.DEMO and given["data"]["name"] != loading.DEMO:
         # data.demo is read only for the demo; older configs of other datasets lack it.
         for side in (saved, given):
             side.get("data", {}).pop("demo", None)
@@ -193,13 +209,10 @@ def check_resume(
     raise ConfigError(f"{path}: the saved config differs: {listed}; {hint}")
 
 
-def _load_checked_dataset(config: ml_collections.ConfigDict) -> Dataset:
-    """The config's dataset; ConfigError (naming the key) if it is missing or unreadable,
-    or if its validation split is its test split."""
-    try:
-        dataset = load_dataset(config)
-    except (OSError, DataError) as err:
-        raise ConfigError(f"data.data_dir: {err}") from None
+def _checked_dataset(config: ml_collections.ConfigDict) -> Dataset:
+    """The config's dataset (`loading.open_dataset`); ConfigError if its validation split
+    is its test split: model selection must not see the test split."""
+    dataset = loading.open_dataset(config)
     meta = dataset.metadata
     if meta.val_split == meta.test_split:
         raise ConfigError(
@@ -210,72 +223,15 @@ def _load_checked_dataset(config: ml_collections.ConfigDict) -> Dataset:
     return dataset
 
 
-@contextlib.contextmanager
-def _log_to_file(path: Path | None) -> Iterator[None]:
-    """Appends every log record (INFO and up, as far as the loggers' levels let them
-    through) to `path` while the block runs; nothing when `path` is None."""
-    if path is None:
-        yield
-        return
-    handler = logging.FileHandler(path)
-    handler.setLevel(logging.INFO)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.addHandler(handler)
-    try:
-        yield
-    finally:
-        root.removeHandler(handler)
-        handler.close()
-
-
-# ----------------------------------------------------------------------------- main loop
-
-
-def train_and_evaluate(
-    config: ml_collections.ConfigDict,
-    workdir: str | Path,
-    *,
-    resume_with_more_steps: bool = False,
-    log_file: str | None = None,
-) -> dict[str, Any]:
-    """Trains per `config` in `workdir` (resuming if possible) and evaluates val and test.
-
-    Every input is checked before anything is written (ConfigError, one line): the
-    config, the workdir's saved config (`check_resume`; `resume_with_more_steps` as
-    there) and the dataset. `log_file`: a file name in the workdir that receives the log
-    records of the run (`workdir.LOG_FILE` for `avloc train`)."""
-    # --- Checks: nothing is written before all of them pass.
-    schema.validate(config)
-    workdir = Path(workdir)
-    grown = check_resume(config, workdir, resume_with_more_steps=resume_with_more_steps)
-    parallel.maybe_initialize_distributed(config.distributed.initialize)
-    parallel.local_batch_size(config.train.batch_size, "train.batch_size")  # checks divisibility
-    dataset = _load_checked_dataset(config)
-    try:  # config.evals and eval.select, against the dataset's task
-        evaluators.selection_metric(
-            config, evaluators.build_evaluators(lambda *_: {}, config, dataset.metadata)
-        )
-    except ValueError as err:
-        raise ConfigError(str(err)) from None
-
-    # --- The workdir: config, dataset metadata, log file.
-    main_process = parallel.is_main_process()
-    if main_process:
-        workdir.mkdir(parents=True, exist_ok=True)
-        io.atomic_write_json(Workdir(workdir).config_path, json.loads(config.to_json_best_effort()))
-        # class names and feature sizes, for `avloc predict` / `avloc export`
-        write_dataset_metadata(workdir, dataset, config)
-    with _log_to_file(workdir / log_file if log_file and main_process else None):
-        for key, old, new in grown:
-            run_log.info("resuming with %s %s -> %s (--resume_with_more_steps)", key, old, new)
-        return _train(config, workdir, dataset, main_process)
+# ----------------------------------------------------------------------------- the run
 
 
 def _train(
     config: ml_collections.ConfigDict, workdir: Path, dataset: Dataset, main_process: bool
-) -> dict[str, Any]:
+) -> TrainOutcome:
     """The run itself, once the inputs are checked and the workdir is set up."""
+    meta = dataset.metadata
+    num_steps = config.train.num_steps
     writer = writers.create_writer(workdir, enabled=main_process)
     mesh = parallel.make_mesh()
     logging.info(
@@ -284,86 +240,94 @@ def _train(
         jax.process_count(),
         config.train.batch_size,
     )
-    meta = dataset.metadata
 
-    # --- Model, optimizer, state.
+    # --- Model, optimizer, state; resumed from the workdir's last checkpoint if any.
     model = models.build_model(config.model, meta.num_classes)
     tx, schedule = make_optimizer(config.train)
     state = create_train_state(model, tx, dataset, config.seed, parallel.replicated(mesh))
     num_params = parallel.tree_size(state.params)
-    logging.info("parameters: %d", num_params)
-
-    # --- Evaluators and the metric that selects the checkpoint.
-    eval_traces = [0]
-    eval_step = predict.make_eval_step(model, config.loss.topk_ratio, mesh, trace_count=eval_traces)
-    evals = evaluators.build_evaluators(make_predict_fn(config, eval_step, mesh), config, meta)
-    select = evaluators.selection_metric(config, evals)
-
-    # --- Checkpoints: resume if the workdir has one.
     checkpoints = Checkpoints(Workdir(workdir).checkpoints_dir, config.train.keep_checkpoints)
-    restored = checkpoints.restore("last", state)
-    if restored is not None:
-        state = restored
-        logging.info("resumed from step %d", int(state.step))
+    state = checkpoints.restore("last", state) or state
     start_step = int(state.step)
+    logging.info("parameters: %d; starting at step %d", num_params, start_step)
     if main_process:
         run_log.info("%s", _run_summary(config, dataset, num_params, start_step))
 
-    # --- Steps and data.
-    num_steps = config.train.num_steps
-    train_step, jitted_train_step, train_traces = make_train_step(
-        model, tx, config.loss, schedule, mesh
+    # --- Steps, batches and evaluators.
+    steps = steps_lib.make_steps(
+        model,
+        tx,
+        schedule,
+        mesh,
+        loss_config=config.loss,
+        topk_ratio=config.loss.topk_ratio,
+        train_source=dataset.split(meta.train_split),
+        batch_size=config.train.batch_size,
+        num_snippets=config.data.num_snippets,
+        sampling=config.data.sampling,
+        device_resident=config.data.device_resident,
+        seed=config.seed,
+        start_step=start_step,
     )
-    train_source = dataset.split(meta.train_split)
-    if config.data.device_resident:
-        # The whole split on the devices; runs of steps between events fuse into one scan.
-        device_split = jax.device_put(
-            device_data.stack_split(train_source), parallel.replicated(mesh)
-        )
-        # Compilations are counted per chunk (one for every chunk length), not per trace of
-        # the step inside it.
-        train_traces = [0]
-        chunk_fn = make_device_resident_chunk(
-            train_step, config.data, config.train.batch_size, config.seed, mesh, train_traces
-        )
+    predict_fn = make_predict_fn(
+        steps.eval, mesh, batch_size=config.eval.batch_size, buckets=config.data.eval_buckets
+    )
+    evals = evaluators.build_evaluators(predict_fn, config, meta)
+    select = evaluators.selection_metric(config, evals)
 
-        def run_steps(state: TrainState, count: int) -> tuple[TrainState, Any]:
-            return chunk_fn(state, device_split, count)
+    # --- Periodic actions: clu's, called after every train call (see `periodic.Due`).
+    batch_size = config.train.batch_size
+    window = periodic.TrainWindow()
+    last_loss: list[float] = []
 
-    else:
-        batches = input_pipeline.train_batches(
-            train_source,
-            batch_size=config.train.batch_size,  # global; each process yields its slice
-            seed=config.seed,
-            num_snippets=config.data.num_snippets,
-            sampling=config.data.sampling,
-            start_step=start_step,
-            process_index=jax.process_index(),
-            process_count=jax.process_count(),
+    def log_train(step: int, t: float, metrics: Any, **_: Any) -> None:
+        metrics = jax.device_get(metrics)
+        metrics.update(window.rates(batch_size))
+        metrics["train_compilations"] = steps.train_compilations[0]
+        writer.write_scalars(step, {"event": "train", **metrics})
+        last_loss[:] = [float(metrics["loss/total"])]
+        progress.set_postfix(loss=last_loss[0])
+
+    def validate(step: int, t: float, state: TrainState, **_: Any) -> None:
+        with report_progress.timed("eval", wait_jax_async_dispatch=False):
+            val_metrics, _ = evaluate_split(evals, dataset, meta.val_split, state.params)
+        value = evaluators.check_selection(select, val_metrics, evals)
+        improved = checkpoints.save(state, value)
+        writer.write_scalars(
+            step,
+            {
+                "event": "eval",
+                "split": meta.val_split,
+                "is_best": improved,
+                # Compiled eval shapes so far: one per length bucket met (docs/data.md).
+                "eval_compilations": steps.eval_compilations[0],
+                **val_metrics,
+            },
         )
-        # The next global batches are copied to the devices while the current step runs.
-        device_batches = input_pipeline.prefetch_to_device(batches, parallel.batch_sharded(mesh))
+        progress.set_postfix(**{f"val_{select}": value})
+        if main_process:
+            loss = f"loss {last_loss[0]:.4f}, " if last_loss else ""
+            marker = " (best so far)" if improved else ""
+            run_log.info(
+                f"step {step}/{num_steps}: {loss}{meta.val_split} {select} {value:.4f}{marker}"
+            )
+        window.restart()  # evaluation is not train time
 
-        def run_steps(state: TrainState, count: int) -> tuple[TrainState, Any]:
-            return jitted_train_step(state, next(device_batches))
+    def save(step: int, t: float, state: TrainState, **_: Any) -> None:
+        checkpoints.save(state)
 
     log_every = config.train.log_every_steps
-    eval_every = config.eval.every_steps
-    checkpoint_every = config.train.checkpoint_every_steps
-
-    def due(step: int, every: int) -> bool:
-        return step % every == 0 or step == num_steps
-
-    # --- Periodic actions. Not PeriodicCallback for the log / eval / checkpoint events:
-    # with every_steps it must be called after every single step, and device-resident
-    # runs advance by fused chunks; `due` above says it for both.
+    events = (
+        periodic.Due(log_every, num_steps, log_train),
+        periodic.Due(config.eval.every_steps, num_steps, validate),
+        periodic.Due(config.train.checkpoint_every_steps, num_steps, save),
+    )
     report_progress = writers.periodic_actions.ReportProgress(
         num_train_steps=num_steps, every_secs=60.0
     )
     hooks: list[Callable[[int], Any]] = [report_progress]
     profile_steps = int(config.train.profile_steps)
-    if profile_steps > 0 and main_process:
-        # One trace, from the first log step of this run on (past the compilation).
+    if profile_steps > 0 and main_process:  # one trace, from this run's first log step on
         hooks.append(
             writers.periodic_actions.Profile(
                 logdir=Workdir(workdir).profile_dir,
@@ -375,97 +339,54 @@ def _train(
         )
 
     # --- Train loop.
-    outcome: dict[str, Any] = {"start_step": start_step}
-    last_loss: float | None = None
-    window_start, window_steps = time.perf_counter(), 0
     step = start_step
     progress = ProgressBar(
         num_steps, initial=start_step, desc="train", enabled=None if main_process else False
     )
     with PreemptionFlag() as preemption, progress:
         while step < num_steps:
-            # Host-fed data: one step at a time. Device-resident: every step up to the next event.
-            count = (
-                _steps_to_next_event(step, num_steps, (log_every, eval_every, checkpoint_every))
-                if config.data.device_resident
-                else 1
-            )
-            state, metrics = run_steps(state, count)
+            # Host-fed: one step per call. Device-resident: every step to the next event.
+            count = periodic.steps_to_next_event(step, events) if steps.fused else 1
+            state, metrics = steps.train(state, count)
             step += count
-            window_steps += count
+            window.add(count)
             progress.update(count)
             for hook in hooks:
                 hook(step)
-
             if preemption.reached(step, checkpoints):
                 checkpoints.save(state)
                 checkpoints.close()
                 writer.write_scalars(step, {"event": "preempted"})
                 writer.close()
                 logging.info("stopped at step %d; rerun the same command to resume", step)
-                return {**outcome, "preempted": True, "step": step}
-
-            if due(step, log_every):
-                metrics = jax.device_get(metrics)
-                elapsed = time.perf_counter() - window_start
-                metrics["steps_per_sec"] = window_steps / elapsed
-                metrics["videos_per_sec"] = window_steps * config.train.batch_size / elapsed
-                metrics["train_compilations"] = train_traces[0]
-                writer.write_scalars(step, {"event": "train", **metrics})
-                last_loss = float(metrics["loss/total"])
-                progress.set_postfix(loss=last_loss)
-                window_start, window_steps = time.perf_counter(), 0
-
-            if due(step, eval_every):
-                with report_progress.timed("eval", wait_jax_async_dispatch=False):
-                    val_metrics, _ = evaluate_split(evals, dataset, meta.val_split, state.params)
-                value = evaluators.check_selection(select, val_metrics, evals)
-                improved = checkpoints.save(state, value)
-                # Compiled eval shapes so far: one per length bucket met (docs/data.md).
-                writer.write_scalars(
-                    step,
-                    {
-                        "event": "eval",
-                        "split": meta.val_split,
-                        "is_best": improved,
-                        "eval_compilations": eval_traces[0],
-                        **val_metrics,
-                    },
-                )
-                progress.set_postfix(**{f"val_{select}": value})
-                if main_process:
-                    loss = "" if last_loss is None else f"loss {last_loss:.4f}, "
-                    marker = " (best so far)" if improved else ""
-                    run_log.info(
-                        f"step {step}/{num_steps}: {loss}{meta.val_split} {select} {value:.4f}"
-                        + marker
-                    )
-                window_start, window_steps = time.perf_counter(), 0  # eval is not train time
-
-            if due(step, checkpoint_every):
-                checkpoints.save(state)
+                return TrainOutcome(start_step=start_step, step=step, preempted=True)
+            for event in events:
+                event(step, state=state, metrics=metrics)
 
     # --- Final evaluation: best-by-val parameters on val, then test once.
-    best = checkpoints.restore("best", state)
-    final_state = best if best is not None else state
+    final_state = checkpoints.restore("best", state) or state
     checkpoints.close()
-    outcome["best_step"] = int(final_state.step)
-    for role, split in (("val", meta.val_split), ("test", meta.test_split)):
-        split_metrics, artifacts = evaluate_split(evals, dataset, split, final_state.params)
-        extra = {"step": int(final_state.step), "checkpoint": "best"}
-        write_results(workdir, split, split_metrics, artifacts, extra)
-        writer.write_scalars(
-            int(final_state.step), {"event": "final", "split": split, **split_metrics}
+    best_step = int(final_state.step)
+    scores = {}
+    for split in (meta.val_split, meta.test_split):
+        scores[split], artifacts = evaluate_split(evals, dataset, split, final_state.params)
+        write_results(
+            workdir, split, scores[split], artifacts, {"step": best_step, "checkpoint": "best"}
         )
-        outcome[role] = split_metrics
+        writer.write_scalars(best_step, {"event": "final", "split": split, **scores[split]})
     writer.close()
     if main_process:
-        scores = ", ".join(
-            f"{split} {select} {outcome[role].get(select, float('nan')):.4f}"
-            for role, split in (("val", meta.val_split), ("test", meta.test_split))
+        summary = ", ".join(
+            f"{split} {select} {scores[split].get(select, float('nan')):.4f}" for split in scores
         )
-        run_log.info(f"best step {outcome['best_step']} (by {meta.val_split} {select}): {scores}")
-    return outcome
+        run_log.info(f"best step {best_step} (by {meta.val_split} {select}): {summary}")
+    return TrainOutcome(
+        start_step=start_step,
+        step=step,
+        best_step=best_step,
+        val=scores[meta.val_split],
+        test=scores[meta.test_split],
+    )
 
 
 def _run_summary(
@@ -484,53 +405,3 @@ def _run_summary(
         f"{config.train.num_steps} steps of batch {config.train.batch_size}, "
         f"lr {config.train.learning_rate:g}, seed {config.seed} | {start}"
     )
-
-
-def _steps_to_next_event(step: int, num_steps: int, intervals: tuple[int, ...]) -> int:
-    """Steps from `step` to the next multiple of any interval (or to the end)."""
-    targets = [num_steps] + [(step // every + 1) * every for every in intervals if every > 0]
-    return min(targets) - step
-
-
-def evaluate_workdir(
-    config: ml_collections.ConfigDict, workdir: str | Path, split: str, checkpoint: str = "best"
-) -> dict[str, float]:
-    """`avloc evaluate`: scores a trained workdir's checkpoint on one split.
-
-    Checks its inputs before it writes (results/<split>_*.json, at the end): the workdir
-    (FileNotFoundError: no checkpoints), the dataset and the split (ConfigError)."""
-    workdir = Path(workdir)
-    checkpoints_dir = Workdir(workdir).checkpoints_dir
-    if not checkpoints_dir.is_dir():
-        raise FileNotFoundError(
-            f"{checkpoints_dir}: not found; expected a workdir written by `avloc train`"
-        )
-    parallel.maybe_initialize_distributed(config.distributed.initialize)
-    try:
-        dataset = load_dataset(config)
-    except (OSError, DataError) as err:
-        raise ConfigError(f"data.data_dir: {err}") from None
-    meta = dataset.metadata
-    split = meta.resolve_split(split)
-    if split not in dataset.splits:
-        raise ConfigError(
-            f"split {split!r}: not a split of {meta.name!r}; expected val, test, train or one "
-            f"of {sorted(dataset.splits)}"
-        )
-    mesh = parallel.make_mesh()
-    model = models.build_model(config.model, meta.num_classes)
-    template = abstract_train_state(config, meta, mesh)
-    checkpoints = Checkpoints(checkpoints_dir, config.train.keep_checkpoints, read_only=True)
-    state = checkpoints.restore(checkpoint, template)
-    checkpoints.close()
-    if state is None:
-        raise FileNotFoundError(
-            f"{checkpoints_dir}: no {checkpoint!r} checkpoint; expected a workdir "
-            "that `avloc train` has saved to"
-        )
-    eval_step = predict.make_eval_step(model, config.loss.topk_ratio, mesh)
-    evals = evaluators.build_evaluators(make_predict_fn(config, eval_step, mesh), config, meta)
-    metrics, artifacts = evaluate_split(evals, dataset, split, state.params)
-    extra = {"step": int(state.step), "checkpoint": checkpoint}
-    write_results(workdir, split, metrics, artifacts, extra)
-    return metrics

@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
@@ -44,6 +43,7 @@ from avloc_jax.data.metadata_file import (
     seconds_per_snippet,
 )
 from avloc_jax.data.records import TASK_AVE, DatasetMetadata
+from avloc_jax.model import inputs as model_inputs
 
 BUNDLE_FILE = "bundle.json"
 BUNDLE_PARAMS_DIR = "params"
@@ -276,15 +276,11 @@ def _with_sharding(abstract: Any, sharding: Any) -> Any:
 
 
 def init_params(model: Any, metadata: DatasetMetadata) -> Any:
-    """Freshly initialised parameters: the structure a checkpoint is restored into."""
-    shape = (1, 8)
-    variables = model.init(
-        jax.random.PRNGKey(0),
-        jnp.zeros(shape + (metadata.visual_dim,)),
-        jnp.zeros(shape + (metadata.audio_dim,)),
-        jnp.ones(shape, bool),
+    """Freshly initialised parameters: the structure a checkpoint is restored into (the
+    training's own initialisation, `avloc_jax.model.inputs.init_params`)."""
+    return model_inputs.init_params(
+        model, jax.random.PRNGKey(0), metadata.visual_dim, metadata.audio_dim
     )
-    return variables["params"]
 
 
 # ----------------------------------------------------------------------------- bundles
