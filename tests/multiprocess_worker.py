@@ -44,10 +44,11 @@ def main() -> None:
 
     from demo_helpers import tiny_config
 
+    from avloc_jax.data import loading
     from avloc_jax.engine import train
 
     read: list[int] = []  # every read, in order (prefetching included)
-    original_load = train.load_dataset
+    original_load = loading.load_dataset  # what the engine's loading.open_dataset calls
 
     class RecordingSplit:
         """A training split that remembers which videos this process read."""
@@ -71,7 +72,7 @@ def main() -> None:
         splits[dataset.metadata.train_split] = RecordingSplit(splits[dataset.metadata.train_split])
         return type(dataset)(metadata=dataset.metadata, splits=splits)
 
-    train.load_dataset = load_recording
+    loading.load_dataset = load_recording
     config = tiny_config(num_steps=args.steps)
     config.train.log_every_steps = 1
     config.eval.every_steps = 1000
