@@ -4,6 +4,7 @@ The literal names below are the layout itself: old workdirs on disk have them, s
 change here is a format change (config_migration / a legacy reader), not a refactor."""
 
 import json
+from pathlib import Path
 
 import flax
 import jax
@@ -149,31 +150,57 @@ def test_engine_saves_and_serving_restores_the_same_best(tmp_path):
     assert step == 4 and np.asarray(params["w"]).tolist() == [4.0, 4.0]
 
 
-def test_no_other_module_spells_a_workdir_path():
-    """Only common/workdir.py names workdir artefacts ("results" is also the ActivityNet
-    JSON key, so for it only a path join counts)."""
-    import re
-    from pathlib import Path
+def _workdir_contract():
+    import sys
 
-    names = "|".join(
-        re.escape(n)
-        for n in (
-            "config.json",
-            "dataset_metadata.json",
-            "checkpoints",
-            "metrics.jsonl",
-            "tensorboard",
-            "train.log",
-            "profile",
-        )
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    import workdir_contract
+
+    return workdir_contract
+
+
+def test_the_workdir_contract_reads_the_names_from_the_owner_and_finds_path_spellings():
+    contract = _workdir_contract()
+    names = contract.layout_names(Path(workdir.__file__).read_text())
+    assert names == {
+        workdir.CONFIG_FILE,
+        workdir.DATASET_METADATA_FILE,
+        workdir.CHECKPOINTS_DIR,
+        workdir.RESULTS_DIR,
+        workdir.METRICS_FILE,
+        workdir.TENSORBOARD_DIR,
+        workdir.LOG_FILE,
+        workdir.PROFILE_DIR,
+    }
+    source = "\n".join(
+        [
+            "import os",
+            "from pathlib import Path",
+            'a = Path(w) / "results"',  # 3: a directory joined into a path
+            'b = "metrics.jsonl"',  # 4: a file name, anywhere
+            'c = os.path.join(w, "checkpoints")',  # 5
+            'd = Path(w).joinpath("tensorboard", x)',  # 6
+            'e = {"results": []}',  # the ActivityNet key: not a path
+            'f = "see the checkpoints"',  # prose
+        ]
     )
-    pattern = re.compile(rf"""["']({names})["']|/\s*["']results["']""")
-    package = Path(workdir.__file__).resolve().parents[1]
-    found = [
-        f"{path.relative_to(package)}:{number}: {line.strip()}"
-        for path in sorted(package.rglob("*.py"))
-        if path.name != "workdir.py" or path.parent.name != "common"
-        for number, line in enumerate(path.read_text().splitlines(), 1)
-        if pattern.search(line)
+    assert contract.spellings(source, names) == [
+        (3, "results"),
+        (4, "metrics.jsonl"),
+        (5, "checkpoints"),
+        (6, "tensorboard"),
     ]
-    assert found == []
+
+
+def test_no_other_module_spells_a_workdir_path():
+    """The lint-imports contract (pyproject.toml, `workdir_paths`) over the packages as
+    they are: only common/workdir.py names workdir artefacts."""
+    import grimp
+
+    contract = _workdir_contract()
+    graph = grimp.build_graph("avloc_jax", "tfds_builders", "configs")
+    check = contract.WorkdirPathsContract(
+        "workdir paths", {}, {"owner": "avloc_jax.common.workdir"}
+    ).check(graph, verbose=False)
+    assert check.metadata["violations"] == []
+    assert check.kept
