@@ -346,6 +346,16 @@ def test_train_and_evaluate_validates_before_writing(tmp_path):
     assert not (tmp_path / "w").exists()
 
 
+def test_evaluate_workdir_validates_the_config_first(tmp_path):
+    from avloc_jax.engine import train
+
+    config = default.get_config()
+    config.model.fusion = "late"
+    # Checked before the workdir (which has no checkpoints: FileNotFoundError otherwise).
+    with pytest.raises(ConfigError, match="config key model.fusion: got 'late'"):
+        train.evaluate_workdir(config, tmp_path, "test")
+
+
 # ---------------------------------------------------------------------------------------
 # build_model: the config as it is
 

@@ -16,6 +16,7 @@ from typing import Any
 import ml_collections
 
 from avloc_jax import model as models
+from avloc_jax import schema
 from avloc_jax.common import io, parallel
 from avloc_jax.common.config_checks import ConfigError
 from avloc_jax.common.workdir import Workdir
@@ -80,8 +81,10 @@ def evaluate_workdir(
 ) -> dict[str, float]:
     """`avloc evaluate`: scores a trained workdir's checkpoint on one split.
 
-    Checks its inputs before it writes (results/<split>_*.json, at the end): the workdir
-    (FileNotFoundError: no checkpoints), the dataset and the split (ConfigError)."""
+    Checks its inputs before it writes (results/<split>_*.json, at the end): the config
+    (`schema.validate`), the workdir (FileNotFoundError: no checkpoints), the dataset and
+    the split (ConfigError)."""
+    schema.validate(config)
     workdir = Path(workdir)
     checkpoints_dir = Workdir(workdir).checkpoints_dir
     if not checkpoints_dir.is_dir():
