@@ -2,6 +2,7 @@
 schema (avloc_jax/schema.py), one override path, validation before anything runs, and the
 migration of configs saved by older versions."""
 
+import dataclasses
 import importlib
 import json
 import os
@@ -145,6 +146,22 @@ def test_library_defaults_that_restate_a_config_key_equal_the_default():
     ):
         default_value = inspect.signature(function).parameters[parameter].default
         assert default_value is inspect.Parameter.empty, function.__name__
+    # Nor do the model's modules: build_model hands them every config.model value.
+    from avloc_jax import model as models
+
+    modules = (
+        models.CrossAttentionStage,
+        models.MultiStageCrossAttention,
+        models.ModalityEmbedding,
+        models.OpenMaxHead,
+        models.SoftmaxBackgroundHead,
+        models.MLP,
+    )
+    set_by_config = set(config) | {"model.window"}  # the stage's name for attention_window
+    for module in modules:
+        for field in dataclasses.fields(module):
+            if f"model.{field.name}" in set_by_config and field.name != "dtype":
+                assert field.default is dataclasses.MISSING, f"{module.__name__}.{field.name}"
 
 
 @pytest.mark.parametrize("dataset", ["activitynet12", "ave"])

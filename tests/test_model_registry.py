@@ -116,8 +116,8 @@ def test_a_fusion_must_name_the_streams_it_reads(monkeypatch):
     # A model composed by hand must embed what its fusion reads.
     by_hand = models.AVLocModel(
         fusion=models.Concat(("audio", "visual")),
-        head=models.OpenMaxHead(3, 8),
-        visual_embedding=models.ModalityEmbedding(8),
+        head=models.OpenMaxHead(3, 8, dropout_rate=0.0),
+        visual_embedding=models.ModalityEmbedding(8, conv_kernel=3, dropout_rate=0.0),
     )
     x = jnp.zeros((1, 6, 4))
     with pytest.raises(ValueError, match="fusion Concat reads audio, which the model does not"):

@@ -21,6 +21,27 @@ def _inputs(seed=0, length=T):
     return visual, audio, mask
 
 
+# The module fields config.model sets have no defaults; the tests of a single module start
+# from global attention, no distance bias, two dense-skip stages, an open gate.
+STAGE = dict(num_heads=1, window=0, distance_bias=False)
+FUSION = dict(
+    STAGE,
+    num_stages=2,
+    skip="dense",
+    merge="none",
+    attention_gate=True,
+    attention_gate_frozen=False,
+)
+
+
+def _stage(**kwargs):
+    return models.CrossAttentionStage(**{**STAGE, **kwargs})
+
+
+def _fusion(**kwargs):
+    return models.MultiStageCrossAttention(**{**FUSION, **kwargs})
+
+
 def _model(**kwargs):
     """The default config's model, D wide, without dropout, changed by `kwargs`."""
     from configs import default
@@ -93,7 +114,7 @@ def test_cross_attention_stage_is_equivariant_to_joint_time_permutation():
     audio = rng.normal(size=(B, T, D)).astype(np.float32)
     visual = rng.normal(size=(B, T, D)).astype(np.float32)
     mask = np.ones((B, T), bool)
-    stage = models.CrossAttentionStage(num_heads=2)
+    stage = _stage(num_heads=2)
     params = stage.init(jax.random.key(0), audio, visual, mask)
     audio_out, visual_out, _ = stage.apply(params, audio, visual, mask)
     perm = rng.permutation(T)
@@ -105,7 +126,7 @@ def test_cross_attention_stage_is_equivariant_to_joint_time_permutation():
         np.asarray(visual_p), np.asarray(visual_out)[:, perm], rtol=1e-5, atol=1e-6
     )
     # The whole multi-stage fusion (no positional input) is equivariant too.
-    fusion = models.MultiStageCrossAttention(num_stages=3, window=0, attention_gate=False)
+    fusion = _fusion(num_stages=3, window=0, attention_gate=False)
     fparams = fusion.init(jax.random.key(1), audio, visual, mask, method="attend")
     fa, fv = fusion.apply(fparams, audio, visual, mask, method="attend")
     fa_p, fv_p = fusion.apply(
@@ -132,7 +153,7 @@ def test_each_modality_values_come_only_from_that_modality():
     visual_const = np.repeat(visual_row, T, axis=1)
     mask = np.ones((B, T), bool)
     mask[1, -4:] = False
-    stage = models.CrossAttentionStage(num_heads=2)
+    stage = _stage(num_heads=2)
     params = stage.init(jax.random.key(0), audio, visual_const, mask)
 
     _, visual_out, _ = stage.apply(params, audio, visual_const, mask)
@@ -171,7 +192,7 @@ def test_zero_initialised_gate_starts_from_early_concatenation():
     visual = rng.normal(size=(B, T, D)).astype(np.float32)
     mask = np.ones((B, T), bool)
     mask[1, -2:] = False
-    fusion = models.MultiStageCrossAttention(num_stages=2, window=1)
+    fusion = _fusion(num_stages=2, window=1)
 
     def init(module):
         return module.init(jax.random.key(0), audio, visual, mask, method="attend")
@@ -191,13 +212,13 @@ def test_zero_initialised_gate_starts_from_early_concatenation():
     fa_open, fv_open = apply(fusion, opened)
     assert not np.allclose(np.asarray(fa_open), np.asarray(fa), atol=1e-3)
     assert not np.allclose(np.asarray(fv_open), np.asarray(fv), atol=1e-3)
-    ungated = models.MultiStageCrossAttention(num_stages=2, window=1, attention_gate=False)
+    ungated = _fusion(num_stages=2, window=1, attention_gate=False)
     uparams = init(ungated)
     assert not any("gate" in k for k in uparams["params"])
     ua, _ = apply(ungated, uparams)
     assert not np.allclose(np.asarray(ua), np.asarray(fa), atol=1e-3)
     # Without a skip connection a closed gate would zero the streams: no gate there.
-    no_skip = models.MultiStageCrossAttention(num_stages=2, window=1, skip="none")
+    no_skip = _fusion(num_stages=2, window=1, skip="none")
     nparams = init(no_skip)
     assert not any("gate" in k for k in nparams["params"])
     assert np.abs(np.asarray(apply(no_skip, nparams)[1])).max() > 0.1
@@ -205,7 +226,7 @@ def test_zero_initialised_gate_starts_from_early_concatenation():
     grads = jax.grad(lambda p: jnp.sum(apply(fusion, p)[1] ** 2))(params)
     assert np.abs(np.asarray(grads["params"]["visual_gate_0"])).max() > 0
     # The frozen control gets no gradient into its gates, so it never uses the attention.
-    frozen = models.MultiStageCrossAttention(num_stages=2, window=1, attention_gate_frozen=True)
+    frozen = _fusion(num_stages=2, window=1, attention_gate_frozen=True)
     frozen_grads = jax.grad(lambda p: jnp.sum(apply(frozen, p)[1] ** 2))(params)
     assert np.abs(np.asarray(frozen_grads["params"]["visual_gate_0"])).max() == 0
 
@@ -230,7 +251,7 @@ def test_window_restricts_attention():
     audio = rng.normal(size=(1, T, D)).astype(np.float32)
     visual = rng.normal(size=(1, T, D)).astype(np.float32)
     mask = np.ones((1, T), bool)
-    stage = models.CrossAttentionStage(window=2)
+    stage = _stage(window=2)
     params = stage.init(jax.random.key(0), audio, visual, mask)
     # Changing the visual snippet far from t=0 leaves the visual output at t=0 unchanged.
     _, out, _ = stage.apply(params, audio, visual, mask)

@@ -40,9 +40,10 @@ class CrossAttentionStage(nn.Module):
       distance_bias: if True, adds a learned per-head penalty -softplus(α_h)·|t - τ|.
     """
 
-    num_heads: int = 1
-    window: int = 0
-    distance_bias: bool = False
+    # No defaults for what config.model sets (configs/default.py owns those values).
+    num_heads: int
+    window: int
+    distance_bias: bool
     dtype: Dtype = jnp.float32
 
     @nn.compact
@@ -120,14 +121,15 @@ class MultiStageCrossAttention(nn.Module):
 
     modalities: ClassVar[tuple[str, ...]] = ("audio", "visual")  # the streams it reads
 
-    num_stages: int = 2
-    num_heads: int = 1
-    skip: str = "dense"
-    merge: str = "none"
-    window: int = 0
-    distance_bias: bool = False
-    attention_gate: bool = True
-    attention_gate_frozen: bool = False
+    # No defaults for what config.model sets (configs/default.py owns those values).
+    num_stages: int
+    num_heads: int
+    skip: str
+    merge: str
+    window: int
+    distance_bias: bool
+    attention_gate: bool
+    attention_gate_frozen: bool
     dtype: Dtype = jnp.float32
 
     def __call__(self, streams: Mapping[str, Array], mask: Array) -> Array:

@@ -29,8 +29,8 @@ class ModalityEmbedding(nn.Module):
     """
 
     features: int
-    conv_kernel: int = 3
-    dropout_rate: float = 0.0
+    conv_kernel: int  # config.model.conv_kernel; no default here (configs/default.py owns it)
+    dropout_rate: float
     dtype: Dtype = jnp.float32
 
     @nn.compact

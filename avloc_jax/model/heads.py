@@ -37,7 +37,7 @@ class MLP(nn.Module):
 
     hidden: int
     out: int
-    dropout_rate: float = 0.0
+    dropout_rate: float  # config.model.dropout_rate; no default (configs/default.py owns it)
     dtype: Dtype = jnp.float32
 
     @nn.compact
@@ -63,7 +63,7 @@ class OpenMaxHead(nn.Module):
 
     num_classes: int
     hidden: int
-    dropout_rate: float = 0.0
+    dropout_rate: float  # config.model.dropout_rate; no default (configs/default.py owns it)
     dtype: Dtype = jnp.float32
 
     @nn.compact
@@ -89,7 +89,7 @@ class SoftmaxBackgroundHead(nn.Module):
 
     num_classes: int
     hidden: int
-    dropout_rate: float = 0.0
+    dropout_rate: float  # config.model.dropout_rate; no default (configs/default.py owns it)
     dtype: Dtype = jnp.float32
 
     @nn.compact
