@@ -82,6 +82,8 @@ def test_the_dataset_names_are_the_demo_and_the_built_datasets():
     from avloc_jax.data import loading
 
     assert (loading.DEMO, *tfds_builders.BUILDERS) == loading.DATASETS
+    for name in tfds_builders.BUILDERS:  # every built dataset's builder is where it is said
+        assert tfds_builders.get_builder_class(name).name == name
 
 
 def test_a_registered_evaluator_is_a_valid_choice_and_an_unknown_one_is_not(monkeypatch):

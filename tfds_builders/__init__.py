@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import importlib
 
-# name -> (module, class)
+from avloc_jax.data.loading import BUILT_DATASETS
+
+# name -> (module, class): tfds_builders/NAME/NAME_dataset_builder.py holds class Name.
 BUILDERS: dict[str, tuple[str, str]] = {
-    "ave": ("tfds_builders.ave.ave_dataset_builder", "Ave"),
-    "activitynet12": ("tfds_builders.activitynet12.activitynet12_dataset_builder", "Activitynet12"),
-    "thumos14": ("tfds_builders.thumos14.thumos14_dataset_builder", "Thumos14"),
-    "generic": ("tfds_builders.generic.generic_dataset_builder", "Generic"),
+    name: (f"tfds_builders.{name}.{name}_dataset_builder", name.capitalize())
+    for name in BUILT_DATASETS
 }
 
 

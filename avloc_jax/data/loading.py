@@ -10,9 +10,10 @@ from avloc_jax.data.annotations import DataError
 from avloc_jax.data.records import Dataset
 
 DEMO = "demo"  # generated from the config (data.demo), nothing to build
-# The values of data.name: the demo, then the datasets `avloc build-data` builds
-# (tfds_builders.BUILDERS; tests/test_config.py checks that the two lists agree).
-DATASETS = (DEMO, "ave", "activitynet12", "thumos14", "generic")
+# The datasets `avloc build-data` builds; each NAME has its builder in
+# tfds_builders/NAME/NAME_dataset_builder.py (tfds_builders.BUILDERS is made from this).
+BUILT_DATASETS = ("ave", "activitynet12", "thumos14", "generic")
+DATASETS = (DEMO, *BUILT_DATASETS)  # the values of data.name
 
 
 def load_dataset(config: ml_collections.ConfigDict) -> Dataset:
