@@ -200,3 +200,17 @@ def standin_extractor(
         crop_size=SIZE,
         batch_size=batch_size,
     )
+
+
+def run_extract_features(capsys, *argv) -> tuple[int, str, str]:
+    """`avloc extract-features ARGV` in this process: (exit code, stdout, stderr)."""
+    from avloc_jax.cli import main as cli
+
+    code = cli.main(["extract-features", *map(str, argv)])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def video_states(stdout: str) -> dict[str, str]:
+    """{video id: extracted | cached | failed} from extract-features' stdout lines."""
+    return dict(line.split("\t")[:2] for line in stdout.splitlines())

@@ -174,16 +174,7 @@ def test_paper_configs_are_the_shipped_ones_with_method_notes_keys(dataset):
     shipped = importlib.import_module(f"configs.{dataset}").get_config()
     written = importlib.import_module(f"configs.paper_{dataset}").get_config()
 
-    def flat(config, prefix=""):
-        out = {}
-        for key, value in config.items():
-            if hasattr(value, "items"):
-                out.update(flat(value, f"{prefix}{key}."))
-            else:
-                out[f"{prefix}{key}"] = value
-        return out
-
-    a, b = flat(shipped), flat(written)
+    a, b = _flat(shipped), _flat(written)
     assert a.keys() == b.keys()
     assert {k for k in a if a[k] != b[k]} <= set(paper.OVERRIDES)
     assert {k: b[k] for k in paper.OVERRIDES} == paper.OVERRIDES

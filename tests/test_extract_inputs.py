@@ -13,7 +13,6 @@ import media_helpers as mh
 import numpy as np
 import pytest
 
-from avloc_jax.cli import main as cli
 from avloc_jax.extraction import media, pipeline
 
 
@@ -32,14 +31,8 @@ def standin(monkeypatch):
     monkeypatch.setattr(pipeline, "load_extractor", lambda *a, **k: mh.standin_extractor())
 
 
-def run(capsys, *argv):
-    code = cli.main(["extract-features", *map(str, argv)])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def states(stdout: str) -> dict[str, str]:
-    return dict(line.split("\t")[:2] for line in stdout.splitlines())
+run = mh.run_extract_features
+states = mh.video_states
 
 
 def manifest_ids(out) -> list[str]:

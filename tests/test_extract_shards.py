@@ -33,14 +33,8 @@ def standin(monkeypatch):
     monkeypatch.setattr(pipeline, "load_extractor", lambda *a, **k: mh.standin_extractor(2))
 
 
-def run(capsys, *argv):
-    code = cli.main(["extract-features", *map(str, argv)])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def states(stdout: str) -> dict[str, str]:
-    return dict(line.split("\t")[:2] for line in stdout.splitlines())
+run = mh.run_extract_features
+states = mh.video_states
 
 
 def arrays(out) -> dict[str, bytes]:
