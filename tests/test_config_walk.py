@@ -130,6 +130,82 @@ def test_objects_that_keep_the_config_take_it_into_their_methods(tmp_path):
     assert walk.climbs == [] and walk.unresolved == []
 
 
+def test_registry_builders_and_sections_picked_by_name_are_followed(tmp_path):
+    root = _package(
+        tmp_path,
+        "pkg_e",
+        {
+            "top": """
+                from pkg_e import builders, evals
+                def run(config):
+                    builders.build(config.model)
+                    names = ("a",)
+                    evals.build({s: config[s] for s in evals.sections(names)})
+            """,
+            "builders": """
+                from pkg_e import parts
+                def _entry(registry, name):
+                    return registry[name]
+                def factory(cls):
+                    def build(model_config):
+                        return parts.width(model_config)
+                    return build
+                BUILDERS = {"x": lambda model_config: parts.depth(model_config), "y": factory(int)}
+                def build(model_config):
+                    return _entry(BUILDERS, model_config.kind)(model_config)
+            """,
+            "parts": """
+                def width(model_config):
+                    return model_config.width
+                def depth(model_config):
+                    return model_config.depth
+            """,
+            "evals": """
+                from pkg_e import scoring
+                import dataclasses
+                REGISTRY = {}
+                def register(name):
+                    def add(cls):
+                        REGISTRY[name] = cls
+                        return cls
+                    return add
+                @dataclasses.dataclass(frozen=True)
+                class Result:
+                    value: float
+                @register("a")
+                class A:
+                    section = "eval"
+                    def __init__(self, config):
+                        self.config = config
+                    def run(self):
+                        return scoring.score(self.config)
+                def sections(names):
+                    return tuple(REGISTRY[n].section for n in names)
+                def build(sections):
+                    return [REGISTRY[n](sections[REGISTRY[n].section]) for n in REGISTRY]
+            """,
+            "scoring": """
+                def score(eval_config):
+                    return eval_config.size
+            """,
+        },
+    )
+    walk = _walk(root, "pkg_e")
+    assert walk.modules == [
+        "pkg_e.top",
+        "pkg_e.builders",
+        "pkg_e.parts",
+        "pkg_e.evals",
+        "pkg_e.scoring",
+    ]
+    assert walk.unresolved == [] and walk.climbs == []
+    assert ("pkg_e.evals:build", "pkg_e.evals:A") in walk.edges
+    assert not any(callee == "pkg_e.evals:Result" for _, callee in walk.edges)
+    # The whole config alone: sections are groups, not followed.
+    whole = config_walk.walk("pkg_e.top:run", root, groups={""})
+    assert whole.modules == ["pkg_e.top"]
+
+
 def test_a_hand_over_the_walk_cannot_name_is_listed(tmp_path):
     root = _package(
         tmp_path,

@@ -167,7 +167,8 @@ def test_workdir_metadata_from_its_file_or_derived_from_the_config(
     assert derived.metadata == dataset.metadata and derived.seconds_per_snippet == 1.0
 
     # what `avloc train` writes
-    metadata_file.write_dataset_metadata(copy, dataset, trained_demo[2])
+    config = trained_demo[2]
+    metadata_file.write_dataset_metadata(copy, dataset, loading.declared_snippet_seconds(config))
 
     def no_dataset(config):
         raise AssertionError("the metadata file should be enough")

@@ -22,7 +22,7 @@ from demo_helpers import tiny_config
 
 from avloc_jax.common import parallel
 from avloc_jax.engine import train
-from avloc_jax.evaluation import evaluators, predict
+from avloc_jax.evaluation import predict
 from avloc_jax.model import avloc_model as models
 
 STEPS = 60
@@ -63,9 +63,8 @@ def validation_map_untrained(config) -> float:
     predict_fn = train.make_predict_fn(
         eval_step, mesh, batch_size=config.eval.batch_size, buckets=config.data.eval_buckets
     )
-    evals = evaluators.build_evaluators(predict_fn, config, meta)
-    metrics, _ = train.evaluate_split(evals, dataset, meta.val_split, state.params)
-    return metrics["average_mAP"]
+    evals = train.build_evaluators(config, meta.task, predict_fn)
+    return train.evaluate_split(evals, dataset, meta.val_split, state.params).metrics["average_mAP"]
 
 
 @pytest.fixture(scope="module")

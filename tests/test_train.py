@@ -234,19 +234,35 @@ def test_batch_size_must_split_over_devices():
 
 
 class _FirstIsBest(evaluators.Evaluator):
-    """A test evaluator: a score that falls with every run, so the first eval is best."""
+    """A test evaluator: a score that falls with every run, so the first eval is best; its
+    artefacts are a JSON payload and a figure."""
 
+    config_section = "eval"  # given config.eval only
     runs = 0
 
     def run(self, params, source, metadata, subset):
+        from matplotlib.figure import Figure
+
+        assert set(self.config) >= {"select", "reliability_threshold"}  # its own section
         outputs = self.predict_fn(params, source)
         assert sorted(outputs) == list(range(len(source)))  # every video predicted once
         type(self).runs += 1
-        self.artifacts = {"custom": {"videos": len(outputs)}}
-        return {"custom_score": 1.0 / type(self).runs}
+        figure = Figure(figsize=(1, 1), dpi=20)
+        figure.subplots().plot([0, len(outputs)])
+        return evaluators.EvalResult(
+            {"custom_score": 1.0 / type(self).runs},
+            {
+                "custom": evaluators.json_artefact({"videos": len(outputs)}),
+                "custom_plot": evaluators.figure_artefact(figure),
+            },
+        )
 
 
-def test_a_registered_evaluator_runs_and_its_metric_selects_the_checkpoint(tmp_path, monkeypatch):
+def test_a_registered_evaluator_runs_in_training_and_evaluate_through_the_protocol(
+    tmp_path, monkeypatch, capsys
+):
+    from avloc_jax.cli import main as cli_main
+
     monkeypatch.setitem(evaluators.EVALUATORS, "first_is_best", _FirstIsBest)
     _FirstIsBest.runs = 0
     config = tiny_config(**{"evals": ("detection", "first_is_best")})
@@ -261,9 +277,53 @@ def test_a_registered_evaluator_runs_and_its_metric_selects_the_checkpoint(tmp_p
     assert outcome.best_step == 6  # chosen by the custom metric, not by mAP
     assert int(_restore_params(config, tmp_path, "best").step) == 6
     assert outcome.test["custom_score"] == 0.25  # final val, then test
-    custom = json.loads((tmp_path / "results" / "test_custom.json").read_text())
-    assert custom == {"videos": 16}
-    assert (tmp_path / "results" / "test_detections.json").exists()
+    results = tmp_path / "results"
+    assert json.loads((results / "test_custom.json").read_text()) == {"videos": 16}
+    assert (results / "test_custom_plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    detections = json.loads((results / "test_detections.json").read_text())
+    assert set(detections) == {"version", "results", "external_data"}
+    # `avloc evaluate` on the workdir (its config.json names the evaluator) runs it too.
+    for name in ("test_custom.json", "test_custom_plot.png", "test_metrics.json"):
+        (results / name).unlink()
+    assert cli_main.main(["evaluate", f"--workdir={tmp_path}", "--split=test"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["custom_score"] == 0.2 and "average_mAP" in printed
+    assert json.loads((results / "test_custom.json").read_text()) == {"videos": 16}
+    assert (results / "test_custom_plot.png").stat().st_size > 0
+    assert json.loads((results / "test_metrics.json").read_text())["metrics"] == printed
+
+
+def test_evaluators_return_one_result_type_and_get_only_their_section():
+    config = tiny_config()
+    meta = train.load_dataset(config).metadata
+    evals = train.build_evaluators(config, meta.task, lambda params, source: {})
+    assert evals["detection"].config is config.localization
+    dataset = train.load_dataset(config)
+    outputs = {
+        i: {
+            "video_scores": np.full(meta.num_classes, 0.5),
+            "posterior": np.full((len(r["visual"]), meta.num_classes + 1), 0.1),
+            "reliability": np.full(len(r["visual"]), 0.5),
+        }
+        for i, r in enumerate(dataset.split(meta.val_split))
+    }
+    built = train.build_evaluators(config, meta.task, lambda params, source: outputs)
+    result = train.evaluate_split(built, dataset, meta.val_split, None)
+    assert isinstance(result, evaluators.EvalResult)
+    assert "average_mAP" in result.metrics and set(result.artefacts) == {"detections"}
+    artefact = result.artefacts["detections"]
+    assert artefact.write.__module__ == "avloc_jax.data.activitynet_json"  # the format's home
+    assert set(artefact.payload) == {"version", "results", "external_data"}
+
+    class Loose(evaluators.Evaluator):
+        def run(self, params, source, metadata, subset):
+            return {"x": 1.0}  # a dict, not an EvalResult
+
+    with pytest.raises(TypeError, match=r"evaluator 'loose' returned dict; expected an EvalResult"):
+        evaluators.run_evaluators({"loose": Loose(None)}, None, [], meta, "test")
+    twice = evaluators.EvalResult({"average_mAP": 0.0})
+    with pytest.raises(ValueError, match=r"evaluator 'b' repeats the names \['average_mAP'\]"):
+        evaluators.EvalResult.merge({"a": result, "b": twice})
 
 
 def test_a_select_no_evaluator_produces_is_a_clear_error(tmp_path):
@@ -287,9 +347,9 @@ def test_the_task_picks_the_default_evaluator_and_selection_metric():
     detection = train.load_dataset(config).metadata
     ave = dataclasses.replace(detection, task=TASK_AVE)
     for meta, name, metric in ((detection, "detection", "average_mAP"), (ave, "ave", "accuracy")):
-        evals = evaluators.build_evaluators(lambda params, source: {}, config, meta)
+        evals = train.build_evaluators(config, meta.task, lambda params, source: {})
         assert list(evals) == [name]
-        assert evaluators.selection_metric(config, evals) == metric
+        assert evaluators.selection_metric(config.eval.select, evals) == metric
 
 
 def test_tensorboard_tags_hold_only_legal_characters():

@@ -10,10 +10,16 @@ hand-over of the config:
   `config.data.demo`: the groups of avloc_jax/schema.py; a leaf such as
   `config.train.batch_size` is a plain value, not the config) goes into the called
   function, with the parameter that received it;
+* a section picked by a name that is not written out (`config[section]`), or a mapping
+  holding sections (`{s: config[s] for s in names}`), is a group too (which one the walk
+  cannot tell: it follows it as "some section", `SECTION`);
 * an object built with it that keeps it (`self.config = config`) takes it into every
   method of its class (they run later with it); a class looked up in a registry
   (`EVALUATORS[name](...)`) stands for every class of the registry's module registered
-  by a decorator;
+  by a decorator; a builder looked up in a registry dict (`FUSIONS[name](...)`, or
+  through a helper that returns the entry, `_builder(FUSIONS, ...)(...)`) stands for
+  every value of the dict (functions, lambdas, and the functions that factories in it
+  return);
 * a callback that holds it (a nested function or lambda reading it, or the result of a
   call of this module that returns one) is a hand-over too: the callee will call back.
 
@@ -50,6 +56,8 @@ ENTRY = "avloc_jax.engine.train:train_and_evaluate"
 # before the schema moved into it).
 PACKAGES = ("avloc_jax", "configs")
 CONFIG_PARAMETER = "config"
+# "Some section": a group picked by a computed name; "sections": a mapping of such groups.
+SECTION, SECTIONS = "<section>", "<sections>"
 FunctionNode = ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda
 
 
@@ -206,6 +214,8 @@ def _bind(function: Any, bound: list[tuple[int | str, str]], method: bool) -> di
 class _Walker:
     def __init__(self, package: Package, groups: set[str]):
         self.package, self.groups = package, groups
+        # Whether groups count (not only the whole config): then sections do too.
+        self.sectioned = bool(groups - {""})
         self.result = Walk()
         self.seen: set[tuple[str, int, str]] = set()
 
@@ -214,6 +224,24 @@ class _Walker:
     def group_of(self, expr: ast.AST, carriers: dict[str, str]) -> str | None:
         """The group `expr` names (a carrier, or a carrier's attribute chain that is a
         group), else None. Carriers may be `self.attr`."""
+        if isinstance(expr, ast.IfExp):  # either branch may be handed on
+            return self.group_of(expr.body, carriers) or self.group_of(expr.orelse, carriers)
+        if isinstance(expr, ast.Subscript):  # config[name]: a section, unless a leaf is named
+            group = self.group_of(expr.value, carriers)
+            if group is None or not self.sectioned:
+                return None
+            if group == SECTIONS:
+                return SECTION
+            key = expr.slice
+            if isinstance(key, ast.Constant) and isinstance(key.value, str):
+                named = ".".join(p for p in [group, key.value] if p)
+                return named if named in self.groups else None
+            return SECTION
+        if isinstance(expr, (ast.Dict, ast.DictComp)) and self.sectioned:
+            values = expr.values if isinstance(expr, ast.Dict) else [expr.value]
+            if any(v is not None and self.group_of(v, carriers) for v in values):
+                return SECTIONS
+            return None
         chain = _chain(expr)
         if chain is None:
             return None
@@ -222,6 +250,8 @@ class _Walker:
             head, attrs = f"self.{attrs[0]}", attrs[1:]
         if head not in carriers:
             return None
+        if carriers[head] in (SECTION, SECTIONS):  # an attribute of some section: a leaf
+            return carriers[head] if not attrs else None
         group = ".".join(p for p in [carriers[head], *attrs] if p)
         return group if group in self.groups else None
 
@@ -361,18 +391,13 @@ class _Walker:
         """The functions or classes a call reaches ([] outside the package, None when
         they cannot be named)."""
         if isinstance(func, ast.Subscript):  # a registry lookup: REGISTRY[name](...)
-            name = self.callee(module, func.value)
-            found = self.package.definition(name) if name else None
-            if found is None or not isinstance(found[1], (ast.Assign, ast.AnnAssign)):
-                return None
-            owner = found[0]
-            classes = [
-                (owner, n)
-                for n in self.package.tree(owner).body
-                if isinstance(n, ast.ClassDef)
-                and any(isinstance(d, ast.Call) for d in n.decorator_list)
-            ]
-            return classes or None
+            return self.registry(module, func.value)
+        if isinstance(func, ast.Call):  # helper(REGISTRY, ...)(...): a registry's entry
+            for arg in self.arguments(func):
+                found = self.registry(module, arg)
+                if found:
+                    return found
+            return None
         name = self.callee(module, func)
         if name is None:
             chain = _chain(func)
@@ -381,6 +406,48 @@ class _Walker:
         if found is None or isinstance(found[1], (ast.Assign, ast.AnnAssign)):
             return None
         return [found]
+
+    def registry(self, module: str, expr: ast.AST) -> list[tuple[str, Any]] | None:
+        """What a registry named by `expr` may give: a dict literal's values (functions,
+        lambdas, the nested functions that factories in it return), or else the classes
+        of its module registered by a decorator; None if `expr` names no registry."""
+        name = self.callee(module, expr)
+        found = self.package.definition(name) if name else None
+        if found is None or not isinstance(found[1], (ast.Assign, ast.AnnAssign)):
+            return None
+        owner, assign = found
+        if isinstance(assign.value, ast.Dict) and assign.value.values:
+            entries: list[tuple[str, Any]] = []
+            for value in assign.value.values:
+                if isinstance(value, ast.Lambda):
+                    entries.append((owner, value))
+                    continue
+                is_call = isinstance(value, ast.Call)
+                target = self.callee(owner, value.func if is_call else value)  # type: ignore[attr-defined]
+                definition = self.package.definition(target) if target else None
+                if definition is None:
+                    return None
+                if is_call:  # a factory: the nested function it returns
+                    definition = _returned_function(*definition)
+                    if definition is None:
+                        return None
+                entries.append(definition)
+            return entries
+        classes = [
+            (owner, n)
+            for n in self.package.tree(owner).body
+            if isinstance(n, ast.ClassDef)
+            and any(self.registers(owner, d) for d in n.decorator_list)
+        ]
+        return classes or None
+
+    def registers(self, module: str, decorator: ast.AST) -> bool:
+        """Whether `decorator` calls a function of `module` itself (`@register(name)`), not
+        one from elsewhere (`@dataclasses.dataclass(frozen=True)`)."""
+        if not isinstance(decorator, ast.Call) or not isinstance(decorator.func, ast.Name):
+            return False
+        name = decorator.func.id
+        return self.package.names(module).get(name) == f"{module}.{name}"
 
     def outside(self, head: str, module: str) -> bool:
         """Whether a call through local name `head` leaves the package: a builtin, or a
@@ -411,7 +478,8 @@ class _Walker:
                 elif callbacks and self.package.upstream(module, target_module):
                     # The callback goes down; it will be called back up into this module.
                     self.result.climbs.append((target_module, module))
-        self.result.edges.append((where_from, f"{target_module}:{node.name}"))
+        name = getattr(node, "name", "<lambda>")
+        self.result.edges.append((where_from, f"{target_module}:{name}"))
         if not bound:
             return
         if isinstance(node, ast.ClassDef):
@@ -453,6 +521,18 @@ class _Walker:
             if definition is not None and isinstance(definition[1], ast.ClassDef):
                 found += self.lineage(definition[0], definition[1])
         return found
+
+
+def _returned_function(module: str, node: ast.AST) -> tuple[str, ast.AST] | None:
+    """(module, the nested function that factory `node` returns), or None."""
+    if not isinstance(node, ast.FunctionDef):
+        return None
+    nested = {n.name: n for n in node.body if isinstance(n, ast.FunctionDef)}
+    for statement in node.body:
+        value = statement.value if isinstance(statement, ast.Return) else None
+        if isinstance(value, ast.Name) and value.id in nested:
+            return module, nested[value.id]
+    return None
 
 
 def _is_method(node: ast.AST, name: str) -> bool:

@@ -31,6 +31,15 @@ def load_dataset(config: ml_collections.ConfigDict) -> Dataset:
     )
 
 
+def declared_snippet_seconds(config: ml_collections.ConfigDict) -> float | None:
+    """The visual snippet length in seconds that the config states: the demo's
+    `data.demo.visual_snippet_seconds`; None for a built dataset (whose length is in its
+    metadata or estimated: `metadata_file.seconds_per_snippet`)."""
+    if config.data.name == DEMO:
+        return float(config.data.demo.visual_snippet_seconds)
+    return None
+
+
 def open_dataset(config: ml_collections.ConfigDict) -> Dataset:
     """`load_dataset`, with a missing or unreadable dataset as a one-line ConfigError
     naming data.data_dir (`avloc train` and `avloc evaluate` check it before writing)."""

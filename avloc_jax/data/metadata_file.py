@@ -12,7 +12,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import ml_collections
 import numpy as np
 
 from avloc_jax.common.io import atomic_write_json
@@ -23,12 +22,13 @@ METADATA_FILE = DATASET_METADATA_FILE  # the name is the workdir layout's (commo
 
 
 def seconds_per_snippet(
-    dataset: Dataset, config: ml_collections.ConfigDict | None = None, max_videos: int = 64
+    dataset: Dataset, declared: float | None = None, max_videos: int = 64
 ) -> float | None:
     """Length in seconds of one visual snippet of `dataset`.
 
-    In order: a metadata field if the dataset declares one; the demo config's
-    `visual_snippet_seconds`; else the median of duration / T over the first
+    In order: a metadata field if the dataset declares one; `declared`, the length its
+    config states (`data.loading.declared_snippet_seconds`: the demo's
+    `visual_snippet_seconds`); else the median of duration / T over the first
     `max_videos` training videos (T = ⌈duration / snippet⌉, so this slightly
     underestimates for short videos). None if nothing is known.
     """
@@ -37,8 +37,8 @@ def seconds_per_snippet(
         value = getattr(meta, field, None)
         if value:
             return float(value)
-    if config is not None and config.data.name == "demo":
-        return float(config.data.demo.visual_snippet_seconds)
+    if declared is not None:
+        return float(declared)
     ratios = []
     try:
         source = dataset.split(meta.train_split)
@@ -62,15 +62,18 @@ def metadata_json(metadata: DatasetMetadata, snippet_seconds: float | None) -> d
 
 
 def write_dataset_metadata(
-    directory: Path | str, dataset: Dataset, config: ml_collections.ConfigDict | None = None
+    directory: Path | str, dataset: Dataset, declared_snippet_seconds: float | None = None
 ) -> Path:
     """Writes `directory/dataset_metadata.json` atomically (call on process 0 only).
 
     `avloc train` calls it once the dataset is loaded, so that `predict`, `plot` and
     `export` never need the dataset itself to know the classes and feature sizes.
+    `declared_snippet_seconds`: as `seconds_per_snippet`'s `declared`.
     """
     path = Path(directory) / METADATA_FILE
-    payload = metadata_json(dataset.metadata, seconds_per_snippet(dataset, config))
+    payload = metadata_json(
+        dataset.metadata, seconds_per_snippet(dataset, declared_snippet_seconds)
+    )
     atomic_write_json(path, payload)
     return path
 

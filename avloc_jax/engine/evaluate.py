@@ -1,10 +1,10 @@
 """Scoring during and after training, and `avloc evaluate`.
 
 The evaluators (avloc_jax/evaluation/evaluators.py) get a predict function that runs the
-jitted eval step over a split (`make_predict_fn`); `evaluate_split` runs them on one
-split; `write_results` writes results/<split>_metrics.json and each evaluator's
-artifacts; `evaluate_workdir` is `avloc evaluate`: one checkpoint of a trained workdir
-on one split.
+jitted eval step over a split (`make_predict_fn`) and each its own config section
+(`build_evaluators`); `evaluate_split` runs them on one split (an `EvalResult`);
+`write_results` writes results/<split>_metrics.json and each artefact with its writer;
+`evaluate_workdir` is `avloc evaluate`: one checkpoint of a trained workdir on one split.
 """
 
 from __future__ import annotations
@@ -43,37 +43,39 @@ def make_predict_fn(
 
 
 def build_evaluators(
-    config: ml_collections.ConfigDict, metadata: Any, eval_step: Callable, mesh: Any
+    config: ml_collections.ConfigDict, task: str, predict_fn: evaluators.PredictFn
 ) -> dict[str, evaluators.Evaluator]:
-    """The config's evaluators (`config.evals`), predicting with `eval_step`."""
-    predict_fn = make_predict_fn(
-        eval_step, mesh, batch_size=config.eval.batch_size, buckets=config.data.eval_buckets
-    )
-    return evaluators.build_evaluators(predict_fn, config, metadata)
+    """The config's evaluators (`config.evals`, or the dataset `task`'s standard one),
+    each given only its own config section."""
+    names = evaluators.evaluator_names(config.evals, task)
+    sections = {section: config[section] for section in evaluators.config_sections(names)}
+    return evaluators.build_evaluators(predict_fn, names, sections)
 
 
 def evaluate_split(
     evals: dict[str, evaluators.Evaluator], dataset: Dataset, split: str, params: Any
-) -> tuple[dict[str, float], dict[str, Any]]:
-    """(metrics, artifacts) of `params` on `split`, from every configured evaluator."""
+) -> evaluators.EvalResult:
+    """The metrics and artefacts of `params` on `split`, from every configured evaluator."""
     return evaluators.run_evaluators(
         evals, params, dataset.split(split), dataset.metadata, subset=split
     )
 
 
-def write_results(
-    workdir: Path, split: str, metrics: dict, artifacts: dict[str, Any], extra: dict
-) -> None:
-    """Writes results/<split>_metrics.json and <split>_<artifact>.json, process 0 only."""
+def write_results(workdir: Path, split: str, result: evaluators.EvalResult, extra: dict) -> None:
+    """Writes results/<split>_metrics.json ({"split", **extra, "metrics"}) and each artefact
+    NAME as results/<split>_NAME<suffix> with its own writer; process 0 only."""
     if not parallel.is_main_process():
         return
     layout = Workdir(workdir)
     layout.results_dir.mkdir(parents=True, exist_ok=True)
     io.atomic_write_json(
-        layout.results_path(split, "metrics"), {"split": split, **extra, "metrics": metrics}
+        layout.results_path(split, "metrics"),
+        {"split": split, **extra, "metrics": dict(result.metrics)},
     )
-    for name, payload in artifacts.items():
-        io.atomic_write_json(layout.results_path(split, name), payload)
+    for name, artefact in result.artefacts.items():
+        artefact.write(
+            layout.results_path(split, name).with_suffix(artefact.suffix), artefact.payload
+        )
 
 
 def evaluate_workdir(
@@ -112,8 +114,11 @@ def evaluate_workdir(
             "that `avloc train` has saved to"
         )
     eval_step = predict.make_eval_step(model, config.loss.topk_ratio, mesh)
-    evals = build_evaluators(config, meta, eval_step, mesh)
-    metrics, artifacts = evaluate_split(evals, dataset, split, state.params)
-    extra = {"step": int(state.step), "checkpoint": checkpoint}
-    write_results(workdir, split, metrics, artifacts, extra)
-    return metrics
+    predict_fn = make_predict_fn(
+        eval_step, mesh, batch_size=config.eval.batch_size, buckets=config.data.eval_buckets
+    )
+    result = evaluate_split(
+        build_evaluators(config, meta.task, predict_fn), dataset, split, state.params
+    )
+    write_results(workdir, split, result, {"step": int(state.step), "checkpoint": checkpoint})
+    return dict(result.metrics)

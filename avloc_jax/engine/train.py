@@ -49,6 +49,7 @@ from avloc_jax.engine import periodic, writers
 from avloc_jax.engine import steps as steps_lib
 from avloc_jax.engine.checkpoints import Checkpoints, PreemptionFlag
 from avloc_jax.engine.evaluate import (
+    build_evaluators,
     evaluate_split,
     evaluate_workdir,
     make_predict_fn,
@@ -65,6 +66,7 @@ __all__ = [
     "TrainOutcome",
     "TrainState",
     "abstract_train_state",
+    "build_evaluators",
     "check_resume",
     "create_train_state",
     "evaluate_split",
@@ -117,9 +119,10 @@ def train_and_evaluate(
     parallel.maybe_initialize_distributed(config.distributed.initialize)
     parallel.local_batch_size(config.train.batch_size, "train.batch_size")  # checks divisibility
     dataset = _checked_dataset(config)
-    try:  # config.evals and eval.select, against the dataset's task
+    try:  # eval.select, against the evaluators of config.evals for the dataset's task
+        names = evaluators.evaluator_names(config.evals, dataset.metadata.task)
         evaluators.selection_metric(
-            config, evaluators.build_evaluators(lambda *_: {}, config, dataset.metadata)
+            config.eval.select, {name: evaluators.EVALUATORS[name] for name in names}
         )
     except ValueError as err:
         raise ConfigError(str(err)) from None
@@ -130,7 +133,7 @@ def train_and_evaluate(
         workdir.mkdir(parents=True, exist_ok=True)
         io.atomic_write_json(Workdir(workdir).config_path, json.loads(config.to_json_best_effort()))
         # class names and feature sizes, for `avloc predict` / `avloc export`
-        write_dataset_metadata(workdir, dataset, config)
+        write_dataset_metadata(workdir, dataset, loading.declared_snippet_seconds(config))
     with periodic.log_to_file(workdir / log_file if log_file and main_process else None):
         for key, old, new in grown:
             run_log.info("resuming with %s %s -> %s (--resume_with_more_steps)", key, old, new)
@@ -272,8 +275,8 @@ def _train(
     predict_fn = make_predict_fn(
         steps.eval, mesh, batch_size=config.eval.batch_size, buckets=config.data.eval_buckets
     )
-    evals = evaluators.build_evaluators(predict_fn, config, meta)
-    select = evaluators.selection_metric(config, evals)
+    evals = build_evaluators(config, meta.task, predict_fn)
+    select = evaluators.selection_metric(config.eval.select, evals)
 
     # --- Periodic actions: clu's, called after every train call (see `periodic.Due`).
     batch_size = config.train.batch_size
@@ -290,8 +293,8 @@ def _train(
 
     def validate(step: int, t: float, state: TrainState, **_: Any) -> None:
         with report_progress.timed("eval", wait_jax_async_dispatch=False):
-            val_metrics, _ = evaluate_split(evals, dataset, meta.val_split, state.params)
-        value = evaluators.check_selection(select, val_metrics, evals)
+            val_metrics = evaluate_split(evals, dataset, meta.val_split, state.params).metrics
+        value = evaluators.check_selection(select, val_metrics, tuple(evals))
         improved = checkpoints.save(state, value)
         writer.write_scalars(
             step,
@@ -369,10 +372,9 @@ def _train(
     best_step = int(final_state.step)
     scores = {}
     for split in (meta.val_split, meta.test_split):
-        scores[split], artifacts = evaluate_split(evals, dataset, split, final_state.params)
-        write_results(
-            workdir, split, scores[split], artifacts, {"step": best_step, "checkpoint": "best"}
-        )
+        result = evaluate_split(evals, dataset, split, final_state.params)
+        write_results(workdir, split, result, {"step": best_step, "checkpoint": "best"})
+        scores[split] = dict(result.metrics)
         writer.write_scalars(best_step, {"event": "final", "split": split, **scores[split]})
     writer.close()
     if main_process:

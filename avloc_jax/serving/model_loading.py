@@ -113,7 +113,7 @@ def workdir_metadata(
     dataset = loading.load_dataset(
         config
     )  # demo: regenerated from the seed; else opens data.data_dir
-    return dataset.metadata, seconds_per_snippet(dataset, config)
+    return dataset.metadata, seconds_per_snippet(dataset, loading.declared_snippet_seconds(config))
 
 
 def load_workdir(
