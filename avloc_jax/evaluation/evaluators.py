@@ -142,10 +142,7 @@ def predictions_artefact(predictions: Mapping[str, Any]) -> Artefact:
 
 
 def _write_figure(path: Path, figure: Any) -> Path:
-    tmp = path.with_name(path.name + ".tmp")
-    figure.savefig(tmp, format="png")
-    tmp.replace(path)
-    return path
+    return io.atomic_write(path, lambda tmp: figure.savefig(tmp, format="png"))
 
 
 def figure_artefact(figure: Any) -> Artefact:

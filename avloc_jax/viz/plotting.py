@@ -19,6 +19,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 
+from avloc_jax.common import io
+
 DPI = 100
 VIDEO_FIGSIZE = (11.0, 7.0)  # 1100 x 700 px
 ATTENTION_FIGSIZE = (11.0, 5.0)  # 1100 x 500 px
@@ -42,8 +44,8 @@ def _new_figure(figsize: tuple[float, float]) -> Figure:
 def _save(figure: Figure, path: Path | str) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=DPI, format="png")
-    return path
+    # Atomic: a figure file is there whole or not at all.
+    return io.atomic_write(path, lambda tmp: figure.savefig(tmp, dpi=DPI, format="png"))
 
 
 def _class_colors(num_classes: int) -> list[tuple[float, float, float, float]]:
