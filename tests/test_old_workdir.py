@@ -24,11 +24,12 @@ def old_workdir(tmp_path):
     return workdir
 
 
-def test_evaluate_scores_an_old_checkpoint_as_it_was_scored_then(old_workdir):
+def test_evaluate_scores_an_old_checkpoint_as_it_was_scored_then(old_workdir, capsys):
     recorded = json.loads((OLD / "results" / "validation_metrics.json").read_text())
     (old_workdir / "results" / "validation_metrics.json").unlink()
     argv = ["evaluate", f"--workdir={old_workdir}", "--split=validation", "--checkpoint=best"]
     assert cli_main.main(argv) == 0
+    assert "WARNING" not in capsys.readouterr().err  # nor orbax's read-only notes
     scored = json.loads((old_workdir / "results" / "validation_metrics.json").read_text())
     assert scored["step"] == recorded["step"] == 8
     assert scored["metrics"] == recorded["metrics"]  # the same numbers, to the last bit

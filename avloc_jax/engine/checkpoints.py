@@ -22,18 +22,22 @@ from orbax.checkpoint.checkpoint_managers import preservation_policy
 from avloc_jax.common.workdir import LEGACY, checkpoint_metrics, rank
 
 
-class _UnevaluatedSaveFilter(logging.Filter):
-    """Drops orbax's warning for a save without metrics: the periodic saves between
-    evaluations have none by design (LatestN keeps them, BestN ranks the evaluated ones),
-    so the warning would fire at every checkpoint interval and say nothing."""
+class _ExpectedOrbaxWarnings(logging.Filter):
+    """Drops orbax's warnings about what this module does by design:
+    - a save without metrics: the periodic saves between evaluations have none (LatestN
+      keeps them, BestN ranks the evaluated ones), so it would fire at every interval;
+    - a read-only directory: that is what `avloc evaluate` asks for (`read_only`)."""
 
-    MESSAGE = "Requested `tracked_metric`; did not provide metrics."
+    PREFIXES = (
+        "Requested `tracked_metric`; did not provide metrics.",
+        "Given directory is read only",
+    )
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.getMessage() != self.MESSAGE
+        return not record.getMessage().startswith(self.PREFIXES)
 
 
-logging.getLogger("absl").addFilter(_UnevaluatedSaveFilter())
+logging.getLogger("absl").addFilter(_ExpectedOrbaxWarnings())
 
 
 class Checkpoints:
@@ -51,16 +55,15 @@ class Checkpoints:
                 ),
             ]
         )
-        self.manager = ocp.CheckpointManager(
-            self.directory,
-            options=ocp.CheckpointManagerOptions(
-                best_fn=rank,  # orbax sorts by it: a tuple key works
-                best_mode="max",
-                preservation_policy=policy,
-                create=not read_only,
-                read_only=read_only,
-            ),
+        options = ocp.CheckpointManagerOptions(
+            best_fn=rank,  # orbax sorts by it: a tuple key works
+            best_mode="max",
+            preservation_policy=policy,
+            create=not read_only,
+            read_only=read_only,
+            save_interval_steps=0 if read_only else 1,
         )
+        self.manager = ocp.CheckpointManager(self.directory, options=options)
 
     def save(self, state: Any, metric: float | None = None) -> bool:
         """Saves `state` at its step (with `metric` when evaluated). Returns whether the
