@@ -42,3 +42,14 @@ def test_training_resumes_from_an_old_checkpoint(old_workdir):
     outcome = train.train_and_evaluate(config, old_workdir, resume_with_more_steps=True)
     assert (outcome.start_step, outcome.step) == (8, 10)
     assert 10 in Workdir(old_workdir).checkpoint_steps()
+
+
+def test_a_python_warning_is_one_line_of_the_command(old_workdir, capsys):
+    """The demo's test split lacks a class the model predicts: detection_eval warns, and
+    `avloc evaluate` shows it as one WARNING line, not a file name and a source line."""
+    argv = ["evaluate", f"--workdir={old_workdir}", "--split=test", "--checkpoint=best"]
+    assert cli_main.main(argv) == 0
+    assert capsys.readouterr().err.splitlines() == [
+        "WARNING avloc_jax.evaluation.detection_eval: ignored 130 predictions whose label is "
+        "not a ground-truth class (1 label: distinct_1)"
+    ]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
+import warnings
 from collections.abc import Iterator
 from typing import NoReturn
 
@@ -119,6 +120,11 @@ def config_from_workdir(workdir: str) -> ml_collections.ConfigDict:
         raise ConfigError(str(err)) from None
 
 
+def _log_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """`warnings.showwarning` while a command runs: a WARNING record of the warning's module."""
+    logging.getLogger(category.__module__).warning("%s", message)
+
+
 @contextlib.contextmanager
 def command_logging(verbose: bool) -> Iterator[None]:
     """What a command prints while the block runs; restored afterwards (tests run the
@@ -128,6 +134,8 @@ def command_logging(verbose: bool) -> Iterator[None]:
     Otherwise: `progress.run_log`'s lines as they are, other records only from WARNING
     up (`WARNING <logger>: message`). In both, the loggers pass INFO records on, so that a
     log file a command adds to the root logger (the workdir's log) receives the detail.
+    Python warnings (e.g. detection_eval's about ignored predictions) become such records
+    too, named by the warning's module: one line each, not a file name and a source line.
     """
     root = logging.getLogger()
     absl_handler = absl_logging.get_absl_handler()
@@ -142,18 +150,21 @@ def command_logging(verbose: bool) -> Iterator[None]:
             root.removeHandler(absl_handler)
         absl_logging.set_verbosity(absl_logging.INFO)  # the 'absl' logger (orbax, TFDS)
         root.setLevel(logging.INFO)
-        warnings = progress.StderrHandler()
-        warnings.setLevel(logging.WARNING)
-        warnings.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        warning_lines = progress.StderrHandler()
+        warning_lines.setLevel(logging.WARNING)
+        warning_lines.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
         lines = progress.StderrHandler()
         lines.setFormatter(logging.Formatter("%(message)s"))
-        added = [(root, warnings), (progress.run_log, lines)]
+        added = [(root, warning_lines), (progress.run_log, lines)]
     progress.run_log.setLevel(logging.INFO)
     for logger, handler in added:
         logger.addHandler(handler)
+    saved_showwarning = warnings.showwarning
+    warnings.showwarning = _log_warning
     try:
         yield
     finally:
+        warnings.showwarning = saved_showwarning
         for logger, handler in added:
             logger.removeHandler(handler)
         for handler in list(root.handlers):
