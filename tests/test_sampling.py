@@ -134,6 +134,55 @@ def test_uniform_is_uniform_inside_each_cell():
         assert stats.chisquare(counts).pvalue > 1e-3
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    length=st.integers(1, 40),
+    num_snippets=st.integers(1, 24),
+    mode=st.sampled_from(MODES),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_host_uniforms_are_float32_in_the_shapes_the_rule_takes(length, num_snippets, mode, seed):
+    # float32 also for a short video's stand-in zeros: the rule's product must round as on
+    # the device whatever the numbers (sampling.py's float32 contract).
+    numbers = sampling.host_uniforms(length, num_snippets, mode, np.random.default_rng(seed))
+    shapes = sampling.uniform_shapes(mode, max(length, num_snippets))
+    assert {name: u.shape for name, u in numbers.items()} == shapes
+    for u in numbers.values():
+        assert u.dtype == np.float32
+        assert np.all((u >= 0) & (u < 1))
+        if length <= num_snippets:
+            assert not np.any(u)  # nothing drawn, zeros stand in
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    length=st.integers(1, 30),
+    num_snippets=st.integers(1, 16),
+    mode=st.sampled_from(MODES),
+    dtype=st.sampled_from([np.float16, np.float64, np.int32, np.float32]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_sampled_features_are_float32_rows_at_the_indices(length, num_snippets, mode, dtype, seed):
+    # Records may hold float16 / float64 / integer features: the example is float32 either
+    # way, row i is the video's row at index i (exactly, after the cast), zero past a short
+    # video's end.
+    rng = np.random.default_rng(seed)
+    visual = (np.arange(length)[:, None] * 3 + np.arange(2)).astype(dtype)
+    audio = rng.integers(-50, 50, size=(length, 3, 2)).astype(dtype)
+    numbers = sampling.host_uniforms(length, num_snippets, mode, rng)
+    out = sampling.sample_snippets(
+        np, {"visual": visual, "audio": audio}, length, num_snippets, mode, numbers
+    )
+    keep = sampling.snippet_indices(np, length, num_snippets, mode, **numbers)
+    valid = min(length, num_snippets)
+    np.testing.assert_array_equal(out["mask"], np.arange(num_snippets) < valid)
+    for name, values in (("visual", visual), ("audio", audio)):
+        assert out[name].dtype == np.float32
+        assert out[name].shape == (num_snippets,) + values.shape[1:]
+        np.testing.assert_array_equal(out[name][:valid], values[keep[:valid]].astype(np.float32))
+        assert not np.any(out[name][valid:])
+
+
 def test_unknown_mode_is_refused():
     with pytest.raises(ValueError, match="sampling must be one of"):
         sampling.sample_indices(100, 16, "nope", np.random.default_rng(0))
