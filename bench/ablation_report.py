@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import re
 import sys
 from pathlib import Path
@@ -42,53 +41,19 @@ from ablation_stats import (  # noqa: E402
     validation_pick,
     verdict_cells,
 )
+from machine import describe, usable_cpus  # noqa: E402  (bench/machine.py)
+from machine import load_average as load_average  # noqa: E402  (ablation_runner reads it here)
 
 from avloc_jax.benchmark import stats  # noqa: E402
 from avloc_jax.common import io  # noqa: E402  (atomic writes; imports nothing heavy)
 
 
 # ------------------------------------------------------------------------------ machine
-def cpu_model() -> str:
-    """The CPU model as the machine reports it (/proc/cpuinfo, else `platform`)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith(("model name", "hardware", "cpu model")):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
-
-
-def load_average() -> list[float] | None:
-    """The 1, 5 and 15 minute load averages now (None where the OS has none)."""
-    if not hasattr(os, "getloadavg"):
-        return None
-    return [round(x, 2) for x in os.getloadavg()]
-
-
-def _usable_cpus() -> int | None:
-    affinity = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
-    return len(affinity) if affinity is not None else os.cpu_count()
-
-
 def machine(load_at_start: list[float] | None = None) -> dict:
-    """What the machine is, measured when the payload is written: platform, CPU model,
-    cores (`os.cpu_count`) and the cores this process may use (affinity), the load
-    average when the study started and now. Nothing in it is written by hand."""
-    import jax
-
-    return {
-        "measured": True,
-        "platform": platform.platform(),
-        "cpu_model": cpu_model(),
-        "cpus": os.cpu_count(),
-        "usable_cpus": _usable_cpus(),
-        "load_average_start": load_at_start,
-        "load_average_end": load_average(),
-        "python": platform.python_version(),
-        "jax": jax.__version__,
-        "devices": [str(d) for d in jax.devices()],
-    }
+    """What the machine is, measured when the payload is written (`machine.describe`:
+    platform, CPU model, cores and usable cores, the load average when the study started
+    and now, Python, JAX and its devices). Nothing in it is written by hand."""
+    return describe(load_at_start, with_jax=True)
 
 
 def machine_text(machine: dict) -> str:
@@ -117,7 +82,7 @@ def run_environment() -> dict:
     """How the training process was placed: the cores it may use and the XLA flags (runs
     pinned to one core with a single-threaded XLA take about 1.7x as long as unpinned
     ones on this 2-core machine, and two of them run side by side)."""
-    return {"usable_cpus": _usable_cpus(), "xla_flags": os.environ.get("XLA_FLAGS", "")}
+    return {"usable_cpus": usable_cpus(), "xla_flags": os.environ.get("XLA_FLAGS", "")}
 
 
 # ------------------------------------------------------------------------ proxy output

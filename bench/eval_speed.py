@@ -23,7 +23,6 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUME
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -33,6 +32,8 @@ import numpy as np  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path.insert(0, ROOT)
+
+from machine import describe, load_average  # noqa: E402  (bench/machine.py)
 
 from avloc_jax.data import activitynet_json  # noqa: E402
 from avloc_jax.evaluation import detection_eval  # noqa: E402
@@ -123,17 +124,13 @@ def synthetic_predictions(
     )
 
 
-def machine() -> dict:
+def machine(load_at_start: list[float] | None) -> dict:
+    """bench/machine.py's description (measured at the end of the timings; the cores may
+    be shared, so the load when they started and ended), with NumPy and its threads."""
     return {
-        "platform": platform.platform(),
-        "processor": platform.processor(),
-        "cpu_count": os.cpu_count(),
-        "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "python": platform.python_version(),
+        **describe(load_at_start),
         "numpy": np.__version__,
         "numpy_threads": os.environ["OMP_NUM_THREADS"],
-        # The cores may be shared: record how busy the machine was when the timing started.
-        "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
     }
 
 
@@ -150,13 +147,18 @@ def write_docs(path: str, report: dict) -> None:
     """Replace (or append) the SECTION of the Markdown file; other sections stay as they are."""
     t = report["timings_s"]
     case = report["case"]
+    m = report["machine"]
+    load = " → ".join(
+        "n/a" if x is None else "/".join(f"{v:.2f}" for v in x)
+        for x in (m["load_average_start"], m["load_average_end"])
+    )
     lines = [
         SECTION,
         "",
-        f"Measured by `{report['command']}` on {report['machine']['platform']} "
-        f"({report['machine']['cpu_count']} CPUs, Python {report['machine']['python']}, NumPy "
-        f"{report['machine']['numpy']}, NumPy single-threaded; 1-minute load average "
-        f"{report['machine']['load_average_1min']:.1f} when the timing started).",
+        f"Measured by `{report['command']}` on {m['platform']} ({m['cpu_model']}, "
+        f"{m['cpus']} CPUs, {m['usable_cpus']} usable, Python {m['python']}, NumPy "
+        f"{m['numpy']}, NumPy single-threaded; load average (1/5/15 min) when the timings "
+        f"started → ended: {load}).",
         "",
         f"Case: {case['ground_truth']}: {case['num_videos']} videos, "
         f"{case['num_ground_truth']} ground-truth "
@@ -252,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
                 ground_truth, predictions, thresholds, subset="validation"
             )
 
-    machine_info = machine()  # before the timings, for the load average
+    load_start = load_average()  # before the timings
     times, result = time_calls(run_fast, args.repeats)
     # The share of the time spent turning the prediction dicts into arrays.
     video_index, class_index, *_ = detection_eval._parse_ground_truth(ground_truth, "validation")
@@ -263,29 +265,13 @@ def main(argv: list[str] | None = None) -> int:
             return detection_eval._parse_predictions(predictions, video_index, class_index)
 
     parse_times, _ = time_calls(run_parse, args.repeats)
-    report = {
-        "command": "python "
-        + " ".join([os.path.relpath(__file__, ROOT)] + (sys.argv[1:] if argv is None else argv)),
-        "machine": machine_info,
-        "case": {
-            "ground_truth": gt_name,
-            "seed": args.seed,
-            "num_videos": result["num_videos"],
-            "num_ground_truth": result["num_ground_truth"],
-            "num_classes": result["num_classes"],
-            "num_predictions": result["num_predictions"],
-            "num_reversed_segments": result["num_reversed_segments"],
-            "tiou_thresholds": result["tiou_thresholds"],
-        },
-        "timings_s": {
-            "evaluate_best": min(times),
-            "evaluate_median": statistics.median(times),
-            "evaluate_all": times,
-            "parse_predictions_best": min(parse_times),
-        },
-        "mAP": result["mAP"],
-        "average_mAP": result["average_mAP"],
+    timings = {
+        "evaluate_best": min(times),
+        "evaluate_median": statistics.median(times),
+        "evaluate_all": times,
+        "parse_predictions_best": min(parse_times),
     }
+    reference_check = None
     if args.check_reference:
         sys.path.insert(0, os.path.join(ROOT, "tests"))
         # The loop transcription of the official algorithm that the tests compare against.
@@ -302,16 +288,33 @@ def main(argv: list[str] | None = None) -> int:
             for label, aps in ref["per_class_ap"].items()
             for a, b in zip(aps, result["per_class_ap"][label])
         )
-        report["timings_s"].update(
-            reference_best=min(ref_times), reference_median=statistics.median(ref_times)
-        )
-        report["reference_check"] = {
+        timings.update(reference_best=min(ref_times), reference_median=statistics.median(ref_times))
+        reference_check = {
             "max_abs_diff_per_class_ap": diff,
             "max_abs_diff_mAP": max(abs(a - b) for a, b in zip(ref["mAP"], result["mAP"])),
             "identical_to_1e-12": diff <= 1e-12,
             "bitwise_identical": ref["per_class_ap"] == result["per_class_ap"]
             and ref["mAP"] == result["mAP"],
         }
+    report = {
+        "command": "python "
+        + " ".join([os.path.relpath(__file__, ROOT)] + (sys.argv[1:] if argv is None else argv)),
+        "machine": machine(load_start),  # after the last timing: the load when they ended
+        "case": {
+            "ground_truth": gt_name,
+            "seed": args.seed,
+            "num_videos": result["num_videos"],
+            "num_ground_truth": result["num_ground_truth"],
+            "num_classes": result["num_classes"],
+            "num_predictions": result["num_predictions"],
+            "num_reversed_segments": result["num_reversed_segments"],
+            "tiou_thresholds": result["tiou_thresholds"],
+        },
+        "timings_s": timings,
+        "mAP": result["mAP"],
+        "average_mAP": result["average_mAP"],
+        **({"reference_check": reference_check} if reference_check is not None else {}),
+    }
     print(json.dumps(report, indent=1))
     if args.write_docs:
         write_docs(args.write_docs, report)

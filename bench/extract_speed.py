@@ -59,8 +59,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -73,6 +71,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from machine import describe, load_average  # noqa: E402  (bench/machine.py)
 
 from avloc_jax.common import io  # noqa: E402
 from avloc_jax.extraction import align, pipeline  # noqa: E402
@@ -246,19 +246,13 @@ def figures(stats: pipeline.ExtractionStats, flow: bool, batch_size: int) -> dic
     }
 
 
-def machine() -> dict[str, Any]:
+def machine(load_at_start: list[float] | None) -> dict[str, Any]:
+    """bench/machine.py's description with JAX (measured after the timings; the load when
+    they started and ended), and the PyAV and FFmpeg versions that decoded."""
     import av
-    import jax
 
     return {
-        "platform": platform.platform(),
-        "processor": platform.processor(),
-        "cpu_count": os.cpu_count(),
-        "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
-        "python": platform.python_version(),
-        "jax": jax.__version__,
-        "devices": [str(d) for d in jax.devices()],
+        **describe(load_at_start, with_jax=True),
         "pyav": av.__version__,
         "ffmpeg": av.ffmpeg_version_info,
     }
@@ -553,7 +547,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     flow = not args.no_flow and have_flow() and not args.peer_only
-    info = machine()  # before the timings, for the load average
+    load_start = load_average()  # before the timings
     rgb: dict[str, Any] | str = "skipped: --peer-only"
     flow_figures: dict[str, Any] | str = "skipped: --peer-only"
     networks = "skipped: --peer-only"
@@ -588,7 +582,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 )
     return {
         "command": "python " + " ".join([str(Path(__file__).relative_to(ROOT))] + sys.argv[1:]),
-        "machine": info,
+        "machine": machine(load_start),  # after the timings: the load when they ended
         "networks": networks,
         **({"note": args.note} if args.note else {}),
         "input": {

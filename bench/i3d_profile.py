@@ -47,6 +47,7 @@ sys.path.insert(0, str(ROOT))
 import flax.linen as nn  # noqa: E402
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
+from machine import describe, load_average  # noqa: E402  (bench/machine.py)
 
 from avloc_jax.common import io  # noqa: E402
 from avloc_jax.extraction import convert, i3d  # noqa: E402
@@ -194,13 +195,19 @@ def _conv_flops(variables: Any, x: jax.Array) -> dict[str, float]:
     return dict(flops)
 
 
+def machine(load_at_start: list[float] | None) -> dict[str, Any]:
+    """bench/machine.py's description with JAX (measured after the timings; the load when
+    they started and ended), and the XLA flags the graphs were compiled with."""
+    return {**describe(load_at_start, with_jax=True), "xla_flags": os.environ["XLA_FLAGS"]}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", default=str(DEFAULT_OUT))
     args = parser.parse_args(argv)
-    load_start = os.getloadavg()[0]
+    load_start = load_average()  # before the timings
     variables = jax.tree.map(jnp.asarray, convert.random_variables("i3d_rgb", 0))
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.uniform(-1, 1, (args.batch_size, 16, 224, 224, 3)).astype(np.float32))
@@ -216,15 +223,10 @@ def main(argv: list[str] | None = None) -> int:
             forward(variables, x).block_until_ready()
             seconds[name].append(round(time.perf_counter() - started, 3))
     ratios = [d / t for t, d in zip(seconds["tap_stacked_2d"], seconds["direct_3d"])]
+    layers = traced_layers(forwards["tap_stacked_2d"], variables, x, args.rounds)
     report = {
         "command": "python " + " ".join([str(Path(__file__).relative_to(ROOT))] + sys.argv[1:]),
-        "machine": {
-            "cpu_count": os.cpu_count(),
-            "load_average_1min_start": round(load_start, 2),
-            "load_average_1min_end": round(os.getloadavg()[0], 2),
-            "jax": jax.__version__,
-            "xla_flags": os.environ["XLA_FLAGS"],
-        },
+        "machine": machine(load_start),  # after the timings: the load when they ended
         "batch_size": args.batch_size,
         "paths": paths,
         "seconds": seconds,
@@ -242,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         "max_abs_diff_direct_3d": float(
             np.abs(features["tap_stacked_2d"] - features["direct_3d"]).max()
         ),
-        "layers": traced_layers(forwards["tap_stacked_2d"], variables, x, args.rounds),
+        "layers": layers,
     }
     text = json.dumps(report, indent=1)
     print(text)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import warnings
 from pathlib import Path
@@ -24,6 +23,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from machine import describe, load_average  # noqa: E402  (bench/machine.py)
 
 from avloc_jax.common import io  # noqa: E402  (atomic writes; imports nothing heavy)
 
@@ -94,8 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ.setdefault("AVLOC_PROGRESS", "0")
     warnings.filterwarnings("ignore")
-    import jax
-
+    load_start = load_average()
     results = {}
     for workdir in args.workdirs:
         results[workdir] = region_means(workdir, args.data_dir, args.split, args.context_seconds)
@@ -112,13 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     payload = {
         "command": "python bench/reliability_regions.py "
         + " ".join(argv if argv is not None else sys.argv[1:]),
-        "machine": {
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "cpus": os.cpu_count(),
-            "jax": jax.__version__,
-            "devices": [str(d) for d in jax.devices()],
-        },
+        "machine": describe(load_start, with_jax=True),
         "split": args.split,
         "context_seconds": args.context_seconds,
         "results": results,

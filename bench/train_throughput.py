@@ -4,7 +4,8 @@
                                    [--dtypes float32,bfloat16] [--steps 20] [--out FILE]
 
 Prints one JSON object per configuration (and writes them all to --out), each with the
-machine and the command. FLOPs per step come from XLA's cost analysis of the compiled
+machine (bench/machine.py: the load average when that configuration's timings started
+and ended) and the command. FLOPs per step come from XLA's cost analysis of the compiled
 train step; utilisation is reported against the device's peak where it is known.
 Dispatch overhead is measured as the time of a trivial jitted call, for comparison with
 the step time (a step dominated by its matmuls has overhead << step time).
@@ -15,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import sys
@@ -26,6 +26,8 @@ import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+from machine import describe, load_average  # noqa: E402  (bench/machine.py)
 
 from avloc_jax import model as models
 from avloc_jax.common import io, parallel
@@ -50,16 +52,13 @@ PEAK_FLOPS = {
 }
 
 
-def machine_info() -> dict:
-    device = jax.devices()[0]
+def machine_info(load_at_start: list[float] | None) -> dict:
+    """bench/machine.py's description with JAX (measured after a configuration's timings;
+    the load when they started and ended), and the backend and its device kind."""
     return {
-        "platform": platform.platform(),
-        "processor": platform.processor(),
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "jax": jax.__version__,
+        **describe(load_at_start, with_jax=True),
         "backend": jax.default_backend(),
-        "device_kind": device.device_kind,
+        "device_kind": jax.devices()[0].device_kind,
         "device_count": jax.device_count(),
     }
 
@@ -215,18 +214,22 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--out", default="")
     args = parser.parse_args(argv)
-    header = {
-        "machine": machine_info(),
-        "command": " ".join([os.path.basename(sys.executable)] + sys.argv),
-    }
-    header["dispatch_overhead_seconds"] = dispatch_overhead_seconds()
+    command = " ".join([os.path.basename(sys.executable)] + sys.argv)
+    dispatch = dispatch_overhead_seconds()
     results = []
     for shape_name in args.shapes.split(","):
         for batch_size in map(int, args.batch_sizes.split(",")):
             for dtype in args.dtypes.split(","):
-                result = {**header, **bench_one(shape_name, batch_size, dtype, args.steps)}
+                load_start = load_average()  # before this configuration's timings
+                figures = bench_one(shape_name, batch_size, dtype, args.steps)
                 if dtype == args.dtypes.split(",")[0]:
-                    result.update(pipeline_throughput(shape_name, batch_size))
+                    figures.update(pipeline_throughput(shape_name, batch_size))
+                result = {
+                    "machine": machine_info(load_start),  # the load when they ended
+                    "command": command,
+                    "dispatch_overhead_seconds": dispatch,
+                    **figures,
+                }
                 print(json.dumps(result), flush=True)
                 results.append(result)
     if args.out:
