@@ -1,6 +1,6 @@
 """The one snippet-sampling rule (avloc_jax/data/sampling.py) and its two users: the host
-pipeline (numpy, `sample_indices`) and the device-resident pipeline (jax.numpy inside
-`device_data.sample_batch`).
+pipeline (numpy; `sample_indices` gives its indices) and the device-resident pipeline
+(jax.numpy inside `device_data.sample_batch`).
 
 Property tests (hypothesis) for every mode and length: indices increasing and in range;
 every valid index (every crop start) reachable; numpy and jax.numpy give the same indices

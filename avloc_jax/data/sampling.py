@@ -167,8 +167,9 @@ def sample_indices(
     length: int, num_snippets: int, sampling: str, rng: np.random.Generator
 ) -> np.ndarray:
     """int64 [min(length, num_snippets)] increasing snippet indices of a video of `length`,
-    drawn with `rng` (the host pipeline's sampler). A video no longer than `num_snippets`
-    keeps every snippet and draws nothing."""
+    drawn with `rng`: the indices at which `sample_snippets` gathers on the host, for a
+    caller that wants only the indices (the property tests of the rule use it). A video no
+    longer than `num_snippets` keeps every snippet and draws nothing."""
     uniforms = host_uniforms(length, num_snippets, sampling, rng)
     keep = snippet_indices(np, length, num_snippets, sampling, **uniforms)
     return keep[: min(length, num_snippets)].astype(np.int64)
