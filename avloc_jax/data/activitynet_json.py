@@ -40,7 +40,13 @@ import numpy as np
 
 from avloc_jax.common import io
 from avloc_jax.common.wording import plural
-from avloc_jax.data.annotation_common import DataError, PathLike, require_file
+from avloc_jax.data.annotation_common import (
+    DataError,
+    PathLike,
+    as_float,
+    is_real,
+    require_file,
+)
 
 GROUND_TRUTH = "ground truth"  # the names of in-memory payloads in messages
 PREDICTIONS = "predictions"
@@ -218,11 +224,6 @@ def _short(value: Any, limit: int = 60) -> str:
     """repr() of a bad value, cut so that a huge entry does not flood the message."""
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def is_real(value: Any) -> bool:
-    """A real number other than a bool: a `true` score or bound is a bug, not 1.0."""
-    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
 
 
 def _all_real_types(types: Iterable[type]) -> bool:
@@ -440,7 +441,8 @@ def ground_truth_videos(ground_truth: Any, source: str = GROUND_TRUTH) -> list[G
         duration = entry["duration"]
         if not is_real(duration):
             raise FormatError(source, where, f"duration must be a number, got {_short(duration)}")
-        if not np.isfinite(duration) or duration <= 0:
+        seconds = as_float(duration)
+        if not np.isfinite(seconds) or seconds <= 0:
             raise FormatError(
                 source,
                 where,
@@ -455,7 +457,7 @@ def ground_truth_videos(ground_truth: Any, source: str = GROUND_TRUTH) -> list[G
             problem = entry_problem(annotation, ANNOTATION_KEYS)
             if problem is not None:
                 raise FormatError(source, at, problem)
-            s, e = (float(x) for x in annotation["segment"])
+            s, e = (as_float(x) for x in annotation["segment"])
             if not (np.isfinite(s) and np.isfinite(e) and 0 <= s <= e):
                 raise FormatError(source, at, f"expected 0 <= start <= end, got [{s}, {e}]")
             segments.append((s, e))
@@ -464,7 +466,7 @@ def ground_truth_videos(ground_truth: Any, source: str = GROUND_TRUTH) -> list[G
             GroundTruthVideo(
                 video_id=str(vid),
                 subset=str(entry["subset"]),
-                duration=float(duration),
+                duration=seconds,
                 segments=np.asarray(segments, np.float32).reshape(-1, 2),
                 labels=tuple(labels),
             )

@@ -7,6 +7,7 @@ ground truth and predictions); `annotations` gathers them under one import path.
 
 from __future__ import annotations
 
+import numbers
 import os
 from pathlib import Path
 from typing import Any
@@ -103,3 +104,17 @@ def segments_from_snippet_labels(
             classes.append(cls)
         t = end
     return np.asarray(segments, np.float32).reshape(-1, 2), np.asarray(classes, np.int32)
+
+
+def is_real(value: Any) -> bool:
+    """A real number other than a bool: a `true` score or bound is a bug, not 1.0."""
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def as_float(number: Any) -> float:
+    """A JSON number as a float; an integer beyond the float range (valid JSON) becomes
+    ±inf, which the checks then refuse in one line instead of a traceback."""
+    try:
+        return float(number)
+    except OverflowError:
+        return float("inf") if number > 0 else float("-inf")
