@@ -151,9 +151,9 @@ def validate(config: Any) -> None:
 
     `data.demo` may be absent when data.name is not the demo (configs saved before it was
     a key did not carry it; it is read only for the demo)."""
-    data = config.get("data")
-    data = data if hasattr(data, "keys") else {}  # no group: `check` names the problem
-    if data.get("name") != loading.DEMO and "demo" not in data:
+    # A presence test, not a default: a missing group or key is `check`'s to name.
+    data = config["data"] if "data" in config and hasattr(config["data"], "keys") else {}
+    if not ("name" in data and data["name"] == loading.DEMO) and "demo" not in data:
         schema = {k: v for k, v in SCHEMA.items() if not k.startswith("data.demo.")}
     else:
         schema = SCHEMA

@@ -68,7 +68,9 @@ def _range_problem(config: dict) -> str | None:
                 return f"{_flag(key)} must be positive, got {value}"
         elif not value >= 0:
             return f"{_flag(key)} must be >= 0, got {value}"
-    if config.get("pair_fraction", 0) + config.get("silent_fraction", 0) > 1:
+    # Only flavours with both kinds of special class have the constraint (no fallback value).
+    shared = {"pair_fraction", "silent_fraction"} <= set(config.keys())
+    if shared and config["pair_fraction"] + config["silent_fraction"] > 1:
         return (
             f"--pair-fraction + --silent-fraction must be at most 1 (they share the classes), "
             f"got {config['pair_fraction']} + {config['silent_fraction']}"
