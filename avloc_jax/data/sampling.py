@@ -156,9 +156,10 @@ def sample_snippets(
     mask = xp.arange(num_snippets) < xp.minimum(length, num_snippets)
     sampled = {}
     for name, values in features.items():
-        values = xp.asarray(values, xp.float32)
-        row_mask = mask.reshape(mask.shape + (1,) * (values.ndim - 1))
-        sampled[name] = xp.where(row_mask, values[keep], xp.zeros((), xp.float32))
+        # Gather, then convert: only the L kept rows become float32, not the whole video.
+        rows = xp.asarray(xp.asarray(values)[keep], xp.float32)
+        row_mask = mask.reshape(mask.shape + (1,) * (rows.ndim - 1))
+        sampled[name] = xp.where(row_mask, rows, xp.zeros((), xp.float32))
     sampled["mask"] = mask
     return sampled
 
