@@ -195,13 +195,14 @@ class _ManifestLedger:
             self._changed = False
 
 
-def _known_entries(out_dir: Path) -> dict[str, list[dict[str, Any]]]:
+def _known_entries(out_dir: Path, manifest: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     """Every entry that `out_dir` holds for each video id, from manifest parts (a
-    sharded run's, finished or not) and the manifest: the cache's candidates."""
+    sharded run's, finished or not) and its `manifest` (as read at the start): the
+    cache's candidates."""
     known: dict[str, list[dict[str, Any]]] = {}
     for video_id, entry in shards.part_entries(out_dir):
         known.setdefault(video_id, []).append(entry)
-    for video_id, entry in read_manifest(out_dir)["videos"].items():
+    for video_id, entry in manifest["videos"].items():
         known.setdefault(video_id, []).append(entry)
     return known
 
@@ -260,7 +261,13 @@ def extract_features(
         shards.check_no_other_run(out_dir, shard)
         plan = shards.plan(unique, [path_of[v] for v in unique], shard)
         mine, ledger = [unique[p] for p in plan.positions], shards.Part(out_dir, plan, identity)
-    known = _known_entries(out_dir) if cache else {}
+    if cache:  # an unsharded run's ledger has read the manifest already
+        manifest = (
+            ledger.manifest if isinstance(ledger, _ManifestLedger) else read_manifest(out_dir)
+        )
+        known = _known_entries(out_dir, manifest)
+    else:
+        known = {}
     stats = ExtractionStats()
     started = time.perf_counter()
 

@@ -135,6 +135,15 @@ def _stream_duration(stream) -> float | None:
     return float(stream.duration * stream.time_base)
 
 
+def _headers_duration(container) -> float | None:
+    """Seconds per the headers: the video stream's duration, else the file's."""
+    if container.streams.video:
+        duration = _stream_duration(container.streams.video[0])
+        if duration is not None:
+            return duration
+    return container.duration / 1e6 if container.duration is not None else None  # microseconds
+
+
 def probe(path: Path | str) -> MediaInfo:
     """Streams, size, duration and rotation of a video file; decodes its first frame.
 
@@ -172,9 +181,7 @@ def probe(path: Path | str) -> MediaInfo:
             ) from None
         if first is None:
             raise MediaError(f"{path}: its video stream has no frames; expected a playable video")
-        duration = stream_duration = _stream_duration(video)
-        if duration is None and container.duration is not None:
-            duration = container.duration / 1e6  # microseconds
+        duration = _headers_duration(container)
         minimum = align.SNIPPET_FRAMES / align.FPS
         if duration is not None and duration < minimum - TIME_EPSILON:
             raise MediaError(
@@ -185,7 +192,7 @@ def probe(path: Path | str) -> MediaInfo:
         return MediaInfo(
             path=str(path),
             duration=duration,
-            stream_duration=stream_duration,
+            stream_duration=_stream_duration(video),
             width=int(video.codec_context.width),
             height=int(video.codec_context.height),
             rotation=90 * quarter_turns(path, _frame_matrix(first)),
@@ -229,10 +236,6 @@ def header_duration(path: Path | str) -> float | None:
     except (av.FFmpegError, OSError):
         return None
     try:
-        if container.streams.video:
-            duration = _stream_duration(container.streams.video[0])
-            if duration is not None:
-                return duration
-        return container.duration / 1e6 if container.duration is not None else None
+        return _headers_duration(container)
     finally:
         container.close()
