@@ -298,9 +298,8 @@ def extract_features(
             continue
         jobs.append(Job(video_id, path, info, has_audio, key))
 
-    if shard is not None or jobs:
-        ledger.write()  # cached entries (from other files) and early failures
     if jobs:
+        ledger.write()  # cached entries (from other files) and early failures
         (out_dir / VISUAL_DIR).mkdir(parents=True, exist_ok=True)
         (out_dir / AUDIO_DIR).mkdir(parents=True, exist_ok=True)
         for job in jobs:
