@@ -173,7 +173,6 @@ def make_steps(
     mesh: Any,
     *,
     loss_config: Any,
-    topk_ratio: float,
     train_source: Sequence[Record],
     batch_size: int,
     num_snippets: int,
@@ -189,12 +188,13 @@ def make_steps(
     sampled there, inside fused chunks of steps; otherwise the host pipeline
     (`input_pipeline.train_batches`, grain) samples them, each process its slice, and they
     are copied to the devices while the previous step runs. Both resume exactly at
-    `start_step`."""
+    `start_step`. `loss_config` (`config.loss`) gives the train step its loss terms and
+    the eval step its top-k ratio."""
     train_step, jitted_train_step, train_traces = make_train_step(
         model, tx, loss_config, schedule, mesh
     )
     eval_traces = [0]
-    eval_step = predict.make_eval_step(model, topk_ratio, mesh, trace_count=eval_traces)
+    eval_step = predict.make_eval_step(model, loss_config.topk_ratio, mesh, trace_count=eval_traces)
     if device_resident:
         # The whole split on the devices; runs of steps between events fuse into one call.
         data = jax.device_put(device_data.stack_split(train_source), parallel.replicated(mesh))

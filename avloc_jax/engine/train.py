@@ -263,7 +263,6 @@ def _train(
         schedule,
         mesh,
         loss_config=config.loss,
-        topk_ratio=config.loss.topk_ratio,
         train_source=dataset.split(meta.train_split),
         batch_size=config.train.batch_size,
         num_snippets=config.data.num_snippets,
