@@ -20,3 +20,13 @@ from avloc_jax.common.wording import plural
 )
 def test_plural(count, word, many, expected):
     assert plural(count, word, many) == expected
+
+
+def test_some_lists_the_first_few_and_says_when_there_are_more():
+    from avloc_jax.common.wording import some
+
+    assert some(["a", "b"]) == "a, b"
+    assert some(["a", "b", "c", "d", "e"]) == "a, b, c, d, e"
+    assert some(["a", "b", "c", "d", "e", "f"]) == "a, b, c, d, e, ..."
+    assert some(["a", "b", "c", "d"], 3) == "a, b, c, ..."
+    assert some([]) == ""

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from avloc_jax.common import io
-from avloc_jax.common.wording import plural  # noqa: F401  (messages.plural, as before)
+from avloc_jax.common.wording import plural, some  # noqa: F401  (messages.plural/some, as before)
 
 
 def note(program: str, message: str) -> None:
@@ -38,11 +38,6 @@ def load_error(source: str, err: Exception) -> str:
 
 # Errors that loading a damaged workdir or bundle raises (besides FileNotFoundError).
 LOAD_ERRORS = (ValueError, KeyError, TypeError, AttributeError)
-
-
-def some(items: list[str], limit: int = 5) -> str:
-    """The first `limit` of `items`, comma-separated, with ', ...' when there are more."""
-    return ", ".join(items[:limit]) + (", ..." if len(items) > limit else "")
 
 
 def output_problem(path: str | os.PathLike, *, folder: bool = False) -> str | None:

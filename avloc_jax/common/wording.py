@@ -1,4 +1,4 @@
-"""Words in messages: one place for the plural rule every layer's messages use."""
+"""Words in messages: one place for the rules every layer's messages use (plurals, lists)."""
 
 from __future__ import annotations
 
@@ -10,3 +10,8 @@ def plural(count: int, word: str, many: str | None = None) -> str:
     if many is None:
         many = word + ("es" if word.endswith(("s", "sh", "ch", "x")) else "s")
     return f"{count} {many}"
+
+
+def some(items: list[str], limit: int = 5) -> str:
+    """The first `limit` of `items`, comma-separated, with ', ...' when there are more."""
+    return ", ".join(items[:limit]) + (", ..." if len(items) > limit else "")

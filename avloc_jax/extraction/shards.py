@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from avloc_jax.common import io
-from avloc_jax.common.wording import plural
+from avloc_jax.common.wording import plural, some
 from avloc_jax.extraction import media, records
 
 PART_FORMAT = "avloc-features-part"
@@ -138,7 +138,7 @@ def check_no_other_run(out_dir: Path, shard: Shard) -> None:
         counts = " and ".join(str(n) for n in sorted(others))
         raise PartsError(
             f"{out_dir} holds the manifest parts of a run in {counts} shards "
-            f"({', '.join(names[:3])}{', ...' if len(names) > 3 else ''}); a run in "
+            f"({some(names, 3)}); a run in "
             f"{shard.count} shards would mix with them: merge them first (avloc "
             f"extract-features --merge {out_dir}), then delete them"
         )
@@ -270,7 +270,7 @@ def merge(out_dir: Path | str, count: int | None = None) -> Merged:
         several = len(missing) > 1
         raise PartsError(
             f"{out_dir} lacks the part{'s' if several else ''} of shard{'s' if several else ''} "
-            f"{', '.join(map(str, missing[:5]))}{', ...' if len(missing) > 5 else ''} "
+            f"{some([str(m) for m in missing])} "
             f"({missing[0].part_name}{', ...' if several else ''}): run "
             f"{'them' if several else 'it'} first"
         )
@@ -305,8 +305,7 @@ def merge(out_dir: Path | str, count: int | None = None) -> Merged:
         if left:
             raise PartsError(
                 f"{path.name} is unfinished: {plural(len(left), 'video')} of "
-                f"{len(part['assigned'])} not done ({', '.join(left[:5])}"
-                f"{', ...' if len(left) > 5 else ''}): rerun shard {index}/{count} (it "
+                f"{len(part['assigned'])} not done ({some(left)}): rerun shard {index}/{count} (it "
                 "resumes where it stopped)"
             )
         strays = [f["id"] for f in part["failures"] if owner.get(f["id"]) != path]
